@@ -1,0 +1,16 @@
+"""tinygraph: a small, exact autodiff engine whose computational graph is an object you can hold."""
+from . import functional, nn, ops, optim, random  # noqa: F401
+from .autograd import backward, grad, grad_of, value_and_grad  # noqa: F401
+from .errors import (AnomalyError, DTypeError, GradcheckError, GraphError, ShapeError,  # noqa: F401
+                     StateDictError, TinygraphError)
+from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cross_entropy,  # noqa: F401
+                         embedding, exp, log, log_softmax, logsumexp, matmul, max, maximum, mean,
+                         mse_loss, relu, reshape, sigmoid, softmax, split, sqrt, stack, sum,
+                         swapaxes, tanh, transpose, where)
+from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
+from .graph import Graph, toposort  # noqa: F401
+from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope  # noqa: F401
+from .random import manual_seed  # noqa: F401
+from .tensor import Tensor, tensor  # noqa: F401
+
+__version__ = "0.1.0"

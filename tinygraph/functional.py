@@ -1,0 +1,293 @@
+"""User-facing functions: thin wrappers that validate arguments and apply a primitive, and composite
+ops built from primitives (they need no gradient rule of their own).
+
+Every function accepts Tensors, ndarrays or Python numbers. A Python number takes the dtype of the
+tensor it meets, so float32 stays float32.
+"""
+import builtins
+import numbers
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError
+from .ops import apply
+from .ops import math as M
+from .ops import shape as S
+from .tensor import Tensor, to_array
+
+
+def as_tensor(value, like=None):
+    """``value`` as a Tensor; a Python number adopts the floating dtype of ``like``."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and isinstance(value, numbers.Number) and like.data.dtype.kind == "f":
+        return Tensor._wrap(np.asarray(value, dtype=like.data.dtype))
+    return Tensor._wrap(to_array(value))
+
+
+def _binary(op):
+    def fn(x, y):
+        if not isinstance(x, Tensor):
+            x = as_tensor(x, y)
+        elif not isinstance(y, Tensor):
+            y = as_tensor(y, x)
+        return apply(op, x, y)
+    fn.__name__ = fn.__qualname__ = op.name
+    fn.__doc__ = f"Elementwise ``{op.name}`` with numpy broadcasting."
+    return fn
+
+
+def _unary(op):
+    def fn(x):
+        return apply(op, as_tensor(x))
+    fn.__name__ = fn.__qualname__ = op.name
+    fn.__doc__ = f"Elementwise ``{op.name}``; output has the input's shape and dtype."
+    return fn
+
+
+add, sub, mul, div = (_binary(op()) for op in (M.Add, M.Sub, M.Mul, M.Div))
+maximum, _pow_tensors = _binary(M.Maximum()), _binary(M.Pow())
+lt, le, gt, ge, eq, ne = (_binary(op()) for op in (
+    M.Less, M.LessEqual, M.Greater, M.GreaterEqual, M.Equal, M.NotEqual))
+neg, exp, log, tanh, sigmoid, relu, sqrt, abs, sign = (_unary(op()) for op in (
+    M.Neg, M.Exp, M.Log, M.Tanh, M.Sigmoid, M.Relu, M.Sqrt, M.Abs, M.Sign))
+_matmul = _binary(M.MatMul())
+
+
+def pow(x, exponent):
+    """``x ** exponent``; a Python-number exponent uses the cheaper ``pow_const`` rule."""
+    if isinstance(exponent, numbers.Number) and isinstance(x, Tensor):
+        return apply(M.PowConst(exponent), x)
+    return _pow_tensors(x, exponent)
+
+
+def matmul(x, y):
+    """(..., m, k) @ (..., k, n) -> (..., m, n), numpy semantics (1-D operands are promoted)."""
+    return _matmul(x, y)
+
+
+def where(cond, x, y):
+    """Pick from ``x`` where ``cond`` is true, else from ``y`` (all three broadcast together)."""
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = as_tensor(x)
+    x = as_tensor(x, y if isinstance(y, Tensor) else None)
+    y = as_tensor(y, x)
+    cond = as_tensor(cond)
+    if cond.dtype != np.bool_:
+        raise DTypeError(f"where: the condition must be a bool tensor, got {cond.dtype}; compare first "
+                         f"(e.g. x > 0)")
+    return apply(M.Where(), cond, x, y)
+
+
+# --- reductions ---------------------------------------------------------------------------------
+def normalize_axes(op_name, axis, ndim):
+    """``axis`` (int, tuple or None) as a sorted tuple of non-negative axes, or None for all."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+            raise ShapeError(f"{op_name}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op_name}: axis {axis} repeats an axis")
+    return tuple(sorted(out))
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over ``axis`` (int, tuple or None for all), optionally keeping reduced dims as 1."""
+    x = as_tensor(x)
+    return apply(S.Sum(normalize_axes("sum", axis, x.ndim), bool(keepdims)), x)
+
+
+def max(x, axis=None, keepdims=False):
+    """Max over ``axis``; ties share the gradient equally."""
+    x = as_tensor(x)
+    axes = normalize_axes("max", axis, x.ndim)
+    if x.size == 0:
+        raise ShapeError(f"max: cannot reduce an empty tensor of shape {x.shape}")
+    return apply(S.Max(axes, bool(keepdims)), x)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over ``axis``: ``sum / count``."""
+    x = as_tensor(x)
+    axes = normalize_axes("mean", axis, x.ndim)
+    count = x.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
+    return sum(x, axes, keepdims) * (1.0 / count)
+
+
+# --- shapes ---------------------------------------------------------------------------------------
+def reshape(x, shape):
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(int(n) for n in shape)
+    return apply(S.Reshape(shape), as_tensor(x))
+
+
+def transpose(x, axes=None):
+    """Permute axes; ``None`` reverses them (``x.T``)."""
+    x = as_tensor(x)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {x.shape}")
+    return apply(S.Transpose(axes), x)
+
+
+def swapaxes(x, axis1, axis2):
+    x = as_tensor(x)
+    axes = list(range(x.ndim))
+    a, b = normalize_axes("swapaxes", axis1, x.ndim)[0], normalize_axes("swapaxes", axis2, x.ndim)[0]
+    axes[a], axes[b] = axes[b], axes[a]
+    return apply(S.Transpose(tuple(axes)), x)
+
+
+def broadcast_to(x, shape):
+    return apply(S.BroadcastTo(tuple(shape)), as_tensor(x))
+
+
+def astype(x, dtype):
+    x = as_tensor(x)
+    return x if x.dtype == np.dtype(dtype) else apply(S.AsType(dtype), x)
+
+
+def _index_part(part):
+    if isinstance(part, Tensor):
+        part = part.data
+    if isinstance(part, list):
+        part = np.asarray(part)
+    if isinstance(part, np.ndarray) and part.dtype.kind not in "iub":
+        raise DTypeError(f"getitem: index arrays must hold integers or bools, got {part.dtype}")
+    return part
+
+
+def getitem(x, index):
+    """``x[index]``: ints, slices, None, Ellipsis, integer/bool arrays; gradients scatter-add."""
+    index = tuple(_index_part(p) for p in index) if isinstance(index, tuple) else _index_part(index)
+    return apply(S.GetItem(index), as_tensor(x))
+
+
+def concat(tensors, axis=0):
+    """Join along an existing ``axis``."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ShapeError("concat: needs at least one tensor")
+    return apply(S.Concat(normalize_axes("concat", axis, tensors[0].ndim)[0]), *tensors)
+
+
+def stack(tensors, axis=0):
+    """Join along a new ``axis`` (each input gains a dimension of size 1, then concat)."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ShapeError("stack: needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    ndim = tensors[0].ndim + 1
+    axis = normalize_axes("stack", axis, ndim)[0]
+    new_shape = tensors[0].shape[:axis] + (1,) + tensors[0].shape[axis:]
+    return concat([reshape(t, new_shape) for t in tensors], axis)
+
+
+def split(x, sections, axis=0):
+    """Split into ``sections`` equal parts (an int) or at the given indices (a list), like numpy."""
+    x = as_tensor(x)
+    axis = normalize_axes("split", axis, x.ndim)[0]
+    n = x.shape[axis]
+    if isinstance(sections, numbers.Integral):
+        if sections <= 0 or n % sections:
+            raise ShapeError(f"split: cannot split axis {axis} of size {n} into {sections} equal parts")
+        bounds = list(range(0, n + 1, n // sections))
+    else:
+        bounds = [0, *sections, n]
+    lead = (slice(None),) * axis
+    return [x[lead + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def clip(x, low=None, high=None):
+    """Limit values to [low, high]; the gradient is zero where a bound is active."""
+    x = as_tensor(x)
+    if low is not None:
+        x = where(x < low, low, x)
+    if high is not None:
+        x = where(x > high, high, x)
+    return x
+
+
+# --- composites for classification ------------------------------------------------------------------
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x))) over ``axis``, shifted by the (constant) max so it never overflows."""
+    x = as_tensor(x)
+    shift = Tensor._wrap(np.max(x.data, axis=axis, keepdims=True))
+    shift.data = np.where(np.isfinite(shift.data), shift.data, 0).astype(x.dtype)
+    out = log(sum(exp(x - shift), axis, keepdims=True)) + shift
+    return out if keepdims else reshape(out, np.squeeze(out.data, axis=axis).shape)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x): log-probabilities, numerically stable."""
+    x = as_tensor(x)
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    """exp(log_softmax(x)): probabilities along ``axis``."""
+    return exp(log_softmax(x, axis))
+
+
+def _check_targets(op_name, targets, num_classes, batch_shape):
+    targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    if targets.dtype.kind not in "iu":
+        raise DTypeError(f"{op_name}: class targets must be integers, got dtype {targets.dtype}; "
+                         f"pass class indices, not one-hot or float labels")
+    if targets.shape != batch_shape:
+        raise ShapeError(f"{op_name}: targets have shape {targets.shape}, expected {batch_shape} "
+                         f"(one class index per row of the logits)")
+    if targets.size and (targets.min() < 0 or targets.max() >= num_classes):
+        raise ShapeError(f"{op_name}: targets must lie in [0, {num_classes}), got values from "
+                         f"{targets.min()} to {targets.max()}")
+    return targets
+
+
+def cross_entropy(logits, targets, reduction="mean"):
+    """Softmax cross-entropy. logits (N, C) or (C,); targets int (N,) or (); reduction mean|sum|none."""
+    logits = as_tensor(logits)
+    if logits.ndim not in (1, 2):
+        raise ShapeError(f"cross_entropy: logits must be (N, C) or (C,), got {logits.shape}; "
+                         f"reshape sequences to (T*B, C)")
+    targets = _check_targets("cross_entropy", targets, logits.shape[-1], logits.shape[:-1])
+    logp = log_softmax(logits, axis=-1)
+    picked = logp[np.arange(len(targets)), targets] if logits.ndim == 2 else logp[targets]
+    return _reduce("cross_entropy", -picked, reduction)
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """Mean squared error; prediction and target must have the same shape (no silent broadcasting)."""
+    prediction = as_tensor(prediction)
+    target = as_tensor(target, prediction)
+    if prediction.shape != target.shape:
+        raise ShapeError(f"mse_loss: prediction {prediction.shape} and target {target.shape} differ; "
+                         f"broadcasting here is almost always a bug, reshape explicitly")
+    diff = prediction - target
+    return _reduce("mse_loss", diff * diff, reduction)
+
+
+def _reduce(op_name, losses, reduction):
+    if reduction == "mean":
+        return mean(losses)
+    if reduction == "sum":
+        return sum(losses)
+    if reduction == "none":
+        return losses
+    raise ValueError(f"{op_name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def embedding(weight, indices):
+    """Rows of ``weight`` (num_embeddings, dim) at integer ``indices`` (any shape) -> indices.shape + (dim,)."""
+    weight = as_tensor(weight)
+    indices = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise DTypeError(f"embedding: indices must be integers, got {indices.dtype}")
+    if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
+        raise ShapeError(f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
+                         f"{indices.min()} to {indices.max()}")
+    return weight[indices]

@@ -1,0 +1,54 @@
+"""Context-local switches read while ops are built: grad recording, the scope path, anomaly mode.
+
+They live in ``contextvars`` so threads and async tasks do not see each other's settings.
+"""
+import contextlib
+import contextvars
+
+_grad_enabled = contextvars.ContextVar("tinygraph_grad_enabled", default=True)
+_scope_path = contextvars.ContextVar("tinygraph_scope", default="")
+_anomaly = contextvars.ContextVar("tinygraph_anomaly", default=False)
+
+is_grad_enabled = _grad_enabled.get
+current_scope = _scope_path.get
+is_anomaly_enabled = _anomaly.get
+
+
+@contextlib.contextmanager
+def _setting(var, value):
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def no_grad():
+    """Build ops without recording the graph (inference, optimiser updates)."""
+    return _setting(_grad_enabled, False)
+
+
+def enable_grad():
+    """Re-enable graph recording inside a ``no_grad()`` block."""
+    return _setting(_grad_enabled, True)
+
+
+def scope(name):
+    """Stamp every node created inside with ``<outer>/<name>``, e.g. ``lstm/t=3/forget_gate``.
+
+    Nestable; the path is a plain string so nodes pay one context-variable read each.
+    """
+    name = str(name)
+    if not name or "/" in name:
+        raise ValueError(f"scope: name must be non-empty and contain no '/', got {name!r}")
+    outer = _scope_path.get()
+    return _setting(_scope_path, f"{outer}/{name}" if outer else name)
+
+
+def detect_anomaly():
+    """Check every forward output and every gradient for NaN/Inf; raise ``AnomalyError`` at the first.
+
+    The error names the op, its scope (time step, gate), its input shapes and the ``file:line`` where the
+    node was created (recorded only while this mode is on, so normal runs pay nothing).
+    """
+    return _setting(_anomaly, True)

@@ -1,0 +1,146 @@
+"""Parameter and Module: a tree of named parameters, as in PyTorch.
+
+Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``named_parameters`` walks the
+tree in assignment order with dotted names (``encoder.weight_ih_l0``), so state dicts are ordered and
+deterministic.
+"""
+import numpy as np
+
+from ..errors import StateDictError
+from ..tensor import Tensor, to_array
+
+
+class Parameter(Tensor):
+    """A leaf tensor that requires grad and is registered by the Module that holds it."""
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True, name=None, dtype=None):
+        array = to_array(data, dtype, what="Parameter")
+        if array.dtype.kind != "f":
+            array = array.astype(np.float64)
+        super().__init__(array, requires_grad=requires_grad, name=name)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of layers and models. Subclasses set attributes in ``__init__`` and define ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before "
+                                 f"assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+            if value.name is None:
+                value.name = name
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_parameter(self, name, value):
+        setattr(self, name, value)
+
+    def add_module(self, name, module):
+        setattr(self, name, module)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # --- the tree -------------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix=""):
+        seen = set()
+        for path, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if id(p) not in seen:  # a shared parameter is listed once
+                    seen.add(id(p))
+                    yield (f"{path}.{name}" if path else name), p
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def num_parameters(self):
+        return sum(p.size for p in self.parameters())
+
+    # --- state ----------------------------------------------------------------------------------
+    def state_dict(self):
+        """``{dotted name: ndarray copy}`` in registration order."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the parameters, checking names and shapes; casts to each parameter's dtype.
+
+        Accepts any mapping of name -> array-like (e.g. a PyTorch state_dict converted with
+        ``{k: v.numpy() for k, v in sd.items()}``). Raises ``StateDictError`` naming every missing,
+        unexpected or mis-shaped entry; nothing is modified unless all entries fit.
+        """
+        own = dict(self.named_parameters())
+        arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
+        missing = [k for k in own if k not in arrays]
+        unexpected = [k for k in arrays if k not in own]
+        wrong = [f"{k}: expected {own[k].shape}, got {arrays[k].shape}"
+                 for k in own if k in arrays and arrays[k].shape != own[k].shape]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if wrong:
+            problems.append("shape mismatch " + "; ".join(wrong))
+        if problems:
+            raise StateDictError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        for k, p in own.items():
+            if k in arrays:
+                if arrays[k].dtype.kind not in "fiu":
+                    raise StateDictError(f"load_state_dict: entry {k} has dtype {arrays[k].dtype}")
+                p.data = arrays[k].astype(p.dtype, copy=True)
+        return self
+
+    def to(self, dtype):
+        """Cast every parameter to ``dtype`` (float32/float64) in place; returns self."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        return self
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")

@@ -1,0 +1,155 @@
+"""The op protocol, the registry, and ``apply`` — the single place where a graph node is created.
+
+An op is a small class with ``forward`` (arrays in, array out) and ``vjp`` (the gradient rule) side by
+side. ``vjp(B, g, out, *inputs)`` returns exactly one gradient per input, in order (``None`` for an input
+that is not differentiable). It is a pure function of the upstream gradient ``g``, the forward output
+``out`` and the inputs; the engine does the accumulation.
+
+``B`` is the namespace the rule computes with. First-order backward passes ``NUMPY_VJP`` and raw arrays,
+so it costs what hand-written numpy costs; ``create_graph=True`` passes the tensor namespace and Tensors,
+so the very same rule builds a differentiable graph (grad-of-grad, Hessian-vector products). Rules only
+use operators, the methods ndarray and Tensor share (``sum reshape transpose swapaxes astype``, indexing)
+and the handful of functions in ``B``.
+
+Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
+registry, so every op is covered by the gradient property tests as soon as it exists. ``sample`` names
+the shape family the tests draw inputs from; ``domain`` bounds the values (e.g. ``log`` needs x > 0);
+``kinks`` are points where the op is not differentiable, kept away from in numerical checks.
+"""
+import numpy as np
+
+from ..errors import AnomalyError, ShapeError
+from ..modes import current_scope, is_anomaly_enabled, is_grad_enabled
+
+OPS = {}
+
+
+class Op:
+    name = None
+    differentiable = True   # False: the output never requires grad (comparisons, sign)
+    sample = None           # which input family the property tests draw from (see tinygraph.testing)
+    domain = (-3.0, 3.0)    # value range for property tests
+    kinks = ()              # non-differentiable points the numerical check keeps away from
+    distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name is not None:
+            if cls.name in OPS:
+                raise ValueError(f"op name {cls.name!r} registered twice")
+            OPS[cls.name] = cls
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def vjp(self, B, g, out, *inputs):
+        raise NotImplementedError(f"{self.name}: no gradient rule")
+
+    def explain(self, *arrays):
+        """A readable reason why ``forward`` rejected these arrays (only called on failure)."""
+        shapes = ", ".join(str(a.shape) for a in arrays)
+        return f"{self.name}: cannot apply to inputs of shape {shapes}"
+
+    def attrs(self):
+        """The op's parameters, for repr and drawing (``axis``, ``shape``...)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self):
+        attrs = ", ".join(f"{k}={v!r}" for k, v in self.attrs().items())
+        return f"{self.name}({attrs})"
+
+
+def apply(op, *inputs):
+    """Run ``op`` on Tensors and return the output node (recorded unless inside ``no_grad()``)."""
+    from ..tensor import Tensor
+
+    arrays = [t.data for t in inputs]
+    try:
+        data = op.forward(*arrays)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ShapeError(f"{op.explain(*arrays)} ({exc})") from None
+    if not isinstance(data, np.ndarray):
+        data = np.asarray(data)
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out.grad = None
+    out.name = None
+    out.scope = current_scope()
+    out._retain = False
+    out._site = None
+    if is_grad_enabled():
+        out.op = op
+        out.inputs = inputs
+        requires = False
+        if op.differentiable:
+            for t in inputs:
+                if t.requires_grad:
+                    requires = True
+                    break
+        out.requires_grad = requires
+    else:
+        out.op = None
+        out.inputs = ()
+        out.requires_grad = False
+    if is_anomaly_enabled():
+        out._site = creation_site()
+        check_finite(out, data, "forward value")
+    return out
+
+
+def creation_site():
+    """``file:line`` of the first caller frame outside tinygraph's engine."""
+    import os
+    import sys
+
+    engine_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(engine_dir + os.sep):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
+
+
+def check_finite(node, array, what):
+    """Raise ``AnomalyError`` naming the node if ``array`` holds NaN or Inf (anomaly mode only)."""
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        bad = "NaN" if np.isnan(array).any() else "Inf"
+        shapes = ", ".join(str(t.shape) for t in node.inputs) if node.inputs else "-"
+        raise AnomalyError(
+            f"{bad} in the {what} of op '{node.op.name if node.op else 'leaf'}'"
+            f" (scope '{node.scope or '<root>'}', input shapes {shapes}, output shape {node.shape}),"
+            f" created at {node._site or '<created outside detect_anomaly>'}")
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` (broadcast from ``shape``) back down to ``shape``; works on ndarrays and Tensors."""
+    if g.shape == shape:
+        return g
+    lead = len(g.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = g.sum(axis=axes)
+    return g.reshape(shape)
+
+
+def index_add(shape, index, g, accumulate):
+    """Zeros of ``shape`` with ``g`` added at ``index`` (``np.add.at`` only when indices can repeat)."""
+    out = np.zeros(shape, dtype=g.dtype)
+    if accumulate:
+        np.add.at(out, index, g)
+    else:
+        out[index] = g
+    return out
+
+
+class NUMPY_VJP:
+    """The namespace first-order gradient rules compute with: plain numpy, no graph."""
+    where = staticmethod(np.where)
+    log = staticmethod(np.log)
+    sign = staticmethod(np.sign)
+    broadcast_to = staticmethod(np.broadcast_to)
+    unbroadcast = staticmethod(unbroadcast)
+    index_add = staticmethod(index_add)

@@ -1,0 +1,206 @@
+"""Elementwise and linear-algebra primitives: forward and gradient rule side by side."""
+import numpy as np
+
+from .base import Op
+
+
+class Unary(Op):
+    sample = "unary"
+
+
+class Neg(Unary):
+    name = "neg"
+    def forward(self, x): return -x
+    def vjp(self, B, g, out, x): return (-g,)
+
+
+class Exp(Unary):
+    name = "exp"
+    def forward(self, x): return np.exp(x)
+    def vjp(self, B, g, out, x): return (g * out,)
+
+
+class Log(Unary):
+    name = "log"
+    domain = (0.1, 5.0)
+    def forward(self, x): return np.log(x)
+    def vjp(self, B, g, out, x): return (g / x,)
+
+
+class Tanh(Unary):
+    name = "tanh"
+    def forward(self, x): return np.tanh(x)
+    def vjp(self, B, g, out, x): return (g * (1 - out * out),)
+
+
+class Sigmoid(Unary):
+    name = "sigmoid"
+    # tanh form: no overflow for large |x| and one transcendental call
+    def forward(self, x): return 0.5 + 0.5 * np.tanh(0.5 * x)
+    def vjp(self, B, g, out, x): return (g * out * (1 - out),)
+
+
+class Relu(Unary):
+    name = "relu"
+    kinks = (0.0,)
+    def forward(self, x): return np.maximum(x, 0)
+    def vjp(self, B, g, out, x): return (g * (x > 0),)
+
+
+class Sqrt(Unary):
+    name = "sqrt"
+    domain = (0.1, 5.0)
+    def forward(self, x): return np.sqrt(x)
+    def vjp(self, B, g, out, x): return (g * 0.5 / out,)
+
+
+class Abs(Unary):
+    name = "abs"
+    kinks = (0.0,)
+    def forward(self, x): return np.abs(x)
+    def vjp(self, B, g, out, x): return (g * B.sign(x),)
+
+
+class Sign(Unary):
+    name = "sign"
+    differentiable = False
+    def forward(self, x): return np.sign(x)
+
+
+class PowConst(Unary):
+    """``x ** exponent`` for a Python number exponent (the common case; no log(x) needed)."""
+    name = "pow_const"
+    sample = "pow_const"
+    def __init__(self, exponent): self.exponent = exponent
+    def forward(self, x): return x ** self.exponent
+    def vjp(self, B, g, out, x): return (g * self.exponent * x ** (self.exponent - 1),)
+
+
+class Binary(Op):
+    sample = "binary"
+
+    def explain(self, x, y):
+        return (f"{self.name}: shapes {x.shape} and {y.shape} cannot be broadcast together "
+                f"(aligned from the right, each dimension pair must be equal or contain a 1); "
+                f"reshape or index one operand")
+
+
+class Add(Binary):
+    name = "add"
+    def forward(self, x, y): return x + y
+    def vjp(self, B, g, out, x, y): return B.unbroadcast(g, x.shape), B.unbroadcast(g, y.shape)
+
+
+class Sub(Binary):
+    name = "sub"
+    def forward(self, x, y): return x - y
+    def vjp(self, B, g, out, x, y): return B.unbroadcast(g, x.shape), B.unbroadcast(-g, y.shape)
+
+
+class Mul(Binary):
+    name = "mul"
+    def forward(self, x, y): return x * y
+    def vjp(self, B, g, out, x, y): return B.unbroadcast(g * y, x.shape), B.unbroadcast(g * x, y.shape)
+
+
+class Div(Binary):
+    name = "div"
+    domain = (0.5, 3.0)
+    def forward(self, x, y): return x / y
+    def vjp(self, B, g, out, x, y):
+        return B.unbroadcast(g / y, x.shape), B.unbroadcast(-g * out / y, y.shape)
+
+
+class Pow(Binary):
+    """``x ** y`` with both operands tensors; the gradient in y needs x > 0."""
+    name = "pow"
+    domain = (0.5, 2.0)
+    def forward(self, x, y): return x ** y
+    def vjp(self, B, g, out, x, y):
+        return (B.unbroadcast(g * y * x ** (y - 1), x.shape),
+                B.unbroadcast(g * out * B.log(x), y.shape))
+
+
+class Maximum(Binary):
+    """Elementwise max; at ties the gradient is split equally (as in PyTorch)."""
+    name = "maximum"
+    distinct = True
+    def forward(self, x, y): return np.maximum(x, y)
+    def vjp(self, B, g, out, x, y):
+        share = (x > y) + 0.5 * (x == y)
+        return B.unbroadcast(g * share, x.shape), B.unbroadcast(g * (1 - share), y.shape)
+
+
+class Compare(Binary):
+    differentiable = False
+
+
+class Less(Compare):
+    name = "lt"
+    def forward(self, x, y): return x < y
+
+
+class LessEqual(Compare):
+    name = "le"
+    def forward(self, x, y): return x <= y
+
+
+class Greater(Compare):
+    name = "gt"
+    def forward(self, x, y): return x > y
+
+
+class GreaterEqual(Compare):
+    name = "ge"
+    def forward(self, x, y): return x >= y
+
+
+class Equal(Compare):
+    name = "eq"
+    def forward(self, x, y): return x == y
+
+
+class NotEqual(Compare):
+    name = "ne"
+    def forward(self, x, y): return x != y
+
+
+class Where(Op):
+    """``where(cond, x, y)``: cond is not differentiable; x and y broadcast against it."""
+    name = "where"
+    sample = "where"
+    def forward(self, cond, x, y): return np.where(cond, x, y)
+    def vjp(self, B, g, out, cond, x, y):
+        return (None, B.unbroadcast(B.where(cond, g, 0), x.shape),
+                B.unbroadcast(B.where(cond, 0, g), y.shape))
+
+    def explain(self, cond, x, y):
+        return (f"where: condition {cond.shape}, x {x.shape} and y {y.shape} cannot be broadcast "
+                f"together; reshape one of them")
+
+
+class MatMul(Op):
+    """numpy ``matmul`` semantics: (..., m, k) @ (..., k, n) -> (..., m, n); 1-D operands promoted."""
+    name = "matmul"
+    sample = "matmul"
+    def forward(self, x, y): return x @ y
+
+    def vjp(self, B, g, out, x, y):
+        x_shape, y_shape = x.shape, y.shape
+        if len(y_shape) == 1:
+            y, g = y.reshape((-1, 1)), g.reshape(g.shape + (1,))
+        if len(x_shape) == 1:
+            x, g = x.reshape((1, -1)), g.reshape(g.shape[:-2] + (1,) + g.shape[-1:])
+        dx = B.unbroadcast(g @ y.swapaxes(-1, -2), x.shape).reshape(x_shape)
+        dy = B.unbroadcast(x.swapaxes(-1, -2) @ g, y.shape).reshape(y_shape)
+        return dx, dy
+
+    def explain(self, x, y):
+        if x.ndim == 0 or y.ndim == 0:
+            return f"matmul: operands must be at least 1-D, got shapes {x.shape} and {y.shape}; use * for scalars"
+        k1 = x.shape[-1]
+        k2 = y.shape[0] if y.ndim == 1 else y.shape[-2]
+        if k1 != k2:
+            return (f"matmul: cannot multiply {x.shape} by {y.shape}: inner dimensions {k1} and {k2} "
+                    f"differ")
+        return (f"matmul: batch dimensions of {x.shape} and {y.shape} cannot be broadcast together")

@@ -1,0 +1,122 @@
+"""Reductions and structural primitives: sum, max, reshape, transpose, broadcast, indexing, concat."""
+import numpy as np
+
+from .base import Op, index_add
+
+
+def kept_shape(shape, axis):
+    """``shape`` with the reduced ``axis`` (a tuple, or None for all) set to 1."""
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+class Sum(Op):
+    """Sum over ``axis`` (a tuple of non-negative axes, or None for all)."""
+    name = "sum"
+    sample = "reduce"
+    def __init__(self, axis=None, keepdims=False): self.axis, self.keepdims = axis, keepdims
+    def forward(self, x): return np.sum(x, axis=self.axis, keepdims=self.keepdims)
+    def vjp(self, B, g, out, x):
+        if not self.keepdims:
+            g = g.reshape(kept_shape(x.shape, self.axis))
+        return (B.broadcast_to(g, x.shape),)
+
+
+class Max(Op):
+    """Max over ``axis``; tied maxima share the gradient equally (as ``torch.amax``)."""
+    name = "max"
+    sample = "reduce"
+    distinct = True
+    def __init__(self, axis=None, keepdims=False): self.axis, self.keepdims = axis, keepdims
+    def forward(self, x): return np.max(x, axis=self.axis, keepdims=self.keepdims)
+    def vjp(self, B, g, out, x):
+        keep = kept_shape(x.shape, self.axis)
+        mask = (x == out.reshape(keep)).astype(g.dtype)
+        return (g.reshape(keep) * mask / mask.sum(axis=self.axis, keepdims=True),)
+
+    def explain(self, x):
+        return f"max: cannot reduce a tensor of shape {x.shape} over axis {self.axis} (empty?)"
+
+
+class Reshape(Op):
+    name = "reshape"
+    sample = "reshape"
+    def __init__(self, shape): self.shape = shape
+    def forward(self, x): return x.reshape(self.shape)
+    def vjp(self, B, g, out, x): return (g.reshape(x.shape),)
+    def explain(self, x):
+        return (f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}; "
+                f"the element counts must match (one -1 may stand for the rest)")
+
+
+class Transpose(Op):
+    """Permute axes (a full permutation tuple)."""
+    name = "transpose"
+    sample = "transpose"
+    def __init__(self, axes): self.axes = axes
+    def forward(self, x): return x.transpose(self.axes)
+    def vjp(self, B, g, out, x): return (g.transpose(tuple(np.argsort(self.axes))),)
+    def explain(self, x):
+        return f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}"
+
+
+class BroadcastTo(Op):
+    name = "broadcast_to"
+    sample = "broadcast_to"
+    def __init__(self, shape): self.shape = shape
+    def forward(self, x): return np.broadcast_to(x, self.shape)
+    def vjp(self, B, g, out, x): return (B.unbroadcast(g, x.shape),)
+    def explain(self, x):
+        return f"broadcast_to: cannot broadcast {x.shape} to {self.shape}"
+
+
+def is_advanced(index):
+    """True when the index holds arrays, so positions can repeat and gradients must accumulate."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, np.ndarray) for p in parts)
+
+
+class GetItem(Op):
+    """``x[index]`` for ints, slices, None, Ellipsis and integer/bool arrays (numpy semantics)."""
+    name = "getitem"
+    sample = "getitem"
+    def __init__(self, index): self.index, self.advanced = index, is_advanced(index)
+    def forward(self, x): return x[self.index]
+    def vjp(self, B, g, out, x): return (B.index_add(x.shape, self.index, g, self.advanced),)
+    def explain(self, x):
+        return f"getitem: index {self.index!r} is not valid for a tensor of shape {x.shape}"
+
+
+class IndexAdd(Op):
+    """Zeros of ``shape`` with ``g`` added at ``index``: the gradient of ``getitem``, as an op so that
+    ``create_graph=True`` can differentiate through indexing."""
+    name = "index_add"
+    sample = "index_add"
+    def __init__(self, shape, index, advanced): self.shape, self.index, self.advanced = shape, index, advanced
+    def forward(self, g): return index_add(self.shape, self.index, g, self.advanced)
+    def vjp(self, B, g, out, src): return (g[self.index],)
+
+
+class Concat(Op):
+    """Join tensors along ``axis``; the gradient is the matching slice of g for each input."""
+    name = "concat"
+    sample = "concat"
+    def __init__(self, axis): self.axis = axis
+    def forward(self, *xs): return np.concatenate(xs, axis=self.axis)
+    def vjp(self, B, g, out, *xs):
+        ends = np.cumsum([x.shape[self.axis] for x in xs])
+        lead = (slice(None),) * self.axis
+        return tuple(g[lead + (slice(end - x.shape[self.axis], end),)] for x, end in zip(xs, ends))
+
+    def explain(self, *xs):
+        shapes = ", ".join(str(x.shape) for x in xs)
+        return (f"concat: shapes {shapes} must agree on every dimension except axis {self.axis}")
+
+
+class AsType(Op):
+    name = "astype"
+    sample = "astype"
+    def __init__(self, dtype): self.dtype = np.dtype(dtype)
+    def forward(self, x): return x.astype(self.dtype)
+    def vjp(self, B, g, out, x): return (g.astype(x.dtype),)

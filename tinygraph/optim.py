@@ -1,0 +1,1 @@
+"""Optimisers (PyTorch update rules). Being written; see issue 2."""

@@ -1,0 +1,1 @@
+"""Graphviz pictures of tinygraph Graphs: folded and unrolled recurrent nets, with gradients painted on."""
