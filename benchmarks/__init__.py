@@ -1,0 +1,1 @@
+"""Benchmarks for tinygraph (baseline implementations live in ``baselines``)."""
