@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import AnomalyError, ShapeError
 from ..modes import current_scope, is_anomaly_enabled, is_grad_enabled
+from ..tensor import Tensor
 
 OPS = {}
 
@@ -61,8 +62,6 @@ class Op:
 
 def apply(op, *inputs):
     """Run ``op`` on Tensors and return the output node (recorded unless inside ``no_grad()``)."""
-    from ..tensor import Tensor
-
     arrays = [t.data for t in inputs]
     try:
         data = op.forward(*arrays)
