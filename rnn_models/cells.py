@@ -1,0 +1,252 @@
+"""Recurrent cells: step functions ``cell(x_t, state) -> state`` built from tinygraph ops.
+
+A cell computes ONE time step. ``x_t`` is (B, input_size); ``state`` is a tuple of (B, hidden_size)
+tensors — ``(h,)`` for ``RNNCell`` and ``GRUCell``, ``(h, c)`` for ``LSTMCell``. ``Recurrent`` (the
+recurrent node) folds or unrolls a cell over time; the layers in ``rnn_models.layers`` stack them.
+
+Parameters follow PyTorch exactly (names, shapes, gate order, initialisation U(-1/sqrt(H), 1/sqrt(H))):
+
+    weight_ih (G*H, input_size)   weight_hh (G*H, H)   bias_ih (G*H,)   bias_hh (G*H,)
+
+with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or 3 (GRU: gates r, z, n). The equations, with
+``a @ W.T + b`` written ``W a + b``:
+
+    RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)                   act = tanh | relu | sigmoid
+    LSTM  i = σ(.._i)   f = σ(.._f)   g = tanh(.._g)   o = σ(.._o)    (.. = W_ih x + b_ih + W_hh h + b_hh)
+          c' = f * c + i * g          h' = o * tanh(c')
+    GRU   r = σ(W_ir x + b_ir + W_hr h + b_hr)   z = σ(W_iz x + b_iz + W_hz h + b_hz)
+          n = tanh(W_in x + b_in + r * (W_hn h + b_hn))             h' = (1 - z) * n + z * h
+
+Both input and recurrent products are computed for all gates at once (two matmuls per step); each
+gate then takes its slice inside its own ``tg.scope`` ("forget_gate", ...), so a drawn graph shows
+one cluster per gate. The new state tensors are named "h" (and "c").
+"""
+import math
+
+import numpy as np
+
+import tinygraph as tg
+from tinygraph import functional as F
+from tinygraph.nn import Module, Parameter
+from tinygraph.nn.layers import uniform
+from tinygraph.tensor import Tensor
+
+NONLINEARITIES = {"tanh": F.tanh, "relu": F.relu, "sigmoid": F.sigmoid}
+
+
+def init_parameters(num_gates, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
+    """Fresh ``{weight_ih, weight_hh[, bias_ih, bias_hh]}`` Parameters, PyTorch's order and init."""
+    for what, size in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size <= 0:
+            raise ValueError(f"recurrent cell: {what} must be a positive integer, got {size!r}")
+    bound = 1 / math.sqrt(hidden_size)
+    rows = num_gates * hidden_size
+    shapes = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size)}
+    if bias:
+        shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+    return {name: Parameter(uniform(shape, bound, dtype, rng)) for name, shape in shapes.items()}
+
+
+def affine(x, weight, bias):
+    """``x @ weight.T + bias`` (bias may be None): (B, in) -> (B, out)."""
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+class RecurrentCell(Module):
+    """Base class: parameters, shape checks and the state protocol. Subclasses define ``step``."""
+    num_gates = 1
+    state_names = ("h",)
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, **options):
+        super().__init__()
+        self._configure(**options)
+        self._attach(**init_parameters(self.num_gates, input_size, hidden_size, bias, dtype, rng))
+
+    @classmethod
+    def from_parameters(cls, weight_ih, weight_hh, bias_ih=None, bias_hh=None, **options):
+        """A cell that computes with the given tensors (shared, not copied).
+
+        The layers use this to run cells on parameters they register under PyTorch's names
+        (``weight_ih_l0``...); tests use it to differentiate with respect to plain tensors.
+        Sizes are read from the shapes: weight_ih (G*H, I), weight_hh (G*H, H), biases (G*H,).
+        """
+        cell = cls.__new__(cls)
+        Module.__init__(cell)
+        cell._configure(**options)
+        cell._attach(weight_ih, weight_hh, bias_ih, bias_hh)
+        return cell
+
+    def _configure(self):
+        pass
+
+    def _attach(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+        name = type(self).__name__
+        rows = weight_hh.shape[0] if weight_hh.ndim == 2 else -1
+        hidden = rows // self.num_gates
+        if weight_hh.ndim != 2 or weight_hh.shape != (self.num_gates * hidden, hidden) or hidden == 0:
+            raise tg.ShapeError(f"{name}: weight_hh must be ({self.num_gates}*H, H), got {weight_hh.shape}")
+        if weight_ih.ndim != 2 or weight_ih.shape[0] != rows:
+            raise tg.ShapeError(f"{name}: weight_ih must be ({rows}, input_size) to match weight_hh "
+                                f"{weight_hh.shape}, got {weight_ih.shape}")
+        if (bias_ih is None) != (bias_hh is None):
+            raise ValueError(f"{name}: give both bias_ih and bias_hh, or neither")
+        for bias_name, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+            if b is not None and b.shape != (rows,):
+                raise tg.ShapeError(f"{name}: {bias_name} must be ({rows},), got {b.shape}")
+        self.input_size, self.hidden_size = weight_ih.shape[1], hidden
+        self.weight_ih, self.weight_hh = weight_ih, weight_hh
+        self.bias_ih, self.bias_hh = bias_ih, bias_hh
+
+    @property
+    def dtype(self):
+        return self.weight_ih.dtype
+
+    # --- the state protocol ---------------------------------------------------------------------
+    def initial_state(self, batch, dtype=None):
+        """Zeros: a tuple of (batch, hidden_size) leaves, one per name in ``state_names``."""
+        dtype = self.dtype if dtype is None else dtype
+        return tuple(Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=dtype), name=f"{n}0")
+                     for n in self.state_names)
+
+    def output(self, state):
+        """The per-step output: h (B, hidden_size)."""
+        return state[0]
+
+    # --- one step ------------------------------------------------------------------------------
+    def forward(self, x, state=None):
+        """``(x_t (B, input_size), state) -> state``, checking shapes; ``state=None`` means zeros."""
+        x = self.check_input(x)
+        state = self.check_state(state, x.shape[0])
+        return self.step(x, state)
+
+    def step(self, x, state):
+        """The step math on already checked tensors (``Recurrent`` calls this once per time step)."""
+        raise NotImplementedError
+
+    def check_input(self, x, what="input"):
+        """``x`` as a Tensor of the cell's dtype, shape (B, input_size), else ``ShapeError``."""
+        x = as_float(x, self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise tg.ShapeError(f"{type(self).__name__}: expected {what} of shape (B, input_size="
+                                f"{self.input_size}), got {x.shape}")
+        return x
+
+    def check_state(self, state, batch):
+        """``state`` as a tuple of (batch, hidden_size) tensors; None -> zeros; a bare tensor is
+        accepted for single-state cells."""
+        if state is None:
+            return self.initial_state(batch)
+        if isinstance(state, (Tensor, np.ndarray)) and len(self.state_names) == 1:
+            state = (state,)
+        names = ", ".join(self.state_names)
+        if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
+            raise TypeError(f"{type(self).__name__}: state must be a tuple ({names}), got "
+                            f"{type(state).__name__}" + (f" of length {len(state)}"
+                                                         if isinstance(state, (tuple, list)) else ""))
+        expected = (batch, self.hidden_size)
+        out = []
+        for n, s in zip(self.state_names, state):
+            s = as_float(s, self.dtype)
+            if s.shape != expected:
+                raise tg.ShapeError(f"{type(self).__name__}: state {n} has shape {s.shape}, expected "
+                                    f"{expected} = (batch, hidden_size)")
+            out.append(s)
+        return tuple(out)
+
+    def _gate(self, pre, k):
+        """Columns of gate ``k`` of a (B, G*H) pre-activation."""
+        H = self.hidden_size
+        return pre[:, k * H:(k + 1) * H]
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}"
+
+
+def as_float(x, dtype):
+    """``x`` as a Tensor of floating ``dtype`` (float32 models stay float32)."""
+    x = F.as_tensor(x)
+    return x if x.dtype == dtype else F.astype(x, dtype)
+
+
+def named(t, name):
+    t.name = name
+    return t
+
+
+class RNNCell(RecurrentCell):
+    """Elman cell: h' = act(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh); act = tanh | relu | sigmoid.
+
+    x (B, input_size), state (h,) with h (B, hidden_size) -> (h',).
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng, nonlinearity=nonlinearity)
+
+    def _configure(self, nonlinearity="tanh"):
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"RNNCell: unknown nonlinearity {nonlinearity!r}; choose one of "
+                             f"{', '.join(NONLINEARITIES)}")
+        self.nonlinearity = nonlinearity
+
+    def step(self, x, state):
+        (h,) = state
+        pre = affine(x, self.weight_ih, self.bias_ih) + affine(h, self.weight_hh, self.bias_hh)
+        return (named(NONLINEARITIES[self.nonlinearity](pre), "h"),)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTMCell(RecurrentCell):
+    """LSTM cell (gate order i, f, g, o as in PyTorch).
+
+    x (B, input_size), state (h, c) each (B, hidden_size) -> (h', c') with
+    c' = f * c + i * g and h' = o * tanh(c').
+    """
+    num_gates = 4
+    state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+
+    def step(self, x, state):
+        h, c = state
+        pre = affine(x, self.weight_ih, self.bias_ih) + affine(h, self.weight_hh, self.bias_hh)
+        with tg.scope("input_gate"):
+            i = F.sigmoid(self._gate(pre, 0))
+        with tg.scope("forget_gate"):
+            f = F.sigmoid(self._gate(pre, 1))
+        with tg.scope("cell_gate"):
+            g = F.tanh(self._gate(pre, 2))
+        with tg.scope("output_gate"):
+            o = F.sigmoid(self._gate(pre, 3))
+        c = named(f * c + i * g, "c")
+        return named(o * F.tanh(c), "h"), c
+
+
+class GRUCell(RecurrentCell):
+    """GRU cell (gate order r, z, n as in PyTorch; r multiplies the recurrent part of n).
+
+    x (B, input_size), state (h,) with h (B, hidden_size) -> (h',), h' = (1 - z) * n + z * h.
+    """
+    num_gates = 3
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+
+    def step(self, x, state):
+        (h,) = state
+        pre_x = affine(x, self.weight_ih, self.bias_ih)
+        pre_h = affine(h, self.weight_hh, self.bias_hh)
+        with tg.scope("reset_gate"):
+            r = F.sigmoid(self._gate(pre_x, 0) + self._gate(pre_h, 0))
+        with tg.scope("update_gate"):
+            z = F.sigmoid(self._gate(pre_x, 1) + self._gate(pre_h, 1))
+        with tg.scope("new_gate"):
+            n = F.tanh(self._gate(pre_x, 2) + r * self._gate(pre_h, 2))
+        # (1 - z) * n + z * h, written with one node fewer and no constant leaf per step
+        return (named(n + z * (h - n), "h"),)
+
+
+CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}

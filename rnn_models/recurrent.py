@@ -1,0 +1,140 @@
+"""The recurrent node: a cell plus a delayed state edge, folded into one step or unrolled over time.
+
+``Recurrent(cell)`` holds ONE definition of the step (the cell). ``folded()`` traces it once on
+placeholder leaves into a ``Graph`` whose ``loop_edges`` map each new state to the state input of the
+next step (JAX's ``lax.scan`` body); ``unroll(xs)`` runs the same cell T times, each step inside
+``tg.scope("t=<k>")``, with one set of shared parameter leaves. The unrolled result is an ordinary
+Graph, and backpropagation through time is just ``loss.backward()`` over it.
+"""
+import numpy as np
+
+import tinygraph as tg
+from tinygraph import functional as F
+from tinygraph.nn import Module
+from tinygraph.tensor import Tensor
+
+from .cells import as_float
+
+
+def check_lengths(lengths, batch, steps, who):
+    """``lengths`` (B,) as an int array with values in [1, T], else a clear tg error."""
+    array = lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths)
+    if array.dtype.kind not in "iu":
+        raise tg.DTypeError(f"{who}: lengths must be integers (one sequence length per batch row), got "
+                            f"dtype {array.dtype}")
+    if array.shape != (batch,):
+        raise tg.ShapeError(f"{who}: lengths must have shape (B,) = ({batch},), got {array.shape}")
+    if array.min() < 1 or array.max() > steps:
+        raise tg.ShapeError(f"{who}: lengths must lie in [1, T] = [1, {steps}], got values from "
+                            f"{array.min()} to {array.max()}")
+    return array.astype(np.int64)
+
+
+class Recurrent(Module):
+    """The recurrent node around ``cell`` (an ``RNNCell``, ``LSTMCell`` or ``GRUCell``).
+
+    ``unroll`` is this reference loop, with every step recorded in the graph::
+
+        state = state0 or cell.initial_state(B)          # tuple of (B, H)
+        outputs = []
+        for t in range(T):                               # reversed(range(T)) when reverse=True
+            with tg.scope(f"t={t}"):
+                state = cell.step(xs[t], state)          # xs[t]: (B, I)
+                outputs.append(cell.output(state))       # h: (B, H)
+        return outputs, state                            # outputs in input order, one per t
+    """
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    # --- folded: one step, with loop edges -----------------------------------------------------
+    def trace_step(self, x, reverse=False):
+        """Run the cell once on state placeholders named "h[t-1]" ("h[t+1]" when reverse).
+
+        Returns ``(placeholders, new_state)``; ``zip(new_state, placeholders)`` are the loop edges.
+        """
+        previous = "t+1" if reverse else "t-1"
+        placeholders = tuple(Tensor._wrap(s.data, name=f"{n}[{previous}]") for n, s in
+                             zip(self.cell.state_names, self.cell.initial_state(x.shape[0])))
+        return placeholders, self.cell.step(x, placeholders)
+
+    def folded(self, batch=1):
+        """One step traced on placeholders inside ``tg.scope("cell")``, as a Graph with one loop edge
+        per state (h; h and c for LSTM) from the new state to the placeholder it replaces next step."""
+        x = Tensor._wrap(np.zeros((batch, self.cell.input_size), dtype=self.cell.dtype), name="x[t]")
+        with tg.scope("cell"):
+            placeholders, new_state = self.trace_step(x)
+        return tg.Graph.of(*new_state, loop_edges=list(zip(new_state, placeholders)))
+
+    # --- unrolled: T steps ------------------------------------------------------------------------
+    def unroll(self, xs, state0=None, reverse=False, lengths=None, batch_first=False):
+        """Run the cell over ``xs`` and return ``(outputs, final_state)``.
+
+        Args:
+            xs: a Tensor (T, B, input_size) — (B, T, input_size) with ``batch_first`` — or a list of
+                T tensors (B, input_size). Step t's slice is taken inside its ``t=<k>`` scope, so
+                anomaly-mode errors name the time step.
+            state0: tuple of (B, hidden_size) tensors (``cell.state_names``), None for zeros.
+            reverse: run from t = T-1 down to 0 (scopes and outputs keep input positions).
+            lengths: optional ints (B,) in [1, T] for padded batches: row b only steps through
+                t < lengths[b]; its state is carried unchanged elsewhere and its output there is zero,
+                so padded steps neither change the final state nor receive gradient.
+        Returns:
+            outputs: list of T tensors h (B, hidden_size), ``outputs[t]`` belongs to input step t.
+            final_state: tuple of (B, hidden_size) — the state after each row's last valid step.
+        """
+        step_input, steps, batch = self._check_sequence(xs, batch_first)
+        state = self.cell.check_state(state0, batch)
+        active = None if lengths is None else check_lengths(lengths, batch, steps, "Recurrent.unroll")
+        outputs = [None] * steps
+        for t in (reversed(range(steps)) if reverse else range(steps)):
+            with tg.scope(f"t={t}"):
+                new_state = self.cell.step(step_input(t), state)
+                output = self.cell.output(new_state)
+                if active is not None and not (t < active).all():
+                    keep = Tensor._wrap((t < active)[:, None])
+                    new_state = tuple(F.where(keep, new, old) for new, old in zip(new_state, state))
+                    output = F.where(keep, output, 0)
+                state = new_state
+                outputs[t] = output
+        return outputs, state
+
+    forward = unroll
+
+    def _check_sequence(self, xs, batch_first):
+        """``(step_input(t) -> (B, I) tensor, T, B)`` after checking shapes and dtype."""
+        cell, name = self.cell, type(self.cell).__name__
+        if isinstance(xs, (list, tuple)):
+            if not xs:
+                raise tg.ShapeError(f"Recurrent({name}).unroll: got an empty sequence (T = 0); give at "
+                                    f"least one time step")
+            xs = [cell.check_input(x, what="each step") for x in xs]
+            shapes = {x.shape for x in xs}
+            if len(shapes) > 1:
+                raise tg.ShapeError(f"Recurrent({name}).unroll: every step must have the same shape "
+                                    f"(B, {cell.input_size}), got {sorted(shapes)}")
+            return xs.__getitem__, len(xs), xs[0].shape[0]
+        xs = F.as_tensor(xs)
+        layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
+        if xs.ndim != 3 or xs.shape[2] != cell.input_size:
+            raise tg.ShapeError(f"Recurrent({name}).unroll: expected xs of shape {layout} with input_size="
+                                f"{cell.input_size}, got {xs.shape}")
+        xs = as_float(xs, cell.dtype)
+        steps, batch = (xs.shape[1], xs.shape[0]) if batch_first else xs.shape[:2]
+        if steps == 0:
+            raise tg.ShapeError(f"Recurrent({name}).unroll: xs {xs.shape} has T = 0 time steps; give at "
+                                f"least one")
+        return ((lambda t: xs[:, t]) if batch_first else xs.__getitem__), steps, batch
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return folded_mimebundle(self, include, exclude)
+
+
+def folded_mimebundle(module, include=None, exclude=None):
+    """Jupyter display of ``module.folded()`` when a renderer is installed on ``tg.Graph`` (the
+    visualize package adds ``Graph._repr_mimebundle_`` on import); plain text otherwise."""
+    render = getattr(tg.Graph, "_repr_mimebundle_", None)
+    if render is None:
+        return {"text/plain": repr(module)}
+    return module.folded()._repr_mimebundle_(include=include, exclude=exclude)
