@@ -12,7 +12,8 @@ use operators, the methods ndarray and Tensor share (``sum reshape transpose swa
 and the handful of functions in ``B``.
 
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
-registry, so every op is covered by the gradient property tests as soon as it exists. ``sample`` names
+registry, so every op is covered by the gradient property tests as soon as it exists
+(``class MyOp(Op, register=False)`` keeps a private or throwaway op out of it). ``sample`` names
 the shape family the tests draw inputs from; ``domain`` bounds the values (e.g. ``log`` needs x > 0);
 ``kinks`` are points where the op is not differentiable, kept away from in numerical checks.
 """
@@ -33,9 +34,9 @@ class Op:
     kinks = ()              # non-differentiable points the numerical check keeps away from
     distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name is not None:
+        if register and cls.name is not None:
             if cls.name in OPS:
                 raise ValueError(f"op name {cls.name!r} registered twice")
             OPS[cls.name] = cls

@@ -73,7 +73,10 @@ class PowConst(Unary):
     sample = "pow_const"
     def __init__(self, exponent): self.exponent = exponent
     def forward(self, x): return x ** self.exponent
-    def vjp(self, B, g, out, x): return (g * self.exponent * x ** (self.exponent - 1),)
+    def vjp(self, B, g, out, x):
+        if self.exponent == 0:  # d/dx x**0 = 0 everywhere, also at x = 0 where x**-1 is inf
+            return (g * 0,)
+        return (g * self.exponent * x ** (self.exponent - 1),)
 
 
 class Binary(Op):
@@ -190,7 +193,7 @@ class MatMul(Op):
         if len(y_shape) == 1:
             y, g = y.reshape((-1, 1)), g.reshape(g.shape + (1,))
         if len(x_shape) == 1:
-            x, g = x.reshape((1, -1)), g.reshape(g.shape[:-2] + (1,) + g.shape[-1:])
+            x, g = x.reshape((1, -1)), g.reshape(g.shape[:-1] + (1,) + g.shape[-1:])
         dx = B.unbroadcast(g @ y.swapaxes(-1, -2), x.shape).reshape(x_shape)
         dy = B.unbroadcast(x.swapaxes(-1, -2) @ g, y.shape).reshape(y_shape)
         return dx, dy

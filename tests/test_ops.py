@@ -1,0 +1,222 @@
+"""Every registered primitive, property-tested over its sample family (tinygraph.testing.op_samples).
+
+A new op is picked up from ``tinygraph.ops.OPS`` automatically: its gradients are checked against
+central differences (first and second order), its inputs checked not to be modified, float32 checked to
+stay float32. Composite functions (softmax, cross_entropy, ...) are checked with ``check_grads``.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygraph as tg
+from tinygraph.ops import OPS, apply
+from tinygraph.ops.shape import AsType
+from tinygraph.testing import (SAMPLERS, arrays, assert_not_mutated, broadcastable_pairs, check_grads,
+                               op_samples, shapes)
+
+ALL_OPS = sorted(OPS)
+DIFFERENTIABLE = [name for name in ALL_OPS if OPS[name].differentiable]
+NON_DIFFERENTIABLE = [name for name in ALL_OPS if not OPS[name].differentiable]
+
+
+def run_op(op):
+    """``fn(*tensors)`` applying ``op``: the shape gradcheck and friends take."""
+    return lambda *tensors: apply(op, *tensors)
+
+
+def leaves(arrays_, requires_grad=True):
+    return [tg.tensor(a, requires_grad=requires_grad and a.dtype.kind == "f") for a in arrays_]
+
+
+def test_every_op_has_a_sampler():
+    missing = {name: cls.sample for name, cls in OPS.items() if cls.sample not in SAMPLERS}
+    assert not missing, f"ops whose `sample` family has no sampler in tinygraph.testing: {missing}"
+
+
+def test_an_op_without_a_sampler_is_reported_by_name():
+    class Orphan(tg.ops.Op, register=False):
+        name = "orphan"
+    with pytest.raises(LookupError, match="orphan"):
+        op_samples(Orphan)
+
+
+# --- the registry-driven properties -------------------------------------------------------------------
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@given(data=st.data())
+def test_gradient_matches_central_differences(name, data):
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    assert tg.gradcheck(run_op(op), inputs)
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@given(data=st.data())
+def test_second_derivative_matches_central_differences(name, data):
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    assert tg.gradgradcheck(run_op(op), inputs)
+
+
+@pytest.mark.parametrize("name", ALL_OPS)
+@given(data=st.data())
+def test_forward_and_backward_leave_inputs_unmodified(name, data):
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    assert_not_mutated(run_op(op), inputs)
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE + ["sign"])
+@given(data=st.data())
+def test_float32_in_float32_out_and_float32_grads(name, data):
+    op, inputs = data.draw(op_samples(OPS[name], np.float32), label="op, inputs")
+    tensors = leaves(inputs)
+    assert all(t.dtype == np.float32 for t in tensors if t.dtype.kind == "f")
+    out = apply(op, *tensors)
+    assert out.dtype == (op.dtype if isinstance(op, AsType) else np.float32)
+    if out.requires_grad:
+        out.backward(np.ones(out.shape, out.dtype))
+        for t in tensors:
+            assert t.grad is None or t.grad.dtype == t.dtype, (t.grad.dtype, t.dtype)
+
+
+@pytest.mark.parametrize("name", NON_DIFFERENTIABLE)
+@given(data=st.data())
+def test_non_differentiable_outputs_never_require_grad(name, data):
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    assert not apply(op, *leaves(inputs)).requires_grad
+
+
+def _index_add_reference(op, g):
+    out = np.zeros(op.shape, g.dtype)
+    np.add.at(out, op.index, g)
+    return out
+
+
+# What each op computes, written independently of its forward (where the forward is a one-liner the
+# reference is the documented numpy meaning, which still checks dispatch, shape and dtype).
+NUMPY_REFERENCE = {
+    "neg": lambda op, x: -x,
+    "exp": lambda op, x: np.exp(x),
+    "log": lambda op, x: np.log(x),
+    "tanh": lambda op, x: np.tanh(x),
+    "sigmoid": lambda op, x: 1 / (1 + np.exp(-x)),
+    "relu": lambda op, x: np.where(x > 0, x, 0),
+    "sqrt": lambda op, x: x ** 0.5,
+    "abs": lambda op, x: np.where(x < 0, -x, x),
+    "sign": lambda op, x: np.sign(x),
+    "pow_const": lambda op, x: np.power(x, op.exponent),
+    "add": lambda op, x, y: np.add(x, y),
+    "sub": lambda op, x, y: np.subtract(x, y),
+    "mul": lambda op, x, y: np.multiply(x, y),
+    "div": lambda op, x, y: np.divide(x, y),
+    "pow": lambda op, x, y: np.exp(y * np.log(x)),
+    "maximum": lambda op, x, y: np.where(x > y, x, y),
+    "lt": lambda op, x, y: np.less(x, y),
+    "le": lambda op, x, y: np.less_equal(x, y),
+    "gt": lambda op, x, y: np.greater(x, y),
+    "ge": lambda op, x, y: np.greater_equal(x, y),
+    "eq": lambda op, x, y: np.equal(x, y),
+    "ne": lambda op, x, y: np.not_equal(x, y),
+    "where": lambda op, c, x, y: np.where(c, x, y),
+    "matmul": lambda op, x, y: np.matmul(x, y),
+    "sum": lambda op, x: np.sum(x, axis=op.axis, keepdims=op.keepdims),
+    "max": lambda op, x: np.amax(x, axis=op.axis, keepdims=op.keepdims),
+    "reshape": lambda op, x: np.reshape(x, op.shape),
+    "transpose": lambda op, x: np.transpose(x, op.axes),
+    "broadcast_to": lambda op, x: np.broadcast_to(x, op.shape),
+    "getitem": lambda op, x: x[op.index],
+    "index_add": _index_add_reference,
+    "concat": lambda op, *xs: np.concatenate(xs, axis=op.axis),
+    "astype": lambda op, x: x.astype(op.dtype),
+}
+
+
+def test_reference_table_names_registered_ops():
+    assert set(NUMPY_REFERENCE) <= set(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(set(NUMPY_REFERENCE) & set(OPS)))
+@given(data=st.data())
+def test_forward_matches_numpy_reference(name, data):
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    expected = NUMPY_REFERENCE[name](op, *inputs)
+    out = apply(op, *leaves(inputs))
+    assert out.shape == expected.shape and out.dtype == expected.dtype
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+
+
+# --- composite functions: built from primitives, checked end to end --------------------------------------
+batch = st.shared(st.integers(1, 4), key="batch")
+classes = st.shared(st.integers(1, 5), key="classes")
+logits = st.tuples(batch, classes).flatmap(lambda bc: arrays(bc))
+targets = st.tuples(batch, classes).flatmap(lambda bc: arrays((bc[0],), np.int64, 0, bc[1] - 1))
+same_shape = st.shared(shapes(), key="same_shape")
+pair = st.shared(broadcastable_pairs(2), key="pair")
+at_least_1d = arrays(shapes(min_dims=1))
+
+
+def _split_and_weight(x):
+    """Each half of axis -1 scaled differently, so a gradient routed to the wrong part shows."""
+    first, second = tg.split(x, 2, axis=-1)
+    return tg.concat([first * 2.0, second * -3.0], axis=-1)
+
+
+COMPOSITES = {
+    "softmax": (lambda x: tg.softmax(x, axis=-1), [at_least_1d]),
+    "softmax axis 0": (lambda x: tg.softmax(x, axis=0), [at_least_1d]),
+    "log_softmax": (lambda x: tg.log_softmax(x, axis=-1), [at_least_1d]),
+    "logsumexp": (lambda x: tg.logsumexp(x, axis=-1), [at_least_1d]),
+    "logsumexp keepdims": (lambda x: tg.logsumexp(x, axis=0, keepdims=True), [at_least_1d]),
+    "logsumexp huge": (lambda x: tg.logsumexp(x, axis=-1), [arrays(shapes(min_dims=1), low=-1000, high=1000)]),
+    "cross_entropy mean": (lambda z, t: tg.cross_entropy(z, t), [logits, targets]),
+    "cross_entropy sum": (lambda z, t: tg.cross_entropy(z, t, reduction="sum"), [logits, targets]),
+    "cross_entropy none": (lambda z, t: tg.cross_entropy(z, t, reduction="none"), [logits, targets]),
+    "mse_loss": (lambda p, t: tg.mse_loss(p, t), [arrays(same_shape), arrays(same_shape)]),
+    "mse_loss sum": (lambda p, t: tg.mse_loss(p, t, reduction="sum"), [arrays(same_shape), arrays(same_shape)]),
+    "embedding repeated rows": (lambda w: tg.embedding(w, np.array([[0, 2, 2], [1, 0, 2]])), [arrays((3, 4))]),
+    "stack": (lambda a, b: tg.stack([a, b], axis=-1), [arrays(same_shape), arrays(same_shape)]),
+    "split": (_split_and_weight, [arrays(shapes(min_dims=1).map(lambda s: s[:-1] + (2 * s[-1],)))]),
+    "clip": (lambda x: tg.clip(x, -1.0, 2.0), [arrays(shapes(), away_from=(-1.0, 2.0))]),
+    "mean": (lambda x: tg.mean(x), [arrays(shapes())]),
+    "mean axis keepdims": (lambda x: tg.mean(x, axis=-1, keepdims=True), [at_least_1d]),
+    "swapaxes": (lambda x: tg.swapaxes(x, 0, -1), [arrays(shapes(min_dims=2))]),
+    "maximum with a number": (lambda x: tg.maximum(x, 0.5), [arrays(shapes(), away_from=(0.5,))]),
+    "broadcast arithmetic": (lambda x, y: (x * y - y / (1 + x * x)) ** 2,
+                             [arrays(pair.map(lambda p: p[0])), arrays(pair.map(lambda p: p[1]))]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_composite_gradients(name):
+    fn, inputs = COMPOSITES[name]
+    check_grads(fn, *inputs, second_order=True)
+
+
+def test_logsumexp_of_huge_values_does_not_overflow():
+    x = tg.tensor([[1000.0, 1000.0], [-1000.0, -1000.0]], requires_grad=True)
+    with np.errstate(all="raise"):
+        out = tg.logsumexp(x, axis=-1)
+        out.sum().backward()
+    np.testing.assert_allclose(out.data, [1000 + np.log(2), -1000 + np.log(2)])
+    np.testing.assert_allclose(x.grad, np.full((2, 2), 0.5))
+    np.testing.assert_allclose(tg.softmax(tg.tensor([1000.0, 0.0])).data, [1.0, 0.0])
+
+
+def test_astype_to_float32_casts_the_gradient_back():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.astype(np.float32)
+    (y * y).sum().backward()
+    assert y.dtype == np.float32 and x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad, [2.0, 4.0])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(z=logits, t=targets)
+def test_cross_entropy_matches_torch(reduction, z, t):
+    torch = pytest.importorskip("torch", reason="cross-check against PyTorch needs torch")
+    zt = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(zt, torch.tensor(t), reduction=reduction)
+    expected.sum().backward()
+    x = tg.tensor(z, requires_grad=True)
+    out = tg.cross_entropy(x, t, reduction=reduction)
+    out.sum().backward()
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad, zt.grad.numpy(), rtol=1e-10, atol=1e-12)
