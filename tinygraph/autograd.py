@@ -21,7 +21,10 @@ from .tensor import Tensor
 class TENSOR_VJP:
     """The namespace gradient rules compute with under ``create_graph=True``: differentiable ops."""
     log = staticmethod(F.log)
+    tanh = staticmethod(F.tanh)
     sign = staticmethod(F.sign)
+    concat = staticmethod(F.concat)
+    softmax = staticmethod(F.softmax)
     broadcast_to = staticmethod(F.broadcast_to)
     unbroadcast = staticmethod(unbroadcast)
 
@@ -66,7 +69,8 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
     captured = {}
     anomaly = is_anomaly_enabled()
     B = TENSOR_VJP if create_graph else NUMPY_VJP
-    for node in reversed(order):
+    while order:
+        node = order.pop()  # reverse topological order; popping lets used arrays be freed early
         g = grads.pop(id(node), None)
         if g is None:
             continue

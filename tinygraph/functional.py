@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import DTypeError, ShapeError
 from .ops import apply
+from .ops import fused as FU
 from .ops import math as M
 from .ops import shape as S
 from .tensor import Tensor, to_array
@@ -249,15 +250,23 @@ def _check_targets(op_name, targets, num_classes, batch_shape):
 
 
 def cross_entropy(logits, targets, reduction="mean"):
-    """Softmax cross-entropy. logits (N, C) or (C,); targets int (N,) or (); reduction mean|sum|none."""
+    """Softmax cross-entropy. logits (N, C) or (C,); targets int (N,) or (); reduction mean|sum|none.
+
+    One fused node (the composed ``-log_softmax(logits)[range(N), targets]`` is its tested definition).
+    """
     logits = as_tensor(logits)
     if logits.ndim not in (1, 2):
         raise ShapeError(f"cross_entropy: logits must be (N, C) or (C,), got {logits.shape}; "
                          f"reshape sequences to (T*B, C)")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     targets = _check_targets("cross_entropy", targets, logits.shape[-1], logits.shape[:-1])
-    logp = log_softmax(logits, axis=-1)
-    picked = logp[np.arange(len(targets)), targets] if logits.ndim == 2 else logp[targets]
-    return _reduce("cross_entropy", -picked, reduction)
+    if logits.ndim == 1:
+        out = apply(FU.CrossEntropy(targets.reshape(1), reduction), reshape(logits, (1, -1)))
+        return reshape(out, ()) if reduction == "none" else out
+    if len(logits) == 0:
+        raise ShapeError("cross_entropy: logits have no rows (N = 0)")
+    return apply(FU.CrossEntropy(targets, reduction), logits)
 
 
 def mse_loss(prediction, target, reduction="mean"):
@@ -291,3 +300,48 @@ def embedding(weight, indices):
         raise ShapeError(f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
                          f"{indices.min()} to {indices.max()}")
     return weight[indices]
+
+
+# --- fused blocks for linear layers and recurrent cells (see ops/fused.py) ---------------------------
+def affine(x, weight, bias):
+    """x @ weight.T + bias in one node.  x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    return apply(FU.Affine(), as_tensor(x), as_tensor(weight), as_tensor(bias))
+
+
+def _check_cell(op_name, gates, p, state, weight_hh):
+    B, H = state[0].shape if state[0].ndim == 2 else (None, None)
+    expected = {"p": (B, gates * H), "weight_hh": (gates * H, H)}
+    got = {"p": p.shape, "weight_hh": weight_hh.shape}
+    if H is None or any(s.shape != (B, H) for s in state) or got != expected:
+        states = ", ".join(str(s.shape) for s in state)
+        raise ShapeError(f"{op_name}: expected input projection (B, {gates}*H), state(s) (B, H) and "
+                         f"weight_hh ({gates}*H, H); got projection {p.shape}, state(s) {states}, "
+                         f"weight_hh {weight_hh.shape}")
+
+
+def rnn_cell(p, h, weight_hh, bias_hh, nonlinearity="tanh"):
+    """One Elman step from the input projection p = x @ W_ih.T + b_ih: act(p + h @ W_hh.T + b_hh).
+
+    p, h (B, H); weight_hh (H, H); bias_hh (H,) -> h' (B, H).
+    """
+    if nonlinearity not in FU.ACTIVATIONS:
+        raise ValueError(f"rnn_cell: nonlinearity must be one of {sorted(FU.ACTIVATIONS)}, got {nonlinearity!r}")
+    p, h, weight_hh, bias_hh = map(as_tensor, (p, h, weight_hh, bias_hh))
+    _check_cell("rnn_cell", 1, p, (h,), weight_hh)
+    return apply(FU.RNNCellBlock(nonlinearity), p, h, weight_hh, bias_hh)
+
+
+def lstm_cell(p, h, c, weight_hh, bias_hh):
+    """One LSTM step (gates i, f, g, o) from the input projection p (B, 4H) -> (h', c'), each (B, H)."""
+    p, h, c, weight_hh, bias_hh = map(as_tensor, (p, h, c, weight_hh, bias_hh))
+    _check_cell("lstm_cell", 4, p, (h, c), weight_hh)
+    H = h.shape[-1]
+    out = apply(FU.LSTMCellBlock(), p, h, c, weight_hh, bias_hh)
+    return out[:, :H], out[:, H:2 * H]
+
+
+def gru_cell(p, h, weight_hh, bias_hh):
+    """One GRU step (gates r, z, n) from the input projection p (B, 3H) -> h' (B, H)."""
+    p, h, weight_hh, bias_hh = map(as_tensor, (p, h, weight_hh, bias_hh))
+    _check_cell("gru_cell", 3, p, (h,), weight_hh)
+    return apply(FU.GRUCellBlock(), p, h, weight_hh, bias_hh)[:, :h.shape[-1]]

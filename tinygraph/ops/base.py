@@ -145,9 +145,18 @@ def index_add(shape, index, g, accumulate):
     return out
 
 
+def softmax(x):
+    """Softmax over the last axis, shifted by the max so it cannot overflow."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class NUMPY_VJP:
     """The namespace first-order gradient rules compute with: plain numpy, no graph."""
     where = staticmethod(np.where)
+    tanh = staticmethod(np.tanh)
+    concat = staticmethod(lambda arrays, axis: np.concatenate(arrays, axis=axis))
+    softmax = staticmethod(softmax)
     log = staticmethod(np.log)
     sign = staticmethod(np.sign)
     broadcast_to = staticmethod(np.broadcast_to)

@@ -1,0 +1,124 @@
+"""Training-step benchmark: tinygraph against hand-written numpy BPTT and PyTorch.
+
+    python -m benchmarks.run                 # full grid (a few minutes on 2 cores)
+    python -m benchmarks.run --grid smoke    # tiny grid, seconds (used by the smoke test)
+
+One step = forward over T steps + BPTT + SGD, softmax cross-entropy on every step, one-hot inputs
+(T, B, V). Implementations: tinygraph (rnn_models layer + Linear head), numpy_per_step (b),
+numpy_batched (c), torch_loop (d), torch_nn (e) — each measured in its own process, rounds
+interleaved across implementations, thread counts pinned, medians over all timed steps after warm-up.
+Prints a table of median ms with ratios to (b) and (c) and writes JSON.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+from .baselines import CELLS, DTYPES, available_impls
+
+GRIDS = {
+    "full": [(1, 32, 16, 25), (32, 128, 64, 50), (64, 512, 128, 100), (1, 16, 8, 1000)],
+    "smoke": [(2, 8, 5, 6)],
+}
+MEMORY_POINT = {"full": (32, 128, 64, 2000), "smoke": (2, 8, 5, 40)}
+IMPLS = ("tinygraph", "numpy_per_step", "numpy_batched", "torch_loop", "torch_nn")
+
+
+def measure(spec, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    result = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], env=env,
+                            capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__))))
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed for {spec}:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def budget(B, H, V, T):
+    """(warm-up steps, timed steps per round) so each round takes roughly a second at most."""
+    work = B * H * (H + V) * T
+    steps = max(2, min(20, int(2e8 / max(work, 1))))
+    return 1, steps
+
+
+def run(grid, rounds, threads, cells, dtypes, impls, log=print):
+    rows = []
+    for cell in cells:
+        for dtype in dtypes:
+            for B, H, V, T in GRIDS[grid]:
+                warmup, steps = budget(B, H, V, T)
+                times = {impl: [] for impl in impls}
+                for _ in range(rounds):  # interleaved: every impl once per round
+                    for impl in impls:
+                        spec = dict(impl=impl, cell=cell, dtype=dtype, B=B, H=H, V=V, T=T, seed=0,
+                                    warmup=warmup, steps=steps)
+                        times[impl] += measure(spec, threads)["ms"]
+                row = dict(cell=cell, dtype=dtype, B=B, H=H, V=V, T=T,
+                           ms={impl: statistics.median(t) for impl, t in times.items()})
+                rows.append(row)
+                log(format_row(row))
+    memory = []
+    B, H, V, T = MEMORY_POINT[grid]
+    for cell in cells:
+        entry = dict(cell=cell, dtype="float64", B=B, H=H, V=V, T=T, peak_mb={})
+        for impl in [i for i in impls if i in ("tinygraph", "numpy_per_step", "numpy_batched")]:
+            spec = dict(impl=impl, cell=cell, dtype="float64", B=B, H=H, V=V, T=T, seed=0, memory=True)
+            entry["peak_mb"][impl] = measure(spec, threads)["peak_bytes"] / 2**20
+        memory.append(entry)
+        log(format_memory(entry))
+    return {"threads": threads, "rounds": rounds, "rows": rows, "memory": memory}
+
+
+def format_row(row):
+    ms = row["ms"]
+    parts = [f"{row['cell']:4s} {row['dtype']:7s} B={row['B']:<3d} H={row['H']:<4d} V={row['V']:<4d} "
+             f"T={row['T']:<5d}"]
+    for impl, value in ms.items():
+        parts.append(f"{impl}={value:9.3f}ms")
+    tg_ms = ms.get("tinygraph")
+    if tg_ms is not None:
+        for base in ("numpy_per_step", "numpy_batched", "torch_loop"):
+            if base in ms:
+                parts.append(f"tg/{base}={tg_ms / ms[base]:.2f}")
+    return "  ".join(parts)
+
+
+def format_memory(entry):
+    mb = entry["peak_mb"]
+    text = "  ".join(f"{impl}={value:8.1f}MB" for impl, value in mb.items())
+    ratio = f"  tg/numpy_per_step={mb['tinygraph'] / mb['numpy_per_step']:.2f}" \
+        if "tinygraph" in mb and "numpy_per_step" in mb else ""
+    return (f"peak step memory {entry['cell']} B={entry['B']} H={entry['H']} V={entry['V']} "
+            f"T={entry['T']}: {text}{ratio}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (pinned)")
+    parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--impls", default=None, help="comma list (default: all available)")
+    parser.add_argument("--json", default="benchmarks/results/latest.json")
+    args = parser.parse_args(argv)
+    impls = [i for i in (args.impls.split(",") if args.impls else IMPLS)
+             if i == "tinygraph" or i in available_impls()]
+    result = run(args.grid, args.rounds, args.threads, args.cells.split(","), args.dtypes.split(","),
+                 impls)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    tmp = args.json + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, args.json)
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

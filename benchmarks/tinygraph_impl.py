@@ -1,0 +1,59 @@
+"""The tinygraph side of the training-step benchmark: ``rnn_models.RNN``/``LSTM`` + ``tg.nn.Linear``.
+
+Same model, data and parameters as ``baselines`` (PyTorch names), so its gradients can be checked
+equal to the hand-written numpy BPTT before anything is timed.
+"""
+import numpy as np
+
+import tinygraph as tg
+from rnn_models import LSTM, RNN
+
+from .baselines import LR, init_params
+
+
+class Model(tg.nn.Module):
+    """x (T, B, V) -> logits (T, B, V) through one recurrent layer and a linear head."""
+
+    def __init__(self, cell, H, V, dtype):
+        super().__init__()
+        layer = {"rnn": RNN, "lstm": LSTM}[cell]
+        self.rnn = layer(V, H, dtype=dtype)
+        self.head = tg.nn.Linear(H, V, dtype=dtype)
+
+    def loss(self, x, targets):
+        """Mean softmax cross-entropy over all T*B positions."""
+        out = self.rnn(x)[0]
+        T, B, V = x.shape
+        logits = self.head(out).reshape(T * B, V)
+        return tg.cross_entropy(logits, targets.reshape(T * B))
+
+
+def build(cell, params_np, dtype):
+    H, V = params_np["weight_hh_l0"].shape[1], params_np["head.weight"].shape[0]
+    model = Model(cell, H, V, np.dtype(dtype))
+    model.load_state_dict({(k if k.startswith("head.") else "rnn." + k): v for k, v in params_np.items()})
+    return model
+
+
+def make_step(cell, dtype, B, H, V, T, seed, lr=LR):
+    """(model, step_fn): step_fn(x, targets) -> loss before an in-place SGD update."""
+    model = build(cell, init_params(cell, H, V, seed, dtype), dtype)
+    params = model.parameters()
+
+    def step(x, targets):
+        loss = model.loss(tg.Tensor._wrap(x), targets)
+        loss.backward()
+        for p in params:
+            p.data -= lr * p.grad
+            p.grad = None
+        return loss.item()
+    return model, step
+
+
+def loss_and_grads(cell, params_np, x, targets):
+    """(loss, {baseline name: grad}) for one forward + backward, parameters unchanged."""
+    model = build(cell, params_np, x.dtype)
+    loss = model.loss(tg.Tensor._wrap(x), targets)
+    loss.backward()
+    grads = {name.removeprefix("rnn."): p.grad for name, p in model.named_parameters()}
+    return loss.item(), grads

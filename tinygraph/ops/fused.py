@@ -1,0 +1,175 @@
+"""Fused ops: one node where the composed version needs many, each with its own checked rule.
+
+They exist because they are measurably faster (fewer Python-level nodes, fewer temporaries) and store
+less for backward; the property tests cover them like every other op, and tests check them equal to
+their composed definitions. Every rule is written with ``B``, so they stay twice differentiable.
+
+A recurrent cell block receives the *input projection* ``p = x @ W_ih.T + b_ih`` (computed by
+``affine``, once per sequence when the whole input is known) and does the recurrent part. An op has one
+output, so an LSTM/GRU block returns its new state together with the gate activations its gradient
+needs, side by side along the last axis; the caller slices the state out (views, no copy).
+"""
+import numpy as np
+
+from .base import Op
+
+
+def sigmoid_(a):
+    """In-place sigmoid in its tanh form (no overflow, one transcendental call)."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+
+
+class Affine(Op):
+    """x @ W.T + b.  x (..., in), W (out, in), b (out,) -> (..., out).  ``nn.Linear``'s op."""
+    name = "affine"
+    sample = "affine"
+
+    def forward(self, x, w, b):
+        out = x @ w.T
+        out += b
+        return out
+
+    def vjp(self, B, g, out, x, w, b):
+        rows = g.reshape((-1, g.shape[-1]))
+        return g @ w, rows.T @ x.reshape((-1, x.shape[-1])), rows.sum(axis=0)
+
+    def explain(self, x, w, b):
+        return (f"affine: input {x.shape} does not fit weight {w.shape} (out, in) and bias {b.shape}; "
+                f"the input's last dimension must equal in={w.shape[-1] if w.ndim else '?'}")
+
+
+ACTIVATIONS = {
+    # name: (forward on arrays, derivative written from the output y, for any namespace)
+    "tanh": (np.tanh, lambda y: 1 - y * y),
+    "relu": (lambda a: np.maximum(a, 0), lambda y: (y > 0).astype(y.dtype)),
+    "sigmoid": (lambda a: 0.5 + 0.5 * np.tanh(0.5 * a), lambda y: y * (1 - y)),
+}
+
+
+class RNNCellBlock(Op):
+    """h = act(p + h_prev @ W_hh.T + b_hh).  p, h_prev (B, H); W_hh (H, H); b_hh (H,) -> h (B, H)."""
+    name = "rnn_cell"
+    sample = "rnn_cell"
+
+    def __init__(self, nonlinearity="tanh"):
+        self.nonlinearity = nonlinearity
+
+    def forward(self, p, h, w_hh, b_hh):
+        a = h @ w_hh.T
+        a += p
+        a += b_hh
+        return ACTIVATIONS[self.nonlinearity][0](a)
+
+    def vjp(self, B, g, out, p, h, w_hh, b_hh):
+        da = g * ACTIVATIONS[self.nonlinearity][1](out)
+        return da, da @ w_hh, da.T @ h, da.sum(axis=0)
+
+
+class LSTMCellBlock(Op):
+    """LSTM step, gates i, f, g, o (PyTorch order).
+
+    p (B, 4H) input projection, h_prev, c_prev (B, H), W_hh (4H, H), b_hh (4H,)
+    -> (B, 6H) = [h | c | i f g o], with i, f, o = sigmoid, g = tanh, c = f*c_prev + i*g,
+    h = o * tanh(c).
+    """
+    name = "lstm_cell"
+    sample = "lstm_cell"
+
+    def forward(self, p, h, c, w_hh, b_hh):
+        H = h.shape[-1]
+        out = np.empty(h.shape[:-1] + (6 * H,), dtype=np.result_type(p, h, c, w_hh))
+        gates = out[:, 2 * H:]
+        np.matmul(h, w_hh.T, out=gates)
+        gates += p
+        gates += b_hh
+        i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+        for gate in (i, f, o):
+            sigmoid_(gate)
+        np.tanh(g, out=g)
+        h_new, c_new = out[:, :H], out[:, H:2 * H]
+        np.multiply(f, c, out=c_new)
+        c_new += i * g
+        np.multiply(o, np.tanh(c_new), out=h_new)
+        return out
+
+    def vjp(self, B, g, out, p, h, c, w_hh, b_hh):
+        # g covers the whole output; its gate part is zero unless something reads the gates (as a
+        # double backward does), so it is included to keep the rule exact.
+        H = h.shape[-1]
+        gh, gc, gi, gf, gg, go = (g[:, k * H:(k + 1) * H] for k in range(6))
+        c_new, i, f, g_act, o = (out[:, k * H:(k + 1) * H] for k in range(1, 6))
+        tanh_c = B.tanh(c_new)
+        dc = gc + gh * o * (1 - tanh_c * tanh_c)
+        dgates = B.concat([(dc * g_act + gi) * i * (1 - i),
+                           (dc * c + gf) * f * (1 - f),
+                           (dc * i + gg) * (1 - g_act * g_act),
+                           (gh * tanh_c + go) * o * (1 - o)], axis=-1)
+        return dgates, dgates @ w_hh, dc * f, dgates.T @ h, dgates.sum(axis=0)
+
+
+class GRUCellBlock(Op):
+    """GRU step, gates r, z, n (PyTorch): n = tanh(p_n + r * (h W_hn.T + b_hn)), h' = (1-z) n + z h.
+
+    p (B, 3H) input projection, h_prev (B, H), W_hh (3H, H), b_hh (3H,) -> (B, 5H) = [h' | r z n | hn]
+    where hn = h_prev @ W_hn.T + b_hn.
+    """
+    name = "gru_cell"
+    sample = "gru_cell"
+
+    def forward(self, p, h, w_hh, b_hh):
+        H = h.shape[-1]
+        out = np.empty(h.shape[:-1] + (5 * H,), dtype=np.result_type(p, h, w_hh))
+        hh = h @ w_hh.T
+        hh += b_hh
+        rz = out[:, H:3 * H]
+        np.add(p[:, :2 * H], hh[:, :2 * H], out=rz)
+        sigmoid_(rz)
+        r, z = rz[:, :H], rz[:, H:]
+        out[:, 4 * H:] = hh[:, 2 * H:]
+        n = out[:, 3 * H:4 * H]
+        np.tanh(p[:, 2 * H:] + r * hh[:, 2 * H:], out=n)
+        out[:, :H] = n + z * (h - n)
+        return out
+
+    def vjp(self, B, g, out, p, h, w_hh, b_hh):
+        H = h.shape[-1]
+        gh, gr, gz, gn, ghn = (g[:, k * H:(k + 1) * H] for k in range(5))
+        r, z, n, hn = (out[:, k * H:(k + 1) * H] for k in range(1, 5))
+        dn = (gh * (1 - z) + gn) * (1 - n * n)
+        dz = (gh * (h - n) + gz) * z * (1 - z)
+        dr = (dn * hn + gr) * r * (1 - r)
+        dhn = dn * r + ghn
+        dp = B.concat([dr, dz, dn], axis=-1)
+        dhh = B.concat([dr, dz, dhn], axis=-1)
+        return dp, gh * z + dhh @ w_hh, dhh.T @ h, dhh.sum(axis=0)
+
+
+class CrossEntropy(Op):
+    """Softmax cross-entropy of logits (N, C) against integer ``targets`` (N,), one node.
+
+    reduction "mean" -> (), "sum" -> (), "none" -> (N,).  The gradient is (softmax - onehot) * g.
+    """
+    name = "cross_entropy"
+    sample = "cross_entropy"
+
+    def __init__(self, targets, reduction="mean"):
+        self.targets, self.reduction = targets, reduction
+
+    def forward(self, x):
+        shift = x.max(axis=-1, keepdims=True)
+        logz = np.log(np.exp(x - shift).sum(axis=-1)) + shift[:, 0]
+        losses = logz - x[np.arange(len(x)), self.targets]
+        if self.reduction == "none":
+            return losses
+        total = losses.sum()
+        return total / len(x) if self.reduction == "mean" else total
+
+    def vjp(self, B, g, out, x):
+        onehot = np.zeros(x.shape, dtype=x.dtype)
+        onehot[np.arange(len(self.targets)), self.targets] = 1
+        scale = g.reshape((-1, 1)) if self.reduction == "none" else g * (
+            1.0 / len(self.targets) if self.reduction == "mean" else 1.0)
+        return ((B.softmax(x) - onehot) * scale,)
