@@ -92,6 +92,8 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
             input_grads = op.vjp(B, g, node, *inputs)
         else:
             input_grads = op.vjp(B, g, node.data, *[t.data for t in inputs])
+        if anomaly:
+            _check_input_grads(node, input_grads, create_graph)
         for t, tg in zip(inputs, input_grads):
             if tg is None or not t.requires_grad:
                 continue
@@ -101,6 +103,14 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
         if not retain_graph:
             node.inputs = None  # frees the arrays only this graph held
     return captured
+
+
+def _check_input_grads(node, input_grads, create_graph):
+    """Anomaly mode: blame the op whose gradient rule produced a NaN/Inf (sqrt at 0), not the node the
+    gradient flows into."""
+    for argnum, g in enumerate(input_grads):
+        if g is not None:
+            check_finite(node, g.data if create_graph else g, f"gradient for input {argnum}")
 
 
 def _accumulate(leaf, g, create_graph):
