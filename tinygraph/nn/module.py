@@ -4,9 +4,11 @@ Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``named_
 tree in assignment order with dotted names (``encoder.weight_ih_l0``), so state dicts are ordered and
 deterministic.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
-from ..errors import StateDictError
+from ..errors import DTypeError, StateDictError
 from ..tensor import Tensor, to_array
 
 
@@ -46,6 +48,11 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name):
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
     def register_parameter(self, name, value):
         setattr(self, name, value)
 
@@ -59,10 +66,15 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # --- the tree -------------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", _seen=None):
+        """``(dotted path, module)`` depth-first in registration order; a shared module is listed once."""
+        _seen = set() if _seen is None else _seen
+        if id(self) in _seen:
+            return
+        _seen.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, _seen)
 
     def children(self):
         return iter(self._modules.values())
@@ -108,30 +120,41 @@ class Module:
         ``{k: v.numpy() for k, v in sd.items()}``). Raises ``StateDictError`` naming every missing,
         unexpected or mis-shaped entry; nothing is modified unless all entries fit.
         """
+        owner = f"load_state_dict for {type(self).__name__}"
+        if not isinstance(state, Mapping):
+            raise StateDictError(f"{owner}: expected a mapping of name -> array, got {type(state).__name__}")
         own = dict(self.named_parameters())
-        arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
-        missing = [k for k in own if k not in arrays]
-        unexpected = [k for k in arrays if k not in own]
-        wrong = [f"{k}: expected {own[k].shape}, got {arrays[k].shape}"
-                 for k in own if k in arrays and arrays[k].shape != own[k].shape]
-        problems = []
+        arrays, problems = {}, []
+        for k, v in state.items():
+            try:
+                arrays[k] = np.asarray(v.data if isinstance(v, Tensor) else v)
+            except ValueError as exc:  # ragged nested lists
+                problems.append(f"entry {k!r} is not an array ({exc})")
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
         if strict and missing:
             problems.append(f"missing keys {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys {unexpected}")
-        if wrong:
-            problems.append("shape mismatch " + "; ".join(wrong))
-        if problems:
-            raise StateDictError(f"load_state_dict for {type(self).__name__}: " + "; ".join(problems))
+        for k, p in own.items():
+            if k not in arrays:
+                continue
+            if arrays[k].shape != p.shape:
+                problems.append(f"shape mismatch for {k!r}: the model has shape {p.shape}, the state dict "
+                                f"has shape {arrays[k].shape}")
+            elif arrays[k].dtype.kind not in "fiu":
+                problems.append(f"entry {k!r} has dtype {arrays[k].dtype}; expected numbers")
+        if problems:  # nothing has been modified yet: loading is all-or-nothing
+            raise StateDictError(f"{owner}: " + "; ".join(problems))
         for k, p in own.items():
             if k in arrays:
-                if arrays[k].dtype.kind not in "fiu":
-                    raise StateDictError(f"load_state_dict: entry {k} has dtype {arrays[k].dtype}")
                 p.data = arrays[k].astype(p.dtype, copy=True)
         return self
 
     def to(self, dtype):
         """Cast every parameter to ``dtype`` (float32/float64) in place; returns self."""
+        if np.dtype(dtype).kind != "f":
+            raise DTypeError(f"{type(self).__name__}.to: parameters must be floating point, got {np.dtype(dtype)}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
