@@ -205,8 +205,8 @@ def test_bad_hyperparameters_raise_clear_errors(cls, kwargs, message):
 @pytest.mark.parametrize("params, error, message", [
     ([], ValueError, "empty parameter list"),
     (tg.nn.Parameter(np.zeros(2)), TypeError, "got a single Tensor"),
-    (tg.nn.Linear(2, 2), TypeError, r"pass model.parameters\(\)"),
-    (tg.nn.Linear(2, 2).named_parameters(), TypeError, r"params\[0\] is a tuple"),
+    (tg.nn.Linear(2, 2, rng=np.random.default_rng(0)), TypeError, r"pass model.parameters\(\)"),
+    (tg.nn.Linear(2, 2, rng=np.random.default_rng(0)).named_parameters(), TypeError, r"params\[0\] is a tuple"),
     (3, TypeError, "must be an iterable of Parameters"),
     ([tg.tensor([1, 2])], ValueError, "dtype int64"),
     ([tg.tensor([1.0], requires_grad=True) * 2], ValueError, "computed by op mul; only leaf"),
