@@ -318,6 +318,16 @@ def _concat(draw, op_cls, dtype):
     return op_cls(axis), draw(_op_inputs(op_cls, input_shapes, dtype))
 
 
+@_sampler("stack")
+@st.composite
+def _stack(draw, op_cls, dtype):
+    """1-3 inputs of one shape, stacked along a new axis (0 .. ndim)."""
+    shape = draw(shapes())
+    axis = draw(st.integers(0, len(shape)))
+    count = draw(st.integers(1, 3))
+    return op_cls(axis), draw(_op_inputs(op_cls, [shape] * count, dtype))
+
+
 @_sampler("astype")
 @st.composite
 def _astype(draw, op_cls, dtype):
