@@ -85,10 +85,12 @@ def normalize_axes(op_name, axis, ndim):
     """``axis`` (int, tuple or None) as a sorted tuple of non-negative axes, or None for all."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
-        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise DTypeError(f"{op_name}: axis must be an int, a tuple of ints or None, got {axis!r}")
+        if not -ndim <= a < ndim:
             raise ShapeError(f"{op_name}: axis {a} is out of range for a tensor with {ndim} dimensions")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
@@ -147,8 +149,17 @@ def broadcast_to(x, shape):
 
 
 def astype(x, dtype):
+    """Cast to ``dtype``; a cast to integers or bool cuts the gradient (it is zero almost everywhere)."""
     x = as_tensor(x)
-    return x if x.dtype == np.dtype(dtype) else apply(S.AsType(dtype), x)
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "fiub":
+        raise DTypeError(f"astype: cannot convert a tensor to {dtype}; tensors hold floats, integers or bools")
+    if x.dtype == dtype:
+        return x
+    out = apply(S.AsType(dtype), x)
+    if dtype.kind != "f":
+        out.requires_grad = False
+    return out
 
 
 def _index_part(part):
@@ -218,6 +229,7 @@ def clip(x, low=None, high=None):
 def logsumexp(x, axis=-1, keepdims=False):
     """log(sum(exp(x))) over ``axis``, shifted by the (constant) max so it never overflows."""
     x = as_tensor(x)
+    axis = normalize_axes("logsumexp", axis, x.ndim)
     shift = Tensor._wrap(np.max(x.data, axis=axis, keepdims=True))
     shift.data = np.where(np.isfinite(shift.data), shift.data, 0).astype(x.dtype)
     out = log(sum(exp(x - shift), axis, keepdims=True)) + shift
@@ -227,11 +239,14 @@ def logsumexp(x, axis=-1, keepdims=False):
 def log_softmax(x, axis=-1):
     """x - logsumexp(x): log-probabilities, numerically stable."""
     x = as_tensor(x)
+    normalize_axes("log_softmax", axis, x.ndim)  # errors name the function the user called
     return x - logsumexp(x, axis, keepdims=True)
 
 
 def softmax(x, axis=-1):
     """exp(log_softmax(x)): probabilities along ``axis``."""
+    x = as_tensor(x)
+    normalize_axes("softmax", axis, x.ndim)
     return exp(log_softmax(x, axis))
 
 

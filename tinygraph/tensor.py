@@ -5,7 +5,7 @@ and methods only dispatch to ops (see ``tinygraph.functional``); the engine live
 """
 import numpy as np
 
-from .errors import DTypeError
+from .errors import DTypeError, ShapeError
 from .modes import current_scope
 
 _FLOAT_KINDS = "f"
@@ -59,6 +59,9 @@ class Tensor:
     is_leaf = property(lambda self: self.op is None)
 
     def item(self):
+        if self.data.size != 1:
+            raise ShapeError(f"item: only a single-element tensor converts to a Python number, this one "
+                             f"has shape {self.shape}; index or reduce it first")
         return self.data.item()
 
     def numpy(self):
@@ -77,6 +80,9 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
+        if self.data.size != 1:
+            raise ShapeError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             f"reduce it first, e.g. bool((x > 0).data.all())")
         return bool(self.data)
 
     def __float__(self):
