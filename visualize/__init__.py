@@ -1,1 +1,24 @@
-"""Graphviz pictures of tinygraph Graphs: folded and unrolled recurrent nets, with gradients painted on."""
+"""Graphviz pictures of tinygraph Graphs: folded and unrolled recurrent nets, with gradients painted on.
+
+``visualize`` sees only ``tinygraph.Graph`` — nodes, edges, scope paths (``"lstm/l0/t=3/forget_gate"``)
+and ``loop_edges`` — never the model code that built it::
+
+    import visualize
+    graph = visualize.retain_all(loss)           # every op keeps its gradient
+    loss.backward()
+    visualize.render(graph, "unrolled.svg", level="cell", steps="0:3,-2:", grads=True)
+    visualize.render(cell_graph, "folded.svg", view="folded")   # Recurrent(cell).folded()
+    visualize.gradflow({"rnn": norms_rnn, "lstm": norms_lstm}, "gradflow.svg")
+
+``to_dot`` builds the ``graphviz.Digraph`` (its docstring and ``visualize.dot``'s are the colour
+legend); ``render``/``svg`` lay it out with Graphviz's ``dot`` (needed only for pictures, not for DOT
+text). Importing this package gives ``tg.Graph`` a ``_repr_mimebundle_``, so graphs display in Jupyter.
+"""
+from .dot import DEFAULT_MAX_NODES, LEVELS, VIEWS, to_dot  # noqa: F401
+from .grads import GradScale, edge_grads, node_norms, retain_all  # noqa: F401
+from .plots import gradflow, loss_curve, state_grad_norms  # noqa: F401
+from .render import (FORMATS, GraphvizNotFoundError, RenderError, dot_executable,  # noqa: F401
+                     install_display_hook, layout, render, svg)
+from .structure import StepIndex, parse_steps, split_scope  # noqa: F401
+
+install_display_hook()

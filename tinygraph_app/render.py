@@ -1,0 +1,130 @@
+"""Draw a recurrent net: its folded cell with the delay loop, or its graph unrolled over T steps.
+
+Examples:
+  tinygraph render --cell lstm --view folded -o lstm_folded.svg
+  tinygraph render --cell rnn --steps 50 --level cell --grads --window 0:4,-4: -o rnn.svg
+"""
+import os
+
+import numpy as np
+
+import rnn_models
+import tinygraph as tg
+import visualize
+
+CELLS = {"rnn": rnn_models.RNN, "lstm": rnn_models.LSTM, "gru": rnn_models.GRU}
+
+
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {value}")
+    return value
+
+
+def window(text):
+    """``--window``: an int (that many steps) or slices like ``0:3,-2:``."""
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def add_model_arguments(parser):
+    parser.add_argument("--steps", type=positive, default=4, metavar="T", help="time steps (default 4)")
+    parser.add_argument("--layers", type=positive, default=1, metavar="N", help="stacked layers")
+    parser.add_argument("--hidden", type=positive, default=3, metavar="N", help="hidden size (default 3)")
+    parser.add_argument("--input-size", type=positive, default=2, metavar="N", help="input size")
+    parser.add_argument("--batch", type=positive, default=1, metavar="B", help="batch size")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_arguments(parser):
+    parser.add_argument("--cell", choices=CELLS, default="rnn", help="default rnn")
+    add_model_arguments(parser)
+    parser.add_argument("--view", choices=visualize.VIEWS, default="unrolled")
+    parser.add_argument("--level", choices=visualize.LEVELS, default="op",
+                        help="op: every primitive; cell: one box per step; layer: one box per layer")
+    parser.add_argument("--grads", action="store_true",
+                        help="paint log10 |dL/d.| of a last-step loss on the unrolled graph")
+    parser.add_argument("--values", action="store_true", help="add shapes and value summaries")
+    parser.add_argument("--window", type=window, default=None, metavar="SPEC",
+                        help="time steps to draw, the rest elided: an int or slices like 0:3,-2:")
+    parser.add_argument("--max-nodes", type=positive, default=visualize.DEFAULT_MAX_NODES)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed for dot")
+    parser.add_argument("--link", default=None,
+                        help="folded view: URL template for node links, e.g. 'u.svg#{id}@0'")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output file; .svg, .png, .pdf, or .dot for the DOT text")
+
+
+def build_model(cell, input_size, hidden, layers, seed):
+    """A seeded ``rnn_models`` layer (``RNN``/``LSTM``/``GRU``)."""
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    tg.manual_seed(seed)
+    return CELLS[cell](input_size, hidden, num_layers=layers)
+
+
+def unrolled_graph(model, steps, batch, seed, grads=False):
+    """Unroll ``model`` over a seeded random input ``x`` (T, B, I) with a last-step MSE loss (so
+    painted gradients show how far back in time the loss reaches). Returns the loss's Graph; with
+    ``grads`` every op node keeps its gradient and backward has run."""
+    rng = np.random.default_rng(seed)
+    x = tg.tensor(rng.standard_normal((steps, batch, model.input_size)), name="x")
+    out, _ = model(x)
+    with tg.scope("loss"):
+        loss = tg.mse_loss(out[-1], rng.standard_normal(out.shape[1:]))
+    graph = visualize.retain_all(loss) if grads else tg.Graph.of(loss)
+    if grads:
+        loss.backward()
+    return graph
+
+
+def run(args):
+    model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed)
+    if args.view == "folded":
+        if args.grads:
+            raise ValueError("--grads paints a backward pass, which runs over the unrolled graph; use "
+                             "--view unrolled")
+        graph = model.folded(batch=args.batch)
+    else:
+        graph = unrolled_graph(model, args.steps, args.batch, args.seed, args.grads)
+    path = visualize.render(graph, args.output, view=args.view, level=args.level, steps=args.window,
+                            grads=args.grads, values=args.values, max_nodes=args.max_nodes,
+                            link=args.link, timeout=args.timeout)
+    print(f"wrote {path}")
+    return 0
+
+
+def write_demo_pictures(out_dir="out", log=print):
+    """The README pictures, for ``make demo``: the folded and unrolled graphs of a small RNN and LSTM
+    (unrolled ones painted with BPTT gradients; each folded node links to the same op at t=0 of the
+    unrolled SVG) and the gradient flow of both over 30 steps. Without Graphviz the DOT text is written
+    instead, with a note. Returns the paths written."""
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        visualize.dot_executable()
+        suffix = "svg"
+    except visualize.GraphvizNotFoundError as exc:
+        log(f"  note: {exc}; writing .dot files instead")
+        suffix = "dot"
+    paths = []
+    for cell, steps in (("rnn", 4), ("lstm", 3)):
+        unrolled_name = f"{cell}_unrolled.{suffix}"
+        model = build_model(cell, 2, 3, 1, seed=0)
+        paths.append(visualize.render(model.folded(), os.path.join(out_dir, f"{cell}_folded.{suffix}"),
+                                      view="folded", link=f"{unrolled_name}#{{id}}@0"))
+        graph = unrolled_graph(model, steps, 1, seed=0, grads=True)
+        paths.append(visualize.render(graph, os.path.join(out_dir, unrolled_name), grads=True))
+        graph = unrolled_graph(model, 12, 1, seed=0, grads=True)
+        paths.append(visualize.render(graph, os.path.join(out_dir, f"{cell}_unrolled_cells.{suffix}"),
+                                      level="cell", grads=True, steps="0:3,-3:"))
+    from .gradflow import state_norms
+    runs = {cell: state_norms(cell, steps=30, hidden=16, seed=0) for cell in ("rnn", "lstm")}
+    try:
+        path = os.path.join(out_dir, "gradflow.svg")
+        visualize.gradflow(runs, path, title="‖∂L/∂h_t‖ of a last-step loss (T=30, hidden 16)")
+        paths.append(path)
+    except ImportError as exc:
+        log(f"  note: no gradient-flow plot: {exc}")
+    for path in paths:
+        log(f"  wrote {path}")
+    return paths

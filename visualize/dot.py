@@ -1,0 +1,679 @@
+"""Graph -> ``graphviz.Digraph``: the folded cell, the unrolled time steps, and gradients painted on both.
+
+Legend (what the pictures mean)::
+
+    grey rounded box     an op (``tanh``, ``matmul``...); its tensor name in bold when it has one
+    blue ellipse         a parameter (leaf that requires grad); white ellipse: an input or constant
+    double border        a state output (``h``, ``c``): it feeds the next time step
+    dashed blue ellipse  a per-step *reference* to a shared node (a parameter or the input sequence)
+                         drawn once elsewhere; ``dot`` lays out T references in linear time, but one
+                         node with an edge into every step costs it minutes at T=200
+    yellow box           a collapsed cell (level="cell") or layer (level="layer") for one time step
+    "…" text             elided time steps (``steps=``) or nodes (graph over ``max_nodes``)
+    thin arrow           data: argument of an op (inputs below, outputs above)
+    bold blue arrow      a state edge h_{t-1} -> step t, across time-step clusters
+    dashed arrow "z⁻¹"   the folded view's delay edge: state output back to the state input
+    colours (grads=True) log10‖∂L/∂·‖ from blue (small) to red (large), whole decades, same scale
+                         for nodes and edges; pen width grows with it; grey = exactly zero, white
+                         = no gradient kept. A node's colour is its gradient; an edge's is the part
+                         of its source's gradient that flows back along it; a reference's is that
+                         step's term of the shared node's gradient (Σ over steps = the whole).
+
+Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``), so
+the same program gives byte-identical DOT; each real node also carries its stable ``id``
+(``rnn/l0/tanh_0@3``, see ``structure``) in the SVG.
+"""
+import html
+import math
+
+import graphviz
+import numpy as np
+
+from . import grads as G
+from .structure import StepIndex, gaps, node_label_name, parse_steps, safe_id, split_folded
+
+VIEWS = ("unrolled", "folded")
+LEVELS = ("op", "cell", "layer")
+DEFAULT_MAX_NODES = 2500
+
+FILL = {"op": "#eeeeee", "param": "#cfe2f3", "leaf": "#ffffff", "group": "#fff2cc", "io": "#ffffff"}
+STATE_EDGE = "#1f4e79"
+LOOP_EDGE = "#c00000"
+DEFAULT_EDGE = "#555555"
+FONT = "Helvetica"
+
+
+def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=False, *,
+           max_nodes=DEFAULT_MAX_NODES, link=None, legend=True, title=None):
+    """Draw a Graph (or the Graph of a Tensor / list of Tensors) as a ``graphviz.Digraph``.
+
+    Args:
+        graph: ``tg.Graph``, Tensor or list of Tensors.
+        view: ``"unrolled"``: one cluster per time step ``t=k``, state edges across them.
+            ``"folded"``: one step drawn once with a dashed ``z⁻¹`` delay edge from each state output
+            back to its state input — the graph's ``loop_edges`` if it has them (``Recurrent.folded()``),
+            else read off an unrolled graph (its second step, whose state comes from the first).
+        level: ``"op"`` every primitive; ``"cell"`` one box per time step (all layers);
+            ``"layer"`` one box per layer per time step.
+        steps: which time steps to draw, the rest behind a "…" node: an int window (``5`` = first 3 and
+            last 2) or slices over the step list (``"0:3,-2:"``). Default: all that fit ``max_nodes``.
+        grads: paint ``log10‖∂L/∂·‖`` (needs ``.grad`` on the nodes: ``visualize.retain_all`` before
+            ``backward``). values: add shapes and value summaries to the labels.
+        max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
+            outputs) are elided, with a note in the picture, instead of making ``dot`` hang.
+        link: folded view only: a URL template each node links to, with ``{id}`` (its stable id,
+            ``"rnn/l0/h_0"``) and ``{local}`` (the id inside its step, ``"h_0"``), e.g.
+            ``"rnn_unrolled.svg#{id}@0"``: the same op at t=0 of the unrolled picture.
+        legend: draw the legend box. title: a caption.
+
+    Returns a ``graphviz.Digraph``; ``.source`` is the DOT text, ``visualize.render`` makes an SVG.
+    See the module docstring for the colour legend.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"to_dot: view must be one of {VIEWS}, got {view!r}")
+    if level not in LEVELS:
+        raise ValueError(f"to_dot: level must be one of {LEVELS}, got {level!r}")
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 10:
+        raise ValueError(f"to_dot: max_nodes must be an int >= 10, got {max_nodes!r}")
+    graph = G.as_graph(graph)
+    drawing = _Drawing(graph, view, level, grads, values, link)
+    if view == "folded":
+        drawing.fold()
+    else:
+        drawing.unroll(steps, max_nodes)
+    return drawing.emit(legend, title)
+
+
+def h(text):
+    """Escape user text for an HTML-like label: XML entities, and backslashes doubled because dot
+    still expands ``\\N`` (node name), ``\\G``... inside HTML labels, even written as ``&#92;``."""
+    return html.escape(str(text), quote=True).replace("\\", "\\\\")
+
+
+def _short_attrs(op, limit=24):
+    parts = []
+    for key, value in op.attrs().items():
+        if value is None or value is False:
+            continue   # unset options say nothing
+        text = f"{key}={value!r}" if not isinstance(value, np.ndarray) else f"{key}=array{value.shape}"
+        if len(text) <= limit:
+            parts.append(text)
+    return ", ".join(parts)
+
+
+def _summary(array):
+    array = np.asarray(array)
+    if array.size == 0:
+        return "empty"
+    if array.size <= 3:
+        return np.array2string(array.ravel(), precision=3, separator=", ")
+    a = array.astype(np.float64)
+    return f"μ={a.mean():.3g} σ={a.std():.3g} [{a.min():.3g}, {a.max():.3g}]"
+
+
+class _Node:
+    __slots__ = ("name", "kind", "label", "pos", "flow", "attrs")
+
+    def __init__(self, name, kind, label, pos=None, attrs=None):
+        self.name, self.kind, self.label, self.pos = name, kind, label, pos
+        self.flow = None          # refs: summed gradient flowing into the step from the shared node
+        self.attrs = attrs or {}
+
+
+class _Edge:
+    __slots__ = ("kind", "flows", "label")
+
+    def __init__(self, kind, label=None):
+        self.kind, self.flows, self.label = kind, {}, label
+
+
+class _Drawing:
+    """Collects nodes (in nested clusters) and edges, then writes them as DOT in a fixed order."""
+
+    def __init__(self, graph, view, level, grads, values, link):
+        self.graph, self.view, self.level, self.values, self.link = graph, view, level, values, link
+        self.nodes = {}            # DOT name -> _Node
+        self.items = {(): []}      # cluster path -> ordered child items: ("node", name) | ("cluster", path)
+        self.cluster_labels = {}   # path -> label text
+        self.edges = {}            # (src name, dst name, kind) -> _Edge, in insertion order
+        self.notes = []
+        self.grads = grads
+        self.norms = G.node_norms(graph) if grads else None
+        self.flows = G.edge_grads(graph) if grads else {}
+        if grads and not any(v is not None for v in self.norms):
+            raise ValueError("to_dot(grads=True): no node of this graph holds a gradient; call "
+                             "visualize.retain_all(loss) before loss.backward() (or retain_grad() on "
+                             "the tensors to paint)")
+        nodes = graph.nodes
+        self.loop_src = {s for s, _ in graph.loop_edges}
+        self.loop_dst = {d for _, d in graph.loop_edges}
+        self.is_param = [n.op is None and n.requires_grad and i not in self.loop_dst
+                         for i, n in enumerate(nodes)]
+        self.rep = [None] * len(nodes)   # DOT name drawing each position (None: hidden or per edge)
+
+    # --- building blocks --------------------------------------------------------------------------
+    def cluster(self, path, label):
+        if path not in self.items:
+            self.cluster(path[:-1], path[-2] if len(path) > 1 else "")
+            self.items[path] = []
+            self.items[path[:-1]].append(("cluster", path))
+            self.cluster_labels[path] = label
+        return path
+
+    def add_node(self, path, node):
+        if node.name not in self.nodes:
+            if path not in self.items:
+                self.cluster(path, path[-1])
+            self.nodes[node.name] = node
+            self.items[path].append(("node", node.name))
+        return node.name
+
+    def add_edge(self, src, dst, kind, flow_key=None, label=None):
+        """An edge between DOT nodes; ``flow_key`` = the graph edge it draws (for painting)."""
+        if src is None or dst is None or src == dst:
+            return
+        edge = self.edges.get((src, dst, kind))
+        if edge is None:
+            edge = self.edges[(src, dst, kind)] = _Edge(kind, label)
+        flow = self.flows.get(flow_key) if flow_key else None
+        if flow is not None:
+            prev = edge.flows.get(flow_key[0])
+            edge.flows[flow_key[0]] = flow if prev is None else prev + flow
+
+    def real_node(self, pos, path):
+        """The node drawing graph position ``pos`` itself."""
+        node = self.graph.nodes[pos]
+        if node.op is not None:
+            kind = "op"
+        elif self.is_param[pos]:
+            kind = "param"
+        else:
+            kind = "leaf"
+        attrs = {"id": self.index.stable_ids[pos]}
+        if self.link and self.index.local_ids[pos]:
+            url = self.link.format(id=self.index.stable_ids[pos], local=self.index.local_ids[pos])
+            attrs["URL"] = graphviz.escape(url)
+        if pos in self.state_outputs:
+            attrs["peripheries"] = "2"
+        return self.add_node(path, _Node(f"n{pos}", kind, self.node_label(pos), pos, attrs))
+
+    def node_label(self, pos):
+        node = self.graph.nodes[pos]
+        if node.name:
+            title = node.name
+        elif node.op is not None:
+            title = node.op.name
+        elif node.size == 1:
+            title = f"{node.data.item():.4g}"
+        else:
+            title = "const" if not node.requires_grad else "leaf"
+        small = []
+        if node.op is not None:
+            attrs = _short_attrs(node.op)
+            op_text = f"{node.op.name}({attrs})" if attrs else node.op.name
+            if node.name or attrs:
+                small.append(op_text)
+        home = self.index.home[pos]
+        if self.level == "cell" and len(self.index.prefixes) > 1 and home and pos not in self.index.attached:
+            small.insert(0, home[0])   # which layer's state, once the layers share one box
+        if self.values or (node.op is None and node.size > 1):
+            small.append(f"{node.shape}" + (f" {node.dtype}" if node.dtype != np.float64 else ""))
+        if self.values:
+            small.append(_summary(node.data))
+        if self.grads and self.norms[pos] is not None:
+            small.append(f"‖∂L/∂·‖={G.format_norm(self.norms[pos])}")
+        return _html_label(title, small)
+
+    # --- the unrolled view ------------------------------------------------------------------------
+    def unroll(self, steps, max_nodes):
+        self.index = idx = StepIndex(self.graph)
+        self.state_outputs = self._cross_step_sources()
+        kept = parse_steps(steps, idx.steps) if idx.steps else []
+        if idx.steps:
+            kept = self._fit(kept, max_nodes, steps)
+        self.kept = set(kept)
+        self.elision = {}
+        for first, last in gaps(kept, idx.steps):
+            for t in idx.steps:
+                if first <= t <= last:
+                    self.elision[t] = f"e{first}"
+        order = sorted(set(kept) | {first for first, _ in gaps(kept, idx.steps)})
+        self.timeline = []
+        for t in order:   # clusters and "…" nodes left to right in time order
+            if t in self.kept:
+                self.cluster((f"t={t}",), f"t={t}")
+                self.timeline.append(self.add_node((f"t={t}",), _Node(f"a{t}", "anchor", "")))
+            else:
+                last = next(b for a, b in gaps(kept, idx.steps) if a == t)
+                self.timeline.append(self.add_node((), _Node(self.elision[t], "elision",
+                                                           _elision_label(t, last))))
+        self.multi_prefix = len(idx.prefixes) > 1
+        self.place_and_connect(lambda pos: True)
+        if not idx.steps and len(self.nodes) > max_nodes:
+            self._elide_far_nodes(max_nodes)
+
+    def home_path(self, home):
+        prefix, t = home
+        if self.view == "folded":
+            return (prefix,) if prefix and self.level == "op" else ()
+        return (f"t={t}", prefix) if self.multi_prefix and self.level == "op" else (f"t={t}",)
+
+    def _cross_step_sources(self):
+        idx, out = self.index, set(self.loop_src)
+        for s, d, _ in self.graph.edges:
+            hs, hd = idx.home[s], idx.home[d]
+            if hs is not None and hd is not None and hs[1] != hd[1]:
+                out.add(s)
+        return out
+
+    def _fit(self, kept, max_nodes, spec):
+        """Narrow ``kept`` to a window that fits ``max_nodes`` (with a note), if it does not."""
+        idx = self.index
+        per_step = {}
+        for i, home in enumerate(idx.home):
+            if home is not None:
+                per_step[home[1]] = per_step.get(home[1], 0) + 1
+        if self.level == "op":
+            for i in idx.shared:
+                for home in idx.consumer_homes(i):
+                    per_step[home[1]] += 1
+        else:
+            per_step = {t: 3 * len(idx.prefixes) + 2 for t in per_step}
+        outer = sum(1 for home in idx.home if home is None)
+        cost = outer + sum(per_step[t] for t in kept)
+        if cost <= max_nodes:
+            return kept
+        budget, window = max_nodes - outer, []
+        for n in range(2, len(kept) + 1):
+            candidate = kept[:math.ceil(n / 2)] + kept[len(kept) - n // 2:]
+            if sum(per_step[t] for t in candidate) > budget:
+                break
+            window = candidate
+        if not window:
+            window = kept[:1]
+        self.notes.append(f"{cost} nodes is over max_nodes={max_nodes}: drawing {len(window)} of "
+                          f"{len(kept)} time steps; pass steps=... or max_nodes=... to choose")
+        return window
+
+    def _elide_far_nodes(self, max_nodes):
+        """A graph with no time steps and too many nodes: keep those nearest the outputs."""
+        graph = self.graph
+        readers = [[] for _ in graph.nodes]
+        for s, d, _ in graph.edges:
+            readers[d].append(s)
+        frontier = list(graph.outputs) or [len(graph.nodes) - 1]
+        near = dict.fromkeys(frontier)
+        while frontier and len(near) < max_nodes - 1:
+            frontier = [s for d in frontier for s in readers[d] if s not in near]
+            for s in frontier:
+                if len(near) < max_nodes - 1:
+                    near.setdefault(s)
+        far = [f"n{i}" for i in range(len(graph.nodes)) if i not in near]
+        if not far:
+            return
+        self.notes.append(f"{len(graph.nodes)} nodes is over max_nodes={max_nodes}: the {len(far)} "
+                          f"farthest from the outputs are elided")
+        gone = set(far)
+        for name in far:
+            del self.nodes[name]
+        for path, items in self.items.items():
+            self.items[path] = [it for it in items if not (it[0] == "node" and it[1] in gone)]
+        self.add_node((), _Node("e_far", "elision", _html_label("…", [f"{len(far)} nodes elided"])))
+        edges, self.edges = self.edges, {}
+        for (src, dst, kind), edge in edges.items():
+            src, dst = ("e_far" if src in gone else src), ("e_far" if dst in gone else dst)
+            if src != dst and (src, dst, kind) not in self.edges:
+                self.edges[(src, dst, kind)] = edge
+
+    # --- the folded view --------------------------------------------------------------------------
+    def fold(self):
+        graph = self.graph
+        if graph.loop_edges:
+            self.index = StepIndex(graph, split=split_folded, timed=False)
+            self.loops = list(graph.loop_edges)
+            drawn = range(len(graph.nodes))
+        else:
+            self.index = StepIndex(graph)
+            drawn, self.loops = self._representative_step()
+        self.state_outputs = {s for s, _ in self.loops}
+        self.kept, self.elision, self.multi_prefix, self.timeline = None, {}, False, []
+        drawn = set(drawn)
+        self.place_and_connect(lambda pos: pos in drawn)
+        for s, d in self.loops:
+            self.add_edge(self.rep[s], self.rep[d], "loop", label="z⁻¹")
+
+    def _representative_step(self):
+        """An unrolled graph's folded picture: per prefix, its second step (whose state comes from the
+        first), the outer nodes feeding it, and a loop edge for every state edge into it."""
+        idx = self.index
+        if not idx.steps:
+            raise ValueError("to_dot(view='folded'): this graph has no loop_edges and no time-step "
+                             "scopes ('t=<k>'); build it with Recurrent(cell).folded() or unroll it "
+                             "inside tg.scope('t=<k>') blocks")
+        rep_t = {}
+        for prefix, t in idx.step_positions():
+            rep_t.setdefault(prefix, []).append(t)
+        rep_t = {p: (ts[1] if len(ts) > 1 else ts[0]) for p, ts in rep_t.items()}
+        drawn = {i for i, home in enumerate(idx.home) if home is not None and rep_t[home[0]] == home[1]}
+        by_id = {sid: i for i, sid in enumerate(idx.stable_ids)}
+        inputs = [[] for _ in idx.home]
+        for s, d, _ in self.graph.edges:
+            inputs[d].append(s)
+        frontier = list(drawn)
+        while frontier:   # outer ancestors: parameters, the input sequence, their transposes...
+            frontier = [s for d in frontier for s in inputs[d] if idx.home[s] is None and s not in drawn]
+            drawn.update(frontier)
+        loops = []
+        for s, d, _ in self.graph.edges:
+            hs, hd = idx.home[s], idx.home[d]
+            if d in drawn and hs is not None and hd is not None and hs[1] == hd[1] - 1:
+                twin = by_id.get(idx.stable_ids[s].rsplit("@", 1)[0] + f"@{hd[1]}")
+                if twin is not None and twin in drawn and (twin, d) not in loops:
+                    loops.append((twin, d))
+        return sorted(drawn), loops
+
+    # --- placing nodes and edges (both views, all levels) -----------------------------------------
+    def place_and_connect(self, is_drawn):
+        graph, idx = self.graph, self.index
+        collapsed = self.level != "op"
+        self.prefix_number = {p: i for i, p in enumerate(idx.prefixes)}
+        if collapsed:
+            self._plan_groups(is_drawn)
+        for pos in range(len(graph.nodes)):
+            if not is_drawn(pos):
+                continue
+            home = idx.home[pos]
+            if home is not None and self.kept is not None and home[1] not in self.kept:
+                self.rep[pos] = self.elision[home[1]]
+            elif collapsed and self.is_param[pos] and home is None and all(
+                    idx.home[d] is not None for d, _ in idx.consumers[pos]):
+                continue   # listed in the boxes that read it
+            elif pos in idx.shared and (self.view == "unrolled" or collapsed):
+                if self.level == "op" or any(idx.home[d] is None for d, _ in idx.consumers[pos]):
+                    self.rep[pos] = self.real_node(pos, self.outer_path(pos))
+            elif collapsed and home is not None:
+                self.rep[pos] = self._collapsed_rep(pos)
+            elif home is not None and pos not in idx.attached:
+                self.rep[pos] = self.real_node(pos, self.home_path(home) + _components(idx.local[pos]))
+            elif home is not None:
+                self.rep[pos] = self.real_node(pos, self.home_path(home))
+            else:
+                self.rep[pos] = self.real_node(pos, self.outer_path(pos))
+        for s, d, argnum in graph.edges:
+            if not (is_drawn(s) and is_drawn(d)):
+                continue
+            src, dst = self.source_for(s, d), self.rep[d]
+            hs, hd = idx.home[s], idx.home[d]
+            cross = hs is not None and hd is not None and hs[1] != hd[1] and self.view == "unrolled"
+            if src is None or dst is None:
+                continue
+            if "elision" in (self.nodes[src].kind, self.nodes[dst].kind):
+                kind = "elided"
+            elif cross:
+                kind = "state"
+            else:
+                kind = "data"
+            if collapsed and src in self.exported_names and self.box_of_name.get(src) == dst:
+                continue  # a state output read again inside its own cell (c_t -> tanh(c_t))
+            self.add_edge(src, dst, kind, (s, d, argnum))
+            flow = self.flows.get((s, d, argnum))
+            if flow is not None and self.nodes[src].kind.startswith("ref"):
+                ref = self.nodes[src]
+                ref.flow = flow if ref.flow is None else ref.flow + flow
+
+    def outer_path(self, pos):
+        scope = self.graph.nodes[pos].scope
+        return _components(scope)
+
+    def source_for(self, s, d):
+        """The DOT node an edge from ``s`` into ``d`` starts at: a per-step reference for a shared
+        node read inside a step (unrolled view), else whatever draws ``s``."""
+        idx, home = self.index, self.index.home[d]
+        if s not in idx.shared or home is None or (self.view == "folded" and self.level == "op"):
+            return self.rep[s]
+        if self.kept is not None and home[1] not in self.kept:
+            return None
+        if self.level != "op":
+            return None if self.is_param[s] else self._io_node("in", home)
+        path = self.home_path(home)
+        name = f"r{s}_{home[1]}" + (f"_{self.prefix_number[home[0]]}" if len(path) > 1 else "")
+        if name not in self.nodes:
+            shared = self.graph.nodes[s]
+            label = _html_label(node_label_name(shared), ["shared"] if self.is_param[s] else [])
+            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{'/'.join(path)}")}
+            kind = "ref-param" if self.is_param[s] else "ref"
+            self.add_node(path, _Node(name, kind, label, s, attrs))
+        return name
+
+    # --- collapsed levels: one box per cell (or layer) per step -----------------------------------
+    def group_key(self, home):
+        return home if self.level == "layer" or self.view == "folded" else ("", home[1])
+
+    def _plan_groups(self, is_drawn):
+        """Who goes in which box, and which values stay visible around the boxes: state outputs and
+        anything else read outside its box."""
+        graph, idx = self.graph, self.index
+        self.group_of, self.members = {}, {}
+        for pos, home in enumerate(idx.home):
+            if home is None or not is_drawn(pos):
+                continue
+            if pos in idx.attached:
+                self.members.setdefault((idx.attached[pos], home[1]), []).append(pos)
+                continue
+            node = graph.nodes[pos]
+            if node.op is None and node.name and not self.is_param[pos] and pos not in self.loop_dst:
+                continue   # a named input placeholder (x[t]) stays outside the box
+            self.group_of[pos] = key = self.group_key(home)
+            self.members.setdefault(key, []).append(pos)
+        for s in idx.shared:
+            if not self.is_param[s]:
+                for t in sorted({home[1] for home in idx.consumer_homes(s)}):
+                    self.members.setdefault(("in", t), []).append(s)
+        self.exported = set(self.loop_src)
+        for s, d, _ in graph.edges:
+            if s in self.group_of and self.group_of.get(d) != self.group_of[s] and is_drawn(d):
+                self.exported.add(s)
+        self.exported_names, self.box_of_name = set(), {}
+        inputs = [[] for _ in graph.nodes]
+        for s, d, _ in graph.edges:
+            inputs[d].append(s)
+        self.box_params = {key: list(dict.fromkeys(node_label_name(graph.nodes[s]) for i in members
+                                                   for s in inputs[i] if self.is_param[s]))
+                           for key, members in self.members.items()}
+
+    def _collapsed_rep(self, pos):
+        idx = self.index
+        home = idx.home[pos]
+        if pos in idx.attached:
+            return self._io_node(idx.attached[pos], home)
+        if pos not in self.group_of:
+            return self.real_node(pos, self.home_path(home))
+        box = self._box(self.group_of[pos], home)
+        if pos not in self.exported:
+            return box
+        name = self.real_node(pos, self.home_path(home))
+        self.exported_names.add(name)
+        self.box_of_name[name] = box
+        return name
+
+    def _box(self, key, home):
+        """The box standing for one cell (all layers) or one layer at one time step."""
+        prefix, t = key
+        name = f"g{t}_{self.prefix_number[prefix]}" if prefix else f"g{t}"
+        if name not in self.nodes:
+            if prefix:
+                title = prefix
+            else:
+                prefixes = self.index.prefixes
+                title = " + ".join(dict.fromkeys(p.split("/")[0] for p in prefixes if p)) or "cell"
+                if len(prefixes) > 1:
+                    title += f" ({len(prefixes)} layers)"
+            params = self.box_params.get(key, [])
+            small = [self.level] + ([", ".join(params[:4]) + (" …" if len(params) > 4 else "")]
+                                    if params else [])
+            box_id = f"{prefix or 'cell'}@{t}" if self.view == "unrolled" else prefix or "cell"
+            node = _Node(name, "group", _html_label(title, small), self.members[key],
+                         {"id": safe_id(box_id)})
+            self.add_node(self.home_path(home), node)
+        return name
+
+    def _io_node(self, role, home):
+        """The one node standing for a step's inputs (``role="in"``) or its head/loss (``"out"``)."""
+        t = home[1]
+        name = f"{role}{t}"
+        if name not in self.nodes:
+            members = self.members.get((role, t), [])
+            names = list(dict.fromkeys(self.graph.nodes[i].name for i in members
+                                       if self.graph.nodes[i].name))
+            if role == "in":
+                title = ", ".join(f"{n}[{t}]" for n in names) or f"input[{t}]"
+            else:
+                title = ", ".join(names[-2:]) or f"ŷ[{t}]"
+            node = _Node(name, "io", _html_label(title, []), members, {"id": f"{role}@{t}"})
+            self.add_node(self.home_path(home), node)
+        return name
+
+    # --- output -----------------------------------------------------------------------------------
+    def emit(self, legend, title):
+        scale = self._scale() if self.grads else None
+        dot = graphviz.Digraph(name="tinygraph", graph_attr={
+            "rankdir": "BT", "fontname": FONT, "fontsize": "11", "nodesep": "0.2", "ranksep": "0.3",
+            "newrank": "true", "compound": "true", "labelloc": "t",
+        }, node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.06,0.03"},
+            edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6"})
+        if title or self.notes:
+            dot.attr(label=_html_label(title or "", self.notes))
+        self._emit_items(dot, (), scale, [0])
+        for (src, dst, kind), edge in self.edges.items():
+            dot.edge(src, dst, **self._edge_attrs(kind, edge, scale))
+        if len(self.timeline) > 1:
+            self._emit_timeline(dot)
+        if legend:
+            dot.node("legend", _legend(scale, self.view), shape="plaintext", **{"class": "legend"})
+        return dot
+
+    def _emit_timeline(self, dot):
+        """Keep the step clusters in time order, left to right. State edges cannot (they are
+        constraint=false, or every step would sit one rank above the last), and one hidden node with
+        an edge into every step makes layout as slow as a shared parameter does; a hidden chain of
+        same-rank nodes, each pointing into its own step, costs ``dot`` next to nothing."""
+        invisible = {"class": "anchor", "style": "invis", "width": "0", "height": "0", "fixedsize": "true",
+                     "label": ""}
+        with dot.subgraph(name="timeline") as chain:
+            chain.attr(rank="same")
+            for k in range(len(self.timeline)):
+                chain.node(f"tl{k}", **invisible)
+        for k, anchor in enumerate(self.timeline):
+            if k:
+                dot.edge(f"tl{k - 1}", f"tl{k}", style="invis")
+            dot.edge(f"tl{k}", anchor, style="invis")
+
+    def _emit_items(self, dot, path, scale, counter):
+        for kind, item in self.items[path]:
+            if kind == "node":
+                node = self.nodes[item]
+                dot.node(node.name, node.label, **self._node_attrs(node, scale))
+            else:
+                counter[0] += 1
+                with dot.subgraph(name=f"cluster_{counter[0]}") as sub:
+                    is_step = len(item) == 1 and self.view == "unrolled" and item[0].startswith("t=")
+                    sub.attr(label=_html_label(self.cluster_labels[item], []), style="rounded",
+                             color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
+                             **{"class": "step" if is_step else "scope"})
+                    self._emit_items(sub, item, scale, counter)
+
+    def _node_attrs(self, node, scale):
+        kind = node.kind
+        attrs = {"class": kind}
+        if kind in ("op", "group"):
+            attrs.update(shape="box", style="rounded,filled", fillcolor=FILL[kind])
+        elif kind in ("param", "leaf", "io"):
+            attrs.update(shape="ellipse", style="filled", fillcolor=FILL.get(kind, "#ffffff"))
+        elif kind in ("ref", "ref-param"):
+            attrs.update(shape="ellipse", style="dashed,filled", color="#1f4e79", fontsize="9",
+                         fillcolor=FILL["param"] if kind == "ref-param" else FILL["leaf"])
+        elif kind == "elision":
+            attrs.update(shape="plaintext", fontsize="18")
+        elif kind == "anchor":
+            return {"class": "anchor", "style": "invis", "width": "0", "height": "0", "fixedsize": "true"}
+        if kind == "group":
+            attrs["style"] = "rounded,filled,bold"
+        attrs.update(node.attrs)
+        if scale is not None and kind != "elision":
+            value = self._node_value(node)
+            if value is not None:
+                attrs.update(fillcolor=scale.colour(value), fontcolor=scale.font_colour(value),
+                             penwidth=str(scale.pen_width(value)))
+                attrs["class"] = f"{kind} grad-{scale.index(value)}"
+        return attrs
+
+    def _node_value(self, node):
+        if node.kind in ("ref", "ref-param"):
+            return G.norm(node.flow)
+        if node.kind == "group":
+            values = [self.norms[i] for i in node.pos if i in self.exported and self.norms[i] is not None]
+            return values[-1] if values else None
+        if node.kind == "io":
+            values = [self.norms[i] for i in node.pos if self.norms[i] is not None]
+            return max(values) if values else None
+        return self.norms[node.pos] if node.pos is not None else None
+
+    def _edge_value(self, edge):
+        values = [G.norm(f) for f in edge.flows.values()]
+        return max(values) if values else None
+
+    def _scale(self):
+        values = [self._node_value(n) for n in self.nodes.values() if n.kind not in ("elision", "anchor")]
+        values += [self._edge_value(e) for e in self.edges.values()]
+        return G.GradScale(values)
+
+    def _edge_attrs(self, kind, edge, scale):
+        attrs = {"class": kind, "color": DEFAULT_EDGE}
+        if kind == "state":
+            attrs.update(color=STATE_EDGE, penwidth="2", constraint="false")
+        elif kind == "loop":
+            attrs.update(color=LOOP_EDGE, style="dashed", penwidth="1.5", constraint="false",
+                         fontcolor=LOOP_EDGE)
+        elif kind == "elided":
+            attrs.update(style="dotted", constraint="false")
+        if edge.label:
+            attrs["label"] = _html_label(edge.label, [], bold=False)
+        if scale is not None:
+            value = self._edge_value(edge)
+            if value is not None:
+                attrs.update(color=scale.colour(value), penwidth=str(scale.pen_width(value)))
+                attrs["class"] = f"{kind} grad-{scale.index(value)}"
+        return attrs
+
+
+def _components(path):
+    return tuple(p for p in (path or "").split("/") if p)
+
+
+def _html_label(title, small, bold=True):
+    """An HTML-like label: escaped ``title`` (bold) over escaped small lines."""
+    text = f"<B>{h(title)}</B>" if bold and title else h(title)
+    for line in small:
+        text += f'<BR/><FONT POINT-SIZE="8">{h(line)}</FONT>'
+    return f"<{text}>"
+
+
+def _elision_label(first, last):
+    steps = f"t={first}" if first == last else f"t={first}…{last}"
+    return _html_label("…", [f"{steps} elided"], bold=False)
+
+
+def _legend(scale, view):
+    rows = ['<TR><TD ALIGN="LEFT"><B>legend</B></TD></TR>']
+    if view == "folded":
+        rows.append('<TR><TD ALIGN="LEFT"><FONT COLOR="#c00000">- - → z⁻¹</FONT>: state fed back '
+                    'one step later</TD></TR>')
+    else:
+        rows.append('<TR><TD ALIGN="LEFT"><FONT COLOR="#1f4e79">━→</FONT> state h<SUB>t-1</SUB> → '
+                    'step t; dashed ellipse: shared node, drawn once</TD></TR>')
+    if scale is not None:
+        cells = "".join(f'<TD BGCOLOR="{colour}"><FONT POINT-SIZE="8">{h(text)}</FONT></TD>'
+                        for colour, text in scale.decades())
+        rows.append(f'<TR><TD ALIGN="LEFT">‖∂L/∂·‖ (log scale)</TD></TR><TR><TD>'
+                    f'<TABLE BORDER="0" CELLSPACING="0"><TR>{cells}</TR></TABLE></TD></TR>')
+    return f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="2" COLOR="#aaaaaa">{"".join(rows)}</TABLE>>'

@@ -1,0 +1,110 @@
+"""DOT -> SVG/PNG/PDF with Graphviz's ``dot``: a timeout, clear errors, atomic writes, Jupyter display.
+
+``dot`` is looked up on ``PATH`` when a picture is made, never at import: building DOT text needs no
+Graphviz install, only laying it out does.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import tinygraph as tg
+from tinygraph.errors import TinygraphError
+
+from .dot import to_dot
+
+FORMATS = ("svg", "png", "pdf")
+DEFAULT_TIMEOUT = 120.0
+INSTALL_HINT = ("install Graphviz so that `dot` is on PATH: `sudo apt-get install graphviz` "
+                "(Debian/Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`, or see "
+                "https://graphviz.org/download/ — the DOT text (to_dot(...).source) works without it")
+
+
+class RenderError(TinygraphError, RuntimeError):
+    """``dot`` failed or took longer than its timeout."""
+
+
+class GraphvizNotFoundError(RenderError, FileNotFoundError):
+    """Graphviz's ``dot`` executable is not installed (or not on PATH)."""
+
+
+def dot_executable():
+    """Path of ``dot``; raises ``GraphvizNotFoundError`` saying how to install it."""
+    path = shutil.which("dot")
+    if path is None:
+        raise GraphvizNotFoundError(f"Graphviz's `dot` executable was not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def layout(source, format="svg", timeout=DEFAULT_TIMEOUT):
+    """Run ``dot -T<format>`` on DOT ``source`` (str or Digraph); returns the output bytes."""
+    if format not in FORMATS:
+        raise ValueError(f"render: format must be one of {FORMATS}, got {format!r}")
+    source = getattr(source, "source", source)
+    try:
+        done = subprocess.run([dot_executable(), f"-T{format}"], input=source.encode("utf-8"),
+                              capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        nodes = source.count("\n\t") + source.count("\n    ")
+        raise RenderError(
+            f"dot did not finish laying out this graph (~{nodes} statements) within {timeout:g} s; draw "
+            f"less of it: steps='0:3,-2:' (a window of time steps), level='cell' or 'layer', a smaller "
+            f"max_nodes, or pass a larger timeout") from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
+        raise RenderError(f"dot failed to lay out the graph: {message}")
+    return done.stdout
+
+
+def svg(graph, timeout=DEFAULT_TIMEOUT, **options):
+    """The SVG text of ``to_dot(graph, **options)``."""
+    return layout(to_dot(graph, **options), "svg", timeout).decode("utf-8")
+
+
+def render(graph, path, format=None, timeout=DEFAULT_TIMEOUT, **options):
+    """Draw ``graph`` (see ``to_dot`` for the options) into ``path``, written atomically.
+
+    ``format``: ``"svg"`` (default), ``"png"``, ``"pdf"``, or ``"dot"`` for the DOT text (needs no
+    Graphviz); when omitted it is taken from the file suffix. Returns ``path``.
+    """
+    path = os.fspath(path)
+    if format is None:
+        suffix = os.path.splitext(path)[1].lstrip(".").lower()
+        format = suffix if suffix in FORMATS + ("dot", "gv") else "svg"
+    dot = to_dot(graph, **options)
+    data = dot.source.encode("utf-8") if format in ("dot", "gv") else layout(dot, format, timeout)
+    write_atomic(path, data)
+    return path
+
+
+def write_atomic(path, data):
+    """Write bytes to ``path`` via a temp file in the same directory, fsync and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+    """Jupyter display of a Graph: SVG when ``dot`` works, else the DOT text."""
+    view = "folded" if self.loop_edges else "unrolled"
+    dot = to_dot(self, view=view, legend=False)
+    try:
+        return {"image/svg+xml": layout(dot, "svg", timeout=30).decode("utf-8")}
+    except RenderError:
+        return {"text/plain": dot.source}
+
+
+def install_display_hook():
+    """Give ``tg.Graph`` a ``_repr_mimebundle_`` (tinygraph cannot import visualize: the hook is
+    installed from this side when visualize is imported)."""
+    tg.Graph._repr_mimebundle_ = _repr_mimebundle_
