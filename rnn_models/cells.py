@@ -17,9 +17,17 @@ with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or 3 (GRU: gates r, z, n). The equa
     GRU   r = σ(W_ir x + b_ir + W_hr h + b_hr)   z = σ(W_iz x + b_iz + W_hz h + b_hz)
           n = tanh(W_in x + b_in + r * (W_hn h + b_hn))             h' = (1 - z) * n + z * h
 
-Both input and recurrent products are computed for all gates at once (two matmuls per step); each
-gate then takes its slice inside its own ``tg.scope`` ("forget_gate", ...), so a drawn graph shows
-one cluster per gate. The new state tensors are named "h" (and "c").
+A step is ``recurrent_step(project(x), state)``: ``project`` is the input projection
+``x @ W_ih.T + b_ih`` for all gates at once — it has no recurrence, so ``Recurrent.unroll`` computes
+it for the whole sequence in one node — and ``recurrent_step`` adds ``h @ W_hh.T + b_hh`` and applies
+the gates. Two forms of ``recurrent_step`` compute the same numbers:
+
+- ``fused=True`` (default): one fused op per step (``tg.functional.rnn_cell/lstm_cell/gru_cell``),
+  fast and lean — the form to train with.
+- ``fused=False``: the gates from primitives, each inside its own ``tg.scope`` ("forget_gate", ...),
+  so a drawn op-level graph shows one cluster per gate — the form to look at.
+
+The new state tensors are named "h" (and "c").
 """
 import math
 
@@ -48,9 +56,8 @@ def init_parameters(num_gates, input_size, hidden_size, bias=True, dtype=np.floa
 
 
 def affine(x, weight, bias):
-    """``x @ weight.T + bias`` (bias may be None): (B, in) -> (B, out)."""
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    """``x @ weight.T + bias`` (bias may be None): (..., in) -> (..., out), one node."""
+    return x @ weight.T if bias is None else F.affine(x, weight, bias)
 
 
 class RecurrentCell(Module):
@@ -58,13 +65,15 @@ class RecurrentCell(Module):
     num_gates = 1
     state_names = ("h",)
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, **options):
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True,
+                 **options):
         super().__init__()
+        self.fused = bool(fused)
         self._configure(**options)
         self._attach(**init_parameters(self.num_gates, input_size, hidden_size, bias, dtype, rng))
 
     @classmethod
-    def from_parameters(cls, weight_ih, weight_hh, bias_ih=None, bias_hh=None, **options):
+    def from_parameters(cls, weight_ih, weight_hh, bias_ih=None, bias_hh=None, fused=True, **options):
         """A cell that computes with the given tensors (shared, not copied).
 
         The layers use this to run cells on parameters they register under PyTorch's names
@@ -73,6 +82,7 @@ class RecurrentCell(Module):
         """
         cell = cls.__new__(cls)
         Module.__init__(cell)
+        cell.fused = bool(fused)
         cell._configure(**options)
         cell._attach(weight_ih, weight_hh, bias_ih, bias_hh)
         return cell
@@ -121,8 +131,21 @@ class RecurrentCell(Module):
         return self.step(x, state)
 
     def step(self, x, state):
-        """The step math on already checked tensors (``Recurrent`` calls this once per time step)."""
-        raise NotImplementedError
+        """The step math on already checked tensors: ``recurrent_step(project(x), state)``."""
+        return self.recurrent_step(self.project(x), state)
+
+    def project(self, x):
+        """Input projection of every gate, ``x @ W_ih.T + b_ih``: (..., input_size) -> (..., G*H)."""
+        return affine(x, self.weight_ih, self.bias_ih)
+
+    def recurrent_step(self, p, state):
+        """The recurrent part of a step: projection p (B, G*H) and state -> new state.
+
+        The fused ops include the recurrent bias, so a cell without biases runs the gate form.
+        """
+        if self.fused and self.bias_hh is not None:
+            return self.fused_step(p, state)
+        return self.gate_step(p, state)
 
     def check_input(self, x, what="input"):
         """``x`` as a Tensor of the cell's dtype, shape (B, input_size), else ``ShapeError``."""
@@ -160,7 +183,7 @@ class RecurrentCell(Module):
         return pre[:, k * H:(k + 1) * H]
 
     def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}"
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, fused={self.fused}"
 
 
 def as_float(x, dtype):
@@ -180,8 +203,9 @@ class RNNCell(RecurrentCell):
     x (B, input_size), state (h,) with h (B, hidden_size) -> (h',).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float64, rng=None):
-        super().__init__(input_size, hidden_size, bias, dtype, rng, nonlinearity=nonlinearity)
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float64, rng=None,
+                 fused=True):
+        super().__init__(input_size, hidden_size, bias, dtype, rng, fused, nonlinearity=nonlinearity)
 
     def _configure(self, nonlinearity="tanh"):
         if nonlinearity not in NONLINEARITIES:
@@ -189,9 +213,12 @@ class RNNCell(RecurrentCell):
                              f"{', '.join(NONLINEARITIES)}")
         self.nonlinearity = nonlinearity
 
-    def step(self, x, state):
+    def fused_step(self, p, state):
+        return (named(F.rnn_cell(p, state[0], self.weight_hh, self.bias_hh, self.nonlinearity), "h"),)
+
+    def gate_step(self, p, state):
         (h,) = state
-        pre = affine(x, self.weight_ih, self.bias_ih) + affine(h, self.weight_hh, self.bias_hh)
+        pre = p + affine(h, self.weight_hh, self.bias_hh)
         return (named(NONLINEARITIES[self.nonlinearity](pre), "h"),)
 
     def extra_repr(self):
@@ -207,12 +234,16 @@ class LSTMCell(RecurrentCell):
     num_gates = 4
     state_names = ("h", "c")
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
-        super().__init__(input_size, hidden_size, bias, dtype, rng)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True):
+        super().__init__(input_size, hidden_size, bias, dtype, rng, fused)
 
-    def step(self, x, state):
+    def fused_step(self, p, state):
+        h, c = F.lstm_cell(p, state[0], state[1], self.weight_hh, self.bias_hh)
+        return named(h, "h"), named(c, "c")
+
+    def gate_step(self, p, state):
         h, c = state
-        pre = affine(x, self.weight_ih, self.bias_ih) + affine(h, self.weight_hh, self.bias_hh)
+        pre = p + affine(h, self.weight_hh, self.bias_hh)
         with tg.scope("input_gate"):
             i = F.sigmoid(self._gate(pre, 0))
         with tg.scope("forget_gate"):
@@ -232,12 +263,14 @@ class GRUCell(RecurrentCell):
     """
     num_gates = 3
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None):
-        super().__init__(input_size, hidden_size, bias, dtype, rng)
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True):
+        super().__init__(input_size, hidden_size, bias, dtype, rng, fused)
 
-    def step(self, x, state):
+    def fused_step(self, p, state):
+        return (named(F.gru_cell(p, state[0], self.weight_hh, self.bias_hh), "h"),)
+
+    def gate_step(self, pre_x, state):
         (h,) = state
-        pre_x = affine(x, self.weight_ih, self.bias_ih)
         pre_h = affine(h, self.weight_hh, self.bias_hh)
         with tg.scope("reset_gate"):
             r = F.sigmoid(self._gate(pre_x, 0) + self._gate(pre_h, 0))

@@ -16,7 +16,12 @@ converted to numpy loads as-is. Each forward builds one cell per layer/direction
 ``rnn_models.cells``.
 
 Scopes: ``"lstm"`` / ``"l1_reverse"`` / ``"t=3"`` / ``"forget_gate"`` — the time step is the position in the
-input sequence, for the reverse direction too.
+input sequence, for the reverse direction too. Gate scopes exist with ``fused=False``; the default
+``fused=True`` runs each step as one fused op (same numbers, faster — see ``rnn_models.cells``).
+
+Between layers the sequence travels as one time-major (T, B, D*H) tensor: each direction's steps are
+stacked once and the directions concatenated once, so the next layer projects its whole input in
+one node.
 """
 import numpy as np
 
@@ -27,7 +32,7 @@ from tinygraph.random import default_generator
 from tinygraph.tensor import Tensor
 
 from .cells import CELLS, NONLINEARITIES, as_float, init_parameters
-from .recurrent import Recurrent, check_lengths, folded_mimebundle
+from .recurrent import Recurrent, check_finite_input, check_lengths, folded_mimebundle
 
 
 class RecurrentLayer(Module):
@@ -35,7 +40,7 @@ class RecurrentLayer(Module):
     mode = None
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=np.float64, rng=None, **options):
+                 bidirectional=False, dtype=np.float64, rng=None, fused=True, **options):
         super().__init__()
         name = type(self).__name__
         if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool) or num_layers < 1:
@@ -45,6 +50,7 @@ class RecurrentLayer(Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.bidirectional = bool(bidirectional)
+        self.fused = bool(fused)
         self.options = options                           # nonlinearity for RNN
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else self.num_directions * hidden_size
@@ -70,7 +76,7 @@ class RecurrentLayer(Module):
         suffix = f"_l{layer}{'_reverse' if reverse else ''}"
         names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())
         params = [getattr(self, name + suffix) for name in names]
-        return Recurrent(CELLS[self.mode].from_parameters(*params, **self.options))
+        return Recurrent(CELLS[self.mode].from_parameters(*params, fused=self.fused, **self.options))
 
     # --- forward ---------------------------------------------------------------------------------
     def forward(self, x, h0=None, lengths=None, hx=None):
@@ -82,12 +88,15 @@ class RecurrentLayer(Module):
             h0 = hx
         dtype = self.weight_ih_l0.dtype
         x, steps, batch = self._check_input(x, dtype)
+        if tg.is_anomaly_enabled():  # before any op touches it, attributed to the first layer's step
+            with tg.scope(self.mode), tg.scope("l0"):
+                check_finite_input(x.data, self.batch_first, type(self).__name__)
         initial = self._check_initial_state(h0, batch, dtype)
         if lengths is not None:
             lengths = check_lengths(lengths, batch, steps, type(self).__name__)
         finals = []                                      # per layer/direction: the final state tuple
         with tg.scope(self.mode):
-            layer_input = x
+            layer_input = F.swapaxes(x, 0, 1) if self.batch_first else x   # time-major inside
             for layer in range(self.num_layers):
                 if layer > 0:
                     layer_input = self._dropout(layer_input)
@@ -97,23 +106,20 @@ class RecurrentLayer(Module):
                     with tg.scope(f"l{layer}{suffix}"):
                         state0 = tuple(s[k] for s in initial) if initial is not None else None
                         outputs, final = self.recurrent(layer, bool(direction)).unroll(
-                            layer_input, state0, reverse=bool(direction), lengths=lengths,
-                            batch_first=self.batch_first and layer == 0)
-                    directions.append(outputs)
+                            layer_input, state0, reverse=bool(direction), lengths=lengths)
+                        directions.append(F.stack(outputs))
                     finals.append(final)
-                layer_input = directions[0] if len(directions) == 1 else \
-                    [F.concat(pair, axis=-1) for pair in zip(*directions)]
-            out = F.stack(layer_input, axis=1 if self.batch_first else 0)
+                layer_input = directions[0] if len(directions) == 1 else F.concat(directions, axis=-1)
+            out = F.swapaxes(layer_input, 0, 1) if self.batch_first else layer_input
             states = tuple(F.stack([final[i] for final in finals]) for i in range(len(self.state_names)))
         return out, (states if len(states) > 1 else states[0])
 
-    def _dropout(self, steps):
-        """Dropout on the per-step inputs of layers after the first (train mode only)."""
+    def _dropout(self, sequence):
+        """Dropout on the (T, B, D*H) input of layers after the first (train mode only)."""
         if not self.training or self.dropout == 0:
-            return steps
-        keep = default_generator().random((len(steps),) + steps[0].shape) >= self.dropout
-        scale = (keep / (1 - self.dropout)).astype(steps[0].dtype)
-        return [s * Tensor._wrap(m) for s, m in zip(steps, scale)]
+            return sequence
+        keep = default_generator().random(sequence.shape) >= self.dropout
+        return sequence * Tensor._wrap((keep / (1 - self.dropout)).astype(sequence.dtype))
 
     # --- checks -----------------------------------------------------------------------------------
     def _layout(self):
@@ -185,7 +191,8 @@ class RecurrentLayer(Module):
             text += f", num_layers={self.num_layers}"
         for key, value in self.options.items():
             text += f", {key}={value!r}"
-        for key, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+        for key, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
+                             ("fused", True)):
             if getattr(self, key) != default:
                 text += f", {key}={getattr(self, key)}"
         return text
@@ -197,11 +204,12 @@ class RNN(RecurrentLayer):
     mode = "rnn"
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64, rng=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float64, rng=None,
+                 fused=True):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; choose one of {', '.join(NONLINEARITIES)}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, rng, nonlinearity=nonlinearity)
+                         dtype, rng, fused, nonlinearity=nonlinearity)
 
 
 class LSTM(RecurrentLayer):
@@ -210,9 +218,9 @@ class LSTM(RecurrentLayer):
     mode = "lstm"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=np.float64, rng=None):
+                 bidirectional=False, dtype=np.float64, rng=None, fused=True):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, rng)
+                         dtype, rng, fused)
 
 
 class GRU(RecurrentLayer):
@@ -220,6 +228,6 @@ class GRU(RecurrentLayer):
     mode = "gru"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=np.float64, rng=None):
+                 bidirectional=False, dtype=np.float64, rng=None, fused=True):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype, rng)
+                         dtype, rng, fused)

@@ -30,6 +30,24 @@ def check_lengths(lengths, batch, steps, who):
     return array.astype(np.int64)
 
 
+def check_finite_input(xs, batch_first, who):
+    """In anomaly mode: raise at the first NaN/Inf of a (T, B, I) input, naming its time step.
+
+    The whole sequence is projected in one node before the steps run, so the step scopes would never
+    see it; the input is checked here instead.
+    """
+    bad = ~np.isfinite(xs)
+    if bad.any():
+        first = np.argwhere(bad.swapaxes(0, 1) if batch_first else bad)[0]
+        t, b = int(first[0]), int(first[1])
+        value = (xs[b, t] if batch_first else xs[t, b])[first[2]]
+        outer = tg.modes.current_scope()
+        raise tg.AnomalyError(
+            f"{'NaN' if np.isnan(value) else 'Inf'} in the input of {who} at scope "
+            f"'{outer + '/' if outer else ''}t={t}' (time step {t}, batch row {b}, feature "
+            f"{int(first[2])}); clean or mask the data before the recurrent layer")
+
+
 class Recurrent(Module):
     """The recurrent node around ``cell`` (an ``RNNCell``, ``LSTMCell`` or ``GRUCell``).
 
@@ -42,6 +60,10 @@ class Recurrent(Module):
                 state = cell.step(xs[t], state)          # xs[t]: (B, I)
                 outputs.append(cell.output(state))       # h: (B, H)
         return outputs, state                            # outputs in input order, one per t
+
+    ``cell.step(x, s)`` is ``cell.recurrent_step(cell.project(x), s)``, and the projection has no
+    recurrence: when ``xs`` is one tensor, ``unroll`` projects all T steps in one node (outside the
+    step scopes) and each step slices its row — same numbers, one large matmul instead of T small ones.
     """
 
     def __init__(self, cell):
@@ -84,13 +106,13 @@ class Recurrent(Module):
             outputs: list of T tensors h (B, hidden_size), ``outputs[t]`` belongs to input step t.
             final_state: tuple of (B, hidden_size) — the state after each row's last valid step.
         """
-        step_input, steps, batch = self._check_sequence(xs, batch_first)
+        step_projection, steps, batch = self._check_sequence(xs, batch_first)
         state = self.cell.check_state(state0, batch)
         active = None if lengths is None else check_lengths(lengths, batch, steps, "Recurrent.unroll")
         outputs = [None] * steps
         for t in (reversed(range(steps)) if reverse else range(steps)):
             with tg.scope(f"t={t}"):
-                new_state = self.cell.step(step_input(t), state)
+                new_state = self.cell.recurrent_step(step_projection(t), state)
                 output = self.cell.output(new_state)
                 if active is not None and not (t < active).all():
                     keep = Tensor._wrap((t < active)[:, None])
@@ -103,7 +125,7 @@ class Recurrent(Module):
     forward = unroll
 
     def _check_sequence(self, xs, batch_first):
-        """``(step_input(t) -> (B, I) tensor, T, B)`` after checking shapes and dtype."""
+        """``(step_projection(t) -> (B, G*H) tensor, T, B)`` after checking shapes and dtype."""
         cell, name = self.cell, type(self.cell).__name__
         if isinstance(xs, (list, tuple)):
             if not xs:
@@ -114,7 +136,7 @@ class Recurrent(Module):
             if len(shapes) > 1:
                 raise tg.ShapeError(f"Recurrent({name}).unroll: every step must have the same shape "
                                     f"(B, {cell.input_size}), got {sorted(shapes)}")
-            return xs.__getitem__, len(xs), xs[0].shape[0]
+            return (lambda t: cell.project(xs[t])), len(xs), xs[0].shape[0]
         xs = F.as_tensor(xs)
         layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
         if xs.ndim != 3 or xs.shape[2] != cell.input_size:
@@ -122,10 +144,14 @@ class Recurrent(Module):
                                 f"{cell.input_size}, got {xs.shape}")
         xs = as_float(xs, cell.dtype)
         steps, batch = (xs.shape[1], xs.shape[0]) if batch_first else xs.shape[:2]
+        if tg.is_anomaly_enabled():
+            check_finite_input(xs.data, batch_first, f"Recurrent({name}).unroll")
         if steps == 0:
             raise tg.ShapeError(f"Recurrent({name}).unroll: xs {xs.shape} has T = 0 time steps; give at "
                                 f"least one")
-        return ((lambda t: xs[:, t]) if batch_first else xs.__getitem__), steps, batch
+        projected = cell.project(xs)
+        projected.name = "x@W_ih"
+        return ((lambda t: projected[:, t]) if batch_first else projected.__getitem__), steps, batch
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return folded_mimebundle(self, include, exclude)

@@ -44,14 +44,37 @@ def test_nonlinearities_match_the_formula():
 
 
 def test_lstm_gates_are_scoped_and_states_named():
-    cell = LSTMCell(I, H)
+    cell = LSTMCell(I, H, fused=False)
     h, c = cell(np.ones((B, I)))
     assert (h.name, c.name) == ("h", "c")
     scopes = tg.Graph.of(h, c).scopes()
     assert set(scopes) == {"input_gate", "forget_gate", "cell_gate", "output_gate"}
-    (h,) = GRUCell(I, H)(np.ones((B, I)))
+    (h,) = GRUCell(I, H, fused=False)(np.ones((B, I)))
     assert h.name == "h"
     assert set(tg.Graph.of(h).scopes()) == {"reset_gate", "update_gate", "new_gate"}
+    h, c = LSTMCell(I, H)(np.ones((B, I)))  # fused: one op per step, states still named
+    assert (h.name, c.name) == ("h", "c")
+    assert "lstm_cell" in tg.Graph.of(h, c).op_counts()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cls,gates,options", CELLS, ids=CELL_IDS)
+def test_fused_and_gate_forms_agree(cls, gates, options, bias):
+    """The fused op and the gates built from primitives compute the same state and gradients."""
+    rng = np.random.default_rng(7)
+    fused = cls(I, H, bias=bias, **options)
+    gates_form = cls.from_parameters(*fused.parameters(), fused=False, **options)
+    x = rng.standard_normal((B, I))
+    state = random_state(fused, rng)
+    results = []
+    for cell in (fused, gates_form):
+        cell.zero_grad()
+        xt = tg.tensor(x, requires_grad=True)
+        new = cell(xt, state)
+        sum(((s * (k + 1.5)).sum() for k, s in enumerate(new)), tg.tensor(0.0)).backward()
+        results.append([s.data for s in new] + [xt.grad] + [p.grad for p in cell.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("cls,gates,options", CELLS, ids=CELL_IDS)

@@ -77,8 +77,14 @@ def test_unrolled_node_count_is_linear_in_T(node, as_list):
         assert len(graph.parameters) == len(list(node.parameters()))  # ONE set of shared leaves
         return len(graph)
 
-    # a list brings one input leaf per step; a tensor brings one leaf, sliced inside each step
-    constant = shared + (0 if as_list else 1)
+    # a list brings one input leaf per step, projected inside the step; a tensor brings one leaf
+    # and one projection of the whole sequence (constants), each step slicing its row instead
+    if as_list:
+        constant = shared
+    else:
+        projection = tg.Graph.of(node.cell.project(tg.tensor(np.ones((B, I)))))
+        hoisted = len(projection.ops)
+        per_step, constant = per_step - hoisted, shared + 1 + hoisted
     for steps in (1, 2, 7):
         assert count(steps) == steps * per_step + constant
     assert count(7) - count(2) == 5 * per_step

@@ -9,7 +9,8 @@ from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cro
                          swapaxes, tanh, transpose, where)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
-from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope  # noqa: F401
+from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
+                    no_grad, scope)
 from .random import manual_seed  # noqa: F401
 from .tensor import Tensor, tensor  # noqa: F401
 

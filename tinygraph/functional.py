@@ -187,17 +187,14 @@ def concat(tensors, axis=0):
 
 
 def stack(tensors, axis=0):
-    """Join along a new ``axis`` (each input gains a dimension of size 1, then concat)."""
+    """Join same-shaped tensors along a new ``axis`` (one node)."""
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ShapeError("stack: needs at least one tensor")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ShapeError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
-    ndim = tensors[0].ndim + 1
-    axis = normalize_axes("stack", axis, ndim)[0]
-    new_shape = tensors[0].shape[:axis] + (1,) + tensors[0].shape[axis:]
-    return concat([reshape(t, new_shape) for t in tensors], axis)
+    return apply(S.Stack(normalize_axes("stack", axis, tensors[0].ndim + 1)[0]), *tensors)
 
 
 def split(x, sections, axis=0):

@@ -114,6 +114,22 @@ class Concat(Op):
         return (f"concat: shapes {shapes} must agree on every dimension except axis {self.axis}")
 
 
+class Stack(Op):
+    """Join same-shaped tensors along a new ``axis``; one node however many inputs (an unrolled
+    sequence stacks T steps)."""
+    name = "stack"
+    sample = "stack"
+    def __init__(self, axis): self.axis = axis
+    def forward(self, *xs): return np.stack(xs, axis=self.axis)
+    def vjp(self, B, g, out, *xs):
+        lead = (slice(None),) * self.axis
+        return tuple(g[lead + (k,)] for k in range(len(xs)))
+
+    def explain(self, *xs):
+        shapes = sorted({x.shape for x in xs})
+        return f"stack: all tensors must have the same shape, got {shapes}"
+
+
 class AsType(Op):
     name = "astype"
     sample = "astype"
