@@ -146,7 +146,7 @@ def test_distinct_arrays_have_well_separated_values(a):
     assert (gaps > 1e-3).all()
 
 
-@given(a=arrays((3, 2), np.int64, low=-4, high=4), m=arrays((5,), np.bool_))
+@given(a=arrays((3, 2), np.int64, low=-4, high=4), m=arrays(5, np.bool_))
 def test_integer_and_bool_arrays(a, m):
     assert a.dtype == np.int64 and a.shape == (3, 2) and ((a >= -4) & (a <= 4)).all()
     assert m.dtype == np.bool_ and m.shape == (5,)

@@ -80,14 +80,15 @@ def _push_away(value, points, margin, low, high):
 
 @st.composite
 def arrays(draw, shape, dtype=np.float64, low=-3.0, high=3.0, away_from=(), distinct=False, margin=0.01):
-    """ndarrays of ``shape`` (a tuple or a strategy of shapes) and ``dtype``.
+    """ndarrays of ``shape`` (a tuple, an int, or a strategy of shapes) and ``dtype``.
 
     Floats are finite and within [low, high]; ``away_from`` keeps every value at least ``margin`` from
     the given points (kinks such as relu's 0, where a numerical derivative is meaningless); ``distinct``
     makes all values differ by far more than gradcheck's eps (ties in max have no unique gradient).
     Integers lie in [low, high]; bool arrays ignore the bounds.
     """
-    shape = draw(shape) if isinstance(shape, SearchStrategy) else tuple(shape)
+    shape = draw(shape) if isinstance(shape, SearchStrategy) else shape
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
     dtype = np.dtype(dtype)
     size = math.prod(shape)
     if dtype.kind == "b":
