@@ -1,0 +1,305 @@
+"""Training: truncated backpropagation through time and a small trainer.
+
+``TruncatedBPTT(k1, k2)`` is Sutskever's TBPTT(k1, k2) (Williams & Peng's BPTT(h; h')): every ``k1``
+steps there is an update, whose gradient backpropagates the losses of those ``k1`` steps through the
+last ``k2`` steps. The state is carried across windows *detached*, so no gradient crosses a cut. The
+common case is ``k1 == k2 == k``: the sequence is cut into chunks of k steps. ``k2 >= T`` is full BPTT.
+
+``Trainer`` runs the loop: batches from a task, truncated BPTT, ``clip_grad_norm_``, the optimiser
+step, a smoothed loss, periodic evaluation and a progress line, deterministic under a seed.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.nn.utils import clip_grad_norm_
+
+from .models import detach_state
+from .tasks import check_positive
+
+OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adagrad": "Adagrad"}
+
+
+def make_optimizer(name, params, lr):
+    """``tg.optim.SGD/Adam/Adagrad(params, lr=lr)`` by its CLI name ("sgd", "adam", "adagrad")."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimiser {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"optimiser {name}: lr must be a positive number, got {lr!r}")
+    return getattr(tg.optim, OPTIMIZERS[name])(params, lr=lr)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One update of truncated BPTT: the forward runs over steps ``[start, stop)`` from the detached
+    state at ``start``; the losses of steps ``[loss_start, stop)`` are backpropagated; the state is also
+    detached at each step in ``cuts``."""
+    start: int
+    loss_start: int
+    stop: int
+    cuts: tuple = ()
+
+
+@dataclass
+class WindowResult:
+    """What one update saw: its mean loss, number of loss terms, and what ``update()`` returned."""
+    window: Window
+    loss: float
+    count: int
+    update: object = None
+
+
+class TruncatedBPTT:
+    """TBPTT(k1, k2): an update every ``k1`` steps, each backpropagating through ``k2`` steps.
+
+    Updates happen after steps t = k1, 2·k1, ... (and at the end, T); the update at t counts the
+    losses of steps t - k1 .. t - 1 and backpropagates them to the state at step t - k2, which is
+    detached (a short last window is measured as if it were full, so with k1 == k2 it is a chunk):
+
+    - ``k1 == k2 == k``: chunks of k steps, the state detached between chunks (the usual case).
+    - ``k2 > k1``: overlapping windows; the forward over the k2 - k1 older steps is recomputed from
+      their saved (detached) state with the current parameters.
+    - ``k2 < k1``: the state is additionally detached every k2 steps counting back from t, so no loss
+      backpropagates through more than k2 steps (``k2 = 1``: no gradient between steps at all).
+    - ``k2 >= T``: nothing is truncated; the windows' gradients sum to full BPTT's.
+
+    Reference loop for k1 == k2 == k::
+
+        state = state0
+        for lo in range(0, T, k):
+            out, state = forward(xs[lo:lo+k], state.detach())
+            loss = mean of the losses of steps lo .. lo+k-1
+            loss.backward(); update()
+    """
+
+    def __init__(self, k1, k2=None):
+        k2 = k1 if k2 is None else k2
+        check_positive("TruncatedBPTT", k1=k1, k2=k2)
+        self.k1, self.k2 = int(k1), int(k2)
+
+    def __repr__(self):
+        return f"TruncatedBPTT(k1={self.k1}, k2={self.k2})"
+
+    def windows(self, steps):
+        """The updates for a sequence of ``steps`` time steps, in order."""
+        check_positive("TruncatedBPTT.windows", steps=steps)
+        result = []
+        for previous in range(0, steps, self.k1):
+            # measured from the full-length stop, so a short last window is a chunk like the others
+            nominal_stop = previous + self.k1
+            start = max(0, min(previous, nominal_stop - self.k2))
+            stop = min(nominal_stop, steps)
+            cuts = tuple(c for c in range(nominal_stop - self.k2, start, -self.k2) if c < stop)[::-1]
+            result.append(Window(start, previous, stop, cuts))
+        return result
+
+    def run(self, forward, inputs, state, loss_terms, update=None):
+        """Run a sequence through the windows; returns ``(results, final_state)``.
+
+        Args:
+            forward: ``forward(x_piece, state) -> (outputs, state)`` over consecutive steps, e.g. a
+                ``SequenceModel``; ``state=None`` means zeros.
+            inputs: anything sliceable along time, ``inputs[a:b]`` (T first).
+            state: the state before step 0 (None for zeros); it is detached.
+            loss_terms: ``loss_terms(outputs, a, b) -> (summed loss Tensor, count)`` for steps
+                ``[a, b)``, or None when those steps carry no loss (many-to-one before the end).
+            update: called after each window's ``backward()`` (clip, optimiser step, zero_grad); its
+                return value is kept in the result. None: gradients accumulate in ``.grad``.
+        Returns:
+            one ``WindowResult`` per window that had a loss, and the final state (detached).
+        """
+        steps = len(inputs)
+        windows = self.windows(steps)
+        future_starts = {w.start for w in windows}
+        saved = {0: detach_state(state)}   # detached states where later windows start
+        results = []
+        for i, w in enumerate(windows):
+            state = saved[w.start]
+            bounds = sorted({w.start, w.loss_start, w.stop, *w.cuts,
+                             *(s for s in future_starts if w.start < s < w.stop)})
+            total, count = None, 0
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                if a in w.cuts:
+                    state = detach_state(state)
+                outputs, state = forward(inputs[a:b], state)
+                if b in future_starts or b == steps:
+                    saved.setdefault(b, detach_state(state))
+                terms = loss_terms(outputs, a, b) if a >= w.loss_start else None
+                if terms is not None:
+                    total = terms[0] if total is None else total + terms[0]
+                    count += terms[1]
+            next_start = windows[i + 1].start if i + 1 < len(windows) else steps
+            for old in [s for s in saved if s < next_start]:
+                del saved[old]
+            if total is None:
+                continue
+            loss = total / count
+            loss.backward()
+            results.append(WindowResult(w, loss.item(), count, update() if update else None))
+        return results, saved[steps]
+
+
+# --- progress ------------------------------------------------------------------------------------------
+class ConsoleProgress:
+    """Prints training records: a carriage-return line rewritten every step on a TTY, otherwise one line
+    every ``every`` steps (and at every evaluation and the last step)."""
+
+    def __init__(self, stream=None, every=10):
+        self.stream = stream or sys.stdout
+        self.every = max(1, int(every))
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, record):
+        line = format_record(record)
+        final = record["step"] == record.get("total_steps") or "eval" in record
+        if self.tty:
+            end = "\n" if final else ""
+            self.stream.write("\r" + line.ljust(100) + end)
+        elif final or record["step"] % self.every == 0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def format_record(record):
+    parts = [f"step {record['step']}" + (f"/{record['total_steps']}" if record.get("total_steps") else ""),
+             f"loss {record['loss']:.4f}", f"smoothed {record['smoothed_loss']:.4f}",
+             f"|grad| {record['grad_norm']:.3g}", f"{record['elapsed']:.1f}s"]
+    for name, value in record.get("eval", {}).items():
+        parts.append(f"eval {name} {value:.4f}")
+    return "  ".join(parts)
+
+
+# --- the trainer ----------------------------------------------------------------------------------------
+class Trainer:
+    """Trains ``model`` on ``task`` with ``optimizer``.
+
+    One training step is one batch of ``batch_size`` sequences of ``seq_len`` steps, run through
+    ``TruncatedBPTT(tbptt, tbptt_k2)`` (default: full BPTT), so it makes ceil(seq_len / tbptt)
+    optimiser updates, each after ``clip_grad_norm_(clip)`` (no clipping when ``clip`` is None).
+
+    ``history`` holds, per step: ``loss`` (mean over the step's windows), ``smoothed_loss`` (an
+    exponential moving average with factor ``smoothing``, bias-corrected), ``grad_norm`` (the mean
+    pre-clipping norm over the step's updates); and ``eval``: a list of {"step", "loss", metric}.
+    ``log`` receives a record dict after every step (``ConsoleProgress`` prints it); None is silent.
+    The batch stream is drawn from ``np.random.default_rng(seed)``: the same seed and the same initial
+    model give the same losses, and ``state_dict``/``load_state_dict`` make a resumed run identical.
+    """
+
+    def __init__(self, model, task, optimizer, *, batch_size=None, seq_len=None, tbptt=None,
+                 tbptt_k2=None, clip=None, seed=0, log=None, eval_every=0, eval_batches=4,
+                 smoothing=0.98):
+        self.model, self.task, self.optimizer = model, task, optimizer
+        self.batch_size = batch_size or task.default_batch_size
+        self.seq_len = seq_len or task.default_seq_len
+        check_positive("Trainer", batch_size=self.batch_size, seq_len=self.seq_len)
+        task.check_seq_len(self.seq_len)
+        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+            raise ValueError(f"Trainer: clip must be a positive number or None, got {clip!r}")
+        if not 0 <= smoothing < 1:
+            raise ValueError(f"Trainer: smoothing must be in [0, 1), got {smoothing}")
+        self.tbptt = TruncatedBPTT(tbptt or self.seq_len, tbptt_k2)
+        if getattr(model, "num_directions", 1) == 2 and self.tbptt.k2 < self.seq_len:
+            raise ValueError("Trainer: a bidirectional model reads the whole sequence; truncated BPTT "
+                             "(tbptt < seq_len) does not apply to it")
+        self.clip, self.smoothing, self.log = clip, smoothing, log
+        self.eval_every, self.num_eval_batches = eval_every, eval_batches
+        self.rng = np.random.default_rng(seed)
+        self.step = 0
+        self._ema, self._ema_weight = 0.0, 0.0
+        self.history = {"loss": [], "smoothed_loss": [], "grad_norm": [], "eval": []}
+        self._eval_data = None
+
+    @property
+    def smoothed_loss(self):
+        return self._ema / self._ema_weight if self._ema_weight else float("nan")
+
+    def _update(self):
+        norm = clip_grad_norm_(self.model.parameters(), self.clip if self.clip else float("inf"))
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return norm
+
+    def train_step(self):
+        """One batch; returns its record (also appended to ``history``)."""
+        inputs, targets = self.task.batch(self.rng, self.batch_size, self.seq_len)
+        self.model.train()
+        self.optimizer.zero_grad()
+        results, _ = self.tbptt.run(
+            self.model, inputs, None,
+            lambda outputs, a, b: self.task.loss_terms(outputs, targets, a, b, self.seq_len),
+            self._update)
+        count = sum(r.count for r in results)
+        loss = sum(r.loss * r.count for r in results) / count
+        grad_norm = float(np.mean([r.update for r in results]))
+        self.step += 1
+        self._ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
+        self._ema_weight = self.smoothing * self._ema_weight + (1 - self.smoothing)
+        for key, value in (("loss", loss), ("smoothed_loss", self.smoothed_loss), ("grad_norm", grad_norm)):
+            self.history[key].append(value)
+        return {"step": self.step, "loss": loss, "smoothed_loss": self.smoothed_loss, "grad_norm": grad_norm}
+
+    def evaluate(self):
+        """Mean loss and metric on the task's fixed evaluation batches (eval mode, no graph)."""
+        if self._eval_data is None:
+            self._eval_data = self.task.eval_batches(self.batch_size, self.seq_len, self.num_eval_batches)
+        self.model.eval()
+        losses, metrics = [], []
+        try:
+            with tg.no_grad():
+                for inputs, targets in self._eval_data:
+                    outputs, _ = self.model(inputs)
+                    losses.append(self.task.loss(outputs, targets).item())
+                    metrics.append(self.task.metric(outputs, targets))
+        finally:
+            self.model.train()
+        return {"loss": float(np.mean(losses)), self.task.metric_name: float(np.mean(metrics))}
+
+    def train(self, steps=None, time_limit=None):
+        """Run ``steps`` more steps, stopping early once ``time_limit`` seconds have passed (``steps``
+        None: until the time limit); returns ``history``."""
+        if steps is None and time_limit is None:
+            raise ValueError("Trainer.train: give steps, time_limit or both")
+        if steps is not None:
+            check_positive("Trainer.train", steps=steps)
+        begin = time.perf_counter()
+        last = None if steps is None else self.step + steps
+        while last is None or self.step < last:
+            record = self.train_step()
+            record.update(total_steps=last, elapsed=time.perf_counter() - begin)
+            out_of_time = time_limit is not None and record["elapsed"] >= time_limit
+            if out_of_time:
+                record["total_steps"] = self.step
+            if self.eval_every and (self.step % self.eval_every == 0 or self.step == record["total_steps"]):
+                record["eval"] = self.evaluate()
+                self.history["eval"].append({"step": self.step, **record["eval"]})
+            if self.log is not None:
+                self.log(record)
+            if out_of_time:
+                break
+        return self.history
+
+    # --- checkpointing ---------------------------------------------------------------------------
+    def state_dict(self):
+        """Everything besides the model and optimiser that a resumed run needs (JSON values/arrays)."""
+        return {"step": self.step, "rng": self.rng.bit_generator.state,
+                "init_rng": tg.random.default_generator().bit_generator.state,
+                "ema": self._ema, "ema_weight": self._ema_weight,
+                "history": {k: np.asarray(v) if k != "eval" else v for k, v in self.history.items()}}
+
+    def load_state_dict(self, state):
+        try:
+            self.step = int(state["step"])
+            self.rng.bit_generator.state = state["rng"]
+            tg.random.default_generator().bit_generator.state = state["init_rng"]
+            self._ema, self._ema_weight = float(state["ema"]), float(state["ema_weight"])
+            history = state["history"]
+            self.history = {k: (list(history[k]) if k == "eval" else [float(v) for v in history[k]])
+                            for k in ("loss", "smoothed_loss", "grad_norm", "eval")}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"Trainer.load_state_dict: the trainer state is incomplete or corrupt "
+                             f"({type(exc).__name__}: {exc})") from None
+        return self
