@@ -10,6 +10,8 @@ from tinygraph.errors import TinygraphError
 # sub-command -> (module, one-line help)
 COMMANDS = {
     "demo": ("tinygraph_app.demo", "run the main demo on the embedded default data"),
+    "train": ("tinygraph_app.train", "train an RNN/LSTM/GRU on a task (chars, adding, copy, sine)"),
+    "sample": ("tinygraph_app.sample", "generate text from a trained character-level model"),
 }
 
 

@@ -1,0 +1,39 @@
+"""Generate text from a character-level model saved by `tinygraph train --task chars --save PATH`."""
+from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
+from rnn_models.models import CharRNN, build_model
+
+from .train import positive_float, positive_int
+
+
+def add_arguments(parser):
+    parser.add_argument("--load", metavar="PATH", required=True, help="checkpoint written by train --save")
+    parser.add_argument("--prompt", default=None,
+                        help="text to start from (default: a newline, or the first vocabulary character)")
+    parser.add_argument("-n", type=positive_int, default=200, help="characters to generate (default 200)")
+    parser.add_argument("--temperature", type=positive_float, default=1.0,
+                        help="sampling temperature > 0; lower is more conservative (default 1.0)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def load_char_model(path):
+    """The ``CharRNN`` saved in checkpoint ``path`` (its architecture comes from the saved config)."""
+    checkpoint = load_checkpoint(path)
+    model_config = checkpoint.config.get("model")
+    if not isinstance(model_config, dict) or model_config.get("kind") != CharRNN.kind:
+        kind = model_config.get("kind") if isinstance(model_config, dict) else None
+        raise CheckpointError(f"checkpoint {path!r} holds a {kind or 'unknown'} model, not a CharRNN; "
+                              f"sampling needs a model trained with --task chars")
+    try:
+        model = build_model(model_config)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {path!r}: its model config is invalid ({exc})") from None
+    restore(checkpoint, model)
+    return model
+
+
+def run(args):
+    model = load_char_model(args.load)
+    prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in model.vocab else model.vocab[0])
+    text = model.sample(prompt, args.n, temperature=args.temperature, seed=args.seed)
+    print(prompt + text)
+    return 0

@@ -1,0 +1,138 @@
+"""Train a recurrent model on a task with embedded data (nothing is downloaded).
+
+Tasks: chars (character-level language model on the shipped text), adding (the adding problem),
+copy (the copy/memory task), sine (next-value prediction). With --save the model, optimiser and trainer
+state go to an .npz checkpoint (written atomically, no pickle); --resume continues from it, so training
+k steps, saving and resuming for N-k steps gives the same parameters as training N steps.
+"""
+import argparse
+import ctypes
+
+import tinygraph as tg
+from rnn_models.checkpoint import CheckpointError, check_config, load_checkpoint, restore, save_checkpoint
+from rnn_models.models import RECURRENT_LAYERS, CharRNN, build_model
+from rnn_models.tasks import TASKS, make_task
+from rnn_models.training import OPTIMIZERS, ConsoleProgress, Trainer, make_optimizer
+
+# A resumed run must match the checkpoint in these config entries (the rest may change, e.g. --lr).
+RESUME_KEYS = ("task", "model", "optimizer")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def limit_blas_threads(threads):
+    """Set OpenBLAS's thread count at run time (best effort; Linux). An RNN multiplies many small
+    matrices, where BLAS threads cost more in synchronisation than they save — on a busy 2-core
+    machine 2 threads made training ~10x slower than 1."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return False
+    for path in sorted(paths):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                       "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
+            setter = getattr(library, symbol, None)
+            if setter is not None:
+                setter(ctypes.c_int(threads))
+                return True
+    return False
+
+
+def add_arguments(parser):
+    parser.add_argument("--task", choices=sorted(TASKS), default="chars")
+    parser.add_argument("--cell", choices=sorted(RECURRENT_LAYERS), default="lstm")
+    parser.add_argument("--hidden", type=positive_int, default=64, help="hidden size (default 64)")
+    parser.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default 1)")
+    parser.add_argument("--seq-len", type=positive_int, default=None,
+                        help="time steps per sequence (default: the task's)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="(default: the task's)")
+    parser.add_argument("--steps", type=positive_int, default=200, help="training batches to run (default 200)")
+    parser.add_argument("--tbptt", type=positive_int, default=None,
+                        help="truncated BPTT: update every K steps, backpropagating K steps (default: "
+                             "full BPTT over --seq-len)")
+    parser.add_argument("--clip", type=positive_float, default=5.0, help="max gradient norm (default 5)")
+    parser.add_argument("--optim", choices=sorted(OPTIMIZERS), default="adam")
+    parser.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate (default 3e-3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=positive_int, default=None,
+                        help="evaluate every N steps (default: steps/5)")
+    parser.add_argument("--log-every", type=positive_int, default=None,
+                        help="progress line every N steps when not on a terminal (default: steps/20)")
+    parser.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end")
+    parser.add_argument("--save-every", type=positive_int, default=None, help="also save every N steps")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save")
+    parser.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args):
+    if args.resume and not args.save:
+        raise ValueError("--resume needs --save PATH (the checkpoint to continue from and to update)")
+    limit_blas_threads(args.threads)
+    task = make_task(args.task)
+    tg.manual_seed(args.seed)
+    model = build_model(task.model_config(args.cell, args.hidden, args.layers))
+    optimizer = make_optimizer(args.optim, model.parameters(), args.lr)
+    log = None if args.quiet else ConsoleProgress(every=args.log_every or max(1, args.steps // 20))
+    trainer = Trainer(model, task, optimizer, batch_size=args.batch_size, seq_len=args.seq_len,
+                      tbptt=args.tbptt, clip=args.clip, seed=args.seed, log=log,
+                      eval_every=args.eval_every or max(1, args.steps // 5))
+    config = {"task": task.config(), "model": model.config(), "optimizer": args.optim, "lr": args.lr,
+              "clip": args.clip, "tbptt": args.tbptt, "seq_len": trainer.seq_len,
+              "batch_size": trainer.batch_size, "seed": args.seed}
+    if args.resume:
+        resume(trainer, config, args.save)
+    print(f"training {type(model).__name__} ({args.cell}, hidden {args.hidden}, layers {args.layers}, "
+          f"{model.num_parameters()} parameters) on task {task.name!r} from step {trainer.step}")
+    save_every = args.save_every or args.steps
+    remaining = args.steps
+    while remaining:
+        chunk = min(save_every, remaining)
+        trainer.train(chunk)
+        remaining -= chunk
+        if args.save:
+            save_checkpoint(args.save, model, optimizer, config, trainer.state_dict())
+    if args.save:
+        print(f"saved checkpoint {args.save} (step {trainer.step})")
+    if isinstance(model, CharRNN):
+        print("sample:", repr(model.sample(model.vocab[0] if "\n" not in model.vocab else "\n", 200,
+                                           temperature=0.8, seed=args.seed)))
+    return 0
+
+
+def resume(trainer, config, path):
+    """Load model, optimiser and trainer state from ``path`` after checking it fits ``config``."""
+    checkpoint = load_checkpoint(path)
+    check_config(checkpoint, config, RESUME_KEYS)
+    if checkpoint.trainer_state is None:
+        raise CheckpointError(f"checkpoint {path!r} holds no trainer state; it cannot be resumed")
+    restore(checkpoint, trainer.model, trainer.optimizer)
+    trainer.optimizer.lr = config["lr"]  # the command line wins over the saved learning rate
+    try:
+        trainer.load_state_dict(checkpoint.trainer_state)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {path!r}: {exc}") from None
+
