@@ -1,6 +1,6 @@
 """Line plots as SVG: the per-step gradient norm ‖∂L/∂h_t‖ against t, and training loss curves.
 
-matplotlib is an optional extra (``pip install tinygraph[plot]``), imported only when a plot is made,
+Each run's line is the SVG group ``id="run-<k>"`` (k in the order given). matplotlib is an optional extra (``pip install tinygraph[plot]``), imported only when a plot is made,
 with the Agg-family backends of ``Figure`` (no pyplot, no GUI). The SVG is byte-stable: a fixed
 ``svg.hashsalt``, no date in the metadata, glyphs drawn as paths.
 """
@@ -67,13 +67,14 @@ def gradflow(runs, path=None, title="gradient flow back through time", ylabel="�
     """
     runs = _series(runs, "gradflow")
     matplotlib, fig, ax = _figure(title, "time step t", ylabel, log_y=True)
-    for label, values in runs.items():
+    for k, (label, values) in enumerate(runs.items()):
         points = [(t, v) for t, v in enumerate(values) if v > 0 and math.isfinite(v)]
         if not points:
             raise ValueError(f"gradflow: run {label!r} has no positive finite value to draw on a log "
                              f"scale (all {len(values)} are zero or not finite)")
         ts, vs = zip(*points)
-        ax.plot(ts, vs, marker="o" if len(values) <= 40 else None, markersize=3, label=label or None)
+        ax.plot(ts, vs, marker="o" if len(values) <= 40 else None, markersize=3, label=label or None,
+                gid=f"run-{k}")
     return _finish(matplotlib, fig, ax, path)
 
 
@@ -81,8 +82,8 @@ def loss_curve(histories, path=None, title="training loss", log_y=False, xlabel=
     """Plot training losses (``{label: [loss per step]}`` or one sequence); returns the SVG text."""
     histories = _series(histories, "loss_curve")
     matplotlib, fig, ax = _figure(title, xlabel, "loss", log_y=log_y)
-    for label, values in histories.items():
-        ax.plot(range(len(values)), values, label=label or None)
+    for k, (label, values) in enumerate(histories.items()):
+        ax.plot(range(len(values)), values, label=label or None, gid=f"run-{k}")
     return _finish(matplotlib, fig, ax, path)
 
 
