@@ -77,6 +77,27 @@ def test_float32_in_float32_out_and_float32_grads(name, data):
             assert t.grad is None or t.grad.dtype == t.dtype, (t.grad.dtype, t.dtype)
 
 
+@pytest.mark.parametrize("name", ALL_OPS)
+@given(data=st.data())
+def test_detect_anomaly_lets_finite_values_and_gradients_through(name, data):
+    """Anomaly mode checks every forward value and every gradient an op's rule returns, whatever its
+    form; on finite inputs it must change nothing."""
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    plain, checked = leaves(inputs), leaves(inputs)
+    expected = apply(op, *plain)
+    with tg.detect_anomaly():
+        out = apply(op, *checked)
+        if out.requires_grad:
+            out.backward(np.ones(out.shape, out.dtype))
+    np.testing.assert_array_equal(out.data, expected.data)
+    if out.requires_grad:
+        expected.backward(np.ones(out.shape, out.dtype))
+        for mine, ref in zip(checked, plain):
+            assert (mine.grad is None) == (ref.grad is None)
+            if mine.grad is not None:
+                np.testing.assert_array_equal(mine.grad, ref.grad)
+
+
 @pytest.mark.parametrize("name", NON_DIFFERENTIABLE)
 @given(data=st.data())
 def test_non_differentiable_outputs_never_require_grad(name, data):
