@@ -78,8 +78,16 @@ def edge_grads(graph):
             grads = node.op.vjp(NUMPY_VJP, g, node.data, *inputs)
         for argnum, flow in enumerate(grads):
             if flow is not None and nodes[by_arg[argnum]].requires_grad:
-                flows[(by_arg[argnum], dst, argnum)] = np.asarray(flow)
+                flows[(by_arg[argnum], dst, argnum)] = _dense(flow)
     return flows
+
+
+def _dense(flow):
+    """A vjp result as an ndarray: rules may return lazy gradients the engine adds up itself (a
+    scatter into zeros for indexing: ``.dense()``; an engine-owned buffer: ``.array``)."""
+    if hasattr(flow, "dense"):
+        return flow.dense()
+    return np.asarray(getattr(flow, "array", flow))
 
 
 class GradScale:
