@@ -13,7 +13,7 @@ from .errors import GraphError, ShapeError
 from .graph import toposort
 from .modes import enable_grad, is_anomaly_enabled, no_grad
 from .ops import NUMPY_VJP, apply, unbroadcast
-from .ops.base import check_finite
+from .ops.base import accumulate, check_finite, materialize
 from .ops.shape import IndexAdd
 from .tensor import Tensor
 
@@ -74,6 +74,8 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
         g = grads.pop(id(node), None)
         if g is None:
             continue
+        if not create_graph:
+            g = materialize(g)
         if anomaly:
             check_finite(node, g.data if create_graph else g, "gradient")
         if capture is not None and id(node) in capture:
@@ -99,7 +101,10 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
                 continue
             key = id(t)
             prev = grads.get(key)
-            grads[key] = tg if prev is None else prev + tg
+            if prev is None:
+                grads[key] = tg
+            else:
+                grads[key] = prev + tg if create_graph else accumulate(prev, tg)
         if not retain_graph:
             node.inputs = None  # frees the arrays only this graph held
     return captured

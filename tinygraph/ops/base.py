@@ -138,11 +138,62 @@ def unbroadcast(g, shape):
 def index_add(shape, index, g, accumulate):
     """Zeros of ``shape`` with ``g`` added at ``index`` (``np.add.at`` only when indices can repeat)."""
     out = np.zeros(shape, dtype=g.dtype)
-    if accumulate:
-        np.add.at(out, index, g)
-    else:
-        out[index] = g
+    Scatter(shape, index, g, accumulate).add_into(out)
     return out
+
+
+class Scatter:
+    """A gradient that is zero except at ``index``: the gradient of indexing, kept lazy.
+
+    Slicing every step out of one (T, ...) tensor would otherwise allocate a full-size zero array
+    per step (quadratic in T); the engine instead adds each ``Scatter`` into one buffer it owns.
+    """
+    __slots__ = ("shape", "index", "values", "accumulate")
+
+    def __init__(self, shape, index, values, accumulate):
+        self.shape, self.index, self.values, self.accumulate = shape, index, values, accumulate
+
+    def add_into(self, out):
+        if self.accumulate:
+            np.add.at(out, self.index, self.values)
+        else:
+            out[self.index] += self.values
+
+    def dense(self):
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        self.add_into(out)
+        return out
+
+
+class Buffer:
+    """A gradient array the engine allocated itself, so further contributions may add in place."""
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+
+def accumulate(total, g):
+    """``total + g`` for first-order gradients (ndarray, ``Scatter`` or ``Buffer``), in place when the
+    engine owns the buffer."""
+    if type(total) is not Buffer:
+        if type(total) is Scatter:
+            total = Buffer(total.dense())
+        elif type(g) is Scatter:
+            total, g = Buffer(g.dense()), total
+        else:
+            return Buffer(total + g)
+    if type(g) is Scatter:
+        g.add_into(total.array)
+    else:
+        total.array += g
+    return total
+
+
+def materialize(g):
+    """The plain ndarray of a first-order gradient."""
+    kind = type(g)
+    return g.array if kind is Buffer else g.dense() if kind is Scatter else g
 
 
 def softmax(x):
@@ -161,4 +212,4 @@ class NUMPY_VJP:
     sign = staticmethod(np.sign)
     broadcast_to = staticmethod(np.broadcast_to)
     unbroadcast = staticmethod(unbroadcast)
-    index_add = staticmethod(index_add)
+    index_add = staticmethod(Scatter)  # lazy: the engine adds it where it is needed
