@@ -177,9 +177,10 @@ def format_record(record):
 class Trainer:
     """Trains ``model`` on ``task`` with ``optimizer``.
 
-    One training step is one batch of ``batch_size`` sequences of ``seq_len`` steps, run through
-    ``TruncatedBPTT(tbptt, tbptt_k2)`` (default: full BPTT), so it makes ceil(seq_len / tbptt)
-    optimiser updates, each after ``clip_grad_norm_(clip)`` (no clipping when ``clip`` is None).
+    One training step is one batch of ``batch_size`` sequences of ``seq_len`` steps (each starting
+    from a zero state), run through ``TruncatedBPTT(tbptt, tbptt_k2)`` (default: full BPTT), so it
+    makes ceil(seq_len / tbptt) optimiser updates, each after ``clip_grad_norm_(clip)`` (no clipping
+    when ``clip`` is None).
 
     ``history`` holds, per step: ``loss`` (mean over the step's windows), ``smoothed_loss`` (an
     exponential moving average with factor ``smoothing``, bias-corrected), ``grad_norm`` (the mean
