@@ -12,6 +12,8 @@ COMMANDS = {
     "demo": ("tinygraph_app.demo", "run the main demo on the embedded default data"),
     "train": ("tinygraph_app.train", "train an RNN/LSTM/GRU on a task (chars, adding, copy, sine)"),
     "sample": ("tinygraph_app.sample", "generate text from a trained character-level model"),
+    "render": ("tinygraph_app.render", "draw a recurrent net folded or unrolled (SVG/PNG/PDF/DOT)"),
+    "gradflow": ("tinygraph_app.gradflow", "plot the gradient norm |dL/dh_t| against t (SVG)"),
 }
 
 

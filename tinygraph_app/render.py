@@ -55,12 +55,13 @@ def add_arguments(parser):
                         help="output file; .svg, .png, .pdf, or .dot for the DOT text")
 
 
-def build_model(cell, input_size, hidden, layers, seed):
-    """A seeded ``rnn_models`` layer (``RNN``/``LSTM``/``GRU``)."""
+def build_model(cell, input_size, hidden, layers, seed, fused=True):
+    """A seeded ``rnn_models`` layer (``RNN``/``LSTM``/``GRU``). ``fused=False`` builds every gate from
+    primitives in its own scope (what an op-level picture should show); the numbers are the same."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
     tg.manual_seed(seed)
-    return CELLS[cell](input_size, hidden, num_layers=layers)
+    return CELLS[cell](input_size, hidden, num_layers=layers, fused=fused)
 
 
 def unrolled_graph(model, steps, batch, seed, grads=False):
@@ -79,7 +80,8 @@ def unrolled_graph(model, steps, batch, seed, grads=False):
 
 
 def run(args):
-    model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed)
+    model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed,
+                        fused=args.level != "op")
     if args.view == "folded":
         if args.grads:
             raise ValueError("--grads paints a backward pass, which runs over the unrolled graph; use "
@@ -109,10 +111,10 @@ def write_demo_pictures(out_dir="out", log=print):
     paths = []
     for cell, steps in (("rnn", 4), ("lstm", 3)):
         unrolled_name = f"{cell}_unrolled.{suffix}"
-        model = build_model(cell, 2, 3, 1, seed=0)
-        paths.append(visualize.render(model.folded(), os.path.join(out_dir, f"{cell}_folded.{suffix}"),
-                                      view="folded", link=f"{unrolled_name}#{{id}}@0"))
+        model = build_model(cell, 2, 3, 1, seed=0, fused=False)
         graph = unrolled_graph(model, steps, 1, seed=0, grads=True)
+        paths.append(visualize.render(model.folded(), os.path.join(out_dir, f"{cell}_folded.{suffix}"),
+                                      view="folded", link=visualize.link_to(graph, unrolled_name)))
         paths.append(visualize.render(graph, os.path.join(out_dir, unrolled_name), grads=True))
         graph = unrolled_graph(model, 12, 1, seed=0, grads=True)
         paths.append(visualize.render(graph, os.path.join(out_dir, f"{cell}_unrolled_cells.{suffix}"),

@@ -61,9 +61,10 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
             ``backward``). values: add shapes and value summaries to the labels.
         max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
             outputs) are elided, with a note in the picture, instead of making ``dot`` hang.
-        link: folded view only: a URL template each node links to, with ``{id}`` (its stable id,
+        link: folded view only: where each node links to. A template with ``{id}`` (its stable id,
             ``"rnn/l0/h_0"``) and ``{local}`` (the id inside its step, ``"h_0"``), e.g.
-            ``"rnn_unrolled.svg#{id}@0"``: the same op at t=0 of the unrolled picture.
+            ``"rnn_unrolled.svg#{id}@0"``; or a function ``(id, local) -> URL or None`` such as
+            ``visualize.link_to(unrolled_graph, "rnn_unrolled.svg")``.
         legend: draw the legend box. title: a caption.
 
     Returns a ``graphviz.Digraph``; ``.source`` is the DOT text, ``visualize.render`` makes an SVG.
@@ -82,6 +83,17 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
     else:
         drawing.unroll(steps, max_nodes)
     return drawing.emit(legend, title)
+
+
+def link_to(unrolled, url, t=0):
+    """A ``link=`` function for the folded view: each node of the folded cell links to the same op at
+    step ``t`` of ``unrolled`` (a Graph drawn into ``url``), if that step has it."""
+    targets = set(StepIndex(G.as_graph(unrolled)).stable_ids)
+
+    def link(stable_id, local):
+        target = f"{stable_id}@{t}"
+        return f"{url}#{target}" if target in targets else None
+    return link
 
 
 def h(text):
@@ -116,7 +128,7 @@ class _Node:
 
     def __init__(self, name, kind, label, pos=None, attrs=None):
         self.name, self.kind, self.label, self.pos = name, kind, label, pos
-        self.flow = None          # refs: summed gradient flowing into the step from the shared node
+        self.flow = {}            # refs and inputs: {source position: gradient flowing out of it}
         self.attrs = attrs or {}
 
 
@@ -191,8 +203,10 @@ class _Drawing:
             kind = "leaf"
         attrs = {"id": self.index.stable_ids[pos]}
         if self.link and self.index.local_ids[pos]:
-            url = self.link.format(id=self.index.stable_ids[pos], local=self.index.local_ids[pos])
-            attrs["URL"] = graphviz.escape(url)
+            sid, local = self.index.stable_ids[pos], self.index.local_ids[pos]
+            url = self.link(sid, local) if callable(self.link) else self.link.format(id=sid, local=local)
+            if url:
+                attrs["URL"] = graphviz.escape(url)
         if pos in self.state_outputs:
             attrs["peripheries"] = "2"
         return self.add_node(path, _Node(f"n{pos}", kind, self.node_label(pos), pos, attrs))
@@ -211,7 +225,7 @@ class _Drawing:
         if node.op is not None:
             attrs = _short_attrs(node.op)
             op_text = f"{node.op.name}({attrs})" if attrs else node.op.name
-            if node.name or attrs:
+            if (node.name and self.level == "op") or (attrs and not node.name):
                 small.append(op_text)
         home = self.index.home[pos]
         if self.level == "cell" and len(self.index.prefixes) > 1 and home and pos not in self.index.attached:
@@ -417,9 +431,9 @@ class _Drawing:
                 continue  # a state output read again inside its own cell (c_t -> tanh(c_t))
             self.add_edge(src, dst, kind, (s, d, argnum))
             flow = self.flows.get((s, d, argnum))
-            if flow is not None and self.nodes[src].kind.startswith("ref"):
-                ref = self.nodes[src]
-                ref.flow = flow if ref.flow is None else ref.flow + flow
+            source = self.nodes[src]
+            if flow is not None and (source.kind.startswith("ref") or source.kind == "io"):
+                source.flow[s] = flow + source.flow[s] if s in source.flow else flow
 
     def outer_path(self, pos):
         scope = self.graph.nodes[pos].scope
@@ -604,12 +618,15 @@ class _Drawing:
             if value is not None:
                 attrs.update(fillcolor=scale.colour(value), fontcolor=scale.font_colour(value),
                              penwidth=str(scale.pen_width(value)))
-                attrs["class"] = f"{kind} grad-{scale.index(value)}"
+                attrs["class"] = f"{kind} grad{scale.index(value)}"
         return attrs
 
     def _node_value(self, node):
-        if node.kind in ("ref", "ref-param"):
-            return G.norm(node.flow)
+        if node.kind in ("ref", "ref-param") or node.flow:
+            # a reference or a step's input node: what flows back into this step, not the shared
+            # node's total
+            values = [G.norm(f) for f in node.flow.values()]
+            return max(values) if values else None
         if node.kind == "group":
             values = [self.norms[i] for i in node.pos if i in self.exported and self.norms[i] is not None]
             return values[-1] if values else None
@@ -642,7 +659,7 @@ class _Drawing:
             value = self._edge_value(edge)
             if value is not None:
                 attrs.update(color=scale.colour(value), penwidth=str(scale.pen_width(value)))
-                attrs["class"] = f"{kind} grad-{scale.index(value)}"
+                attrs["class"] = f"{kind} grad{scale.index(value)}"
         return attrs
 
 

@@ -11,7 +11,7 @@ the input sequence ``x``): the renderer draws it once and gives each step a smal
 because one node with an edge into every step makes ``dot``'s layout cost explode.
 
 Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"`` (prefix / sub-scope /
-op name or tensor name and its ordinal within that step / ``@t``). It depends only on scopes, names, op
+op name or tensor name and its ordinal within that step, counted from the step's end / ``@t``). It depends only on scopes, names, op
 names and topological order, never on ``id()``, so the same program draws the same ids, and the folded
 picture of a cell (scope ``"cell/forget_gate"`` -> ``"cell/forget_gate/sigmoid_0"``) can link to the
 same op of the unrolled one.
@@ -128,22 +128,29 @@ class StepIndex:
         return {self.home[d] for d, _ in self.consumers[i] if self.home[d] is not None}
 
     def _stable_ids(self):
-        nodes, ids, local_ids, seen, counts = self.graph.nodes, [], [], set(), {}
-        for i, node in enumerate(nodes):
-            h, in_step = self.home[i], self.home[i] is not None and i not in self.attached
+        """Ordinals count from the end of each step (reverse topological order): a step's outputs
+        are the same ops in the folded and the unrolled graph, while its first ops may differ (an
+        unrolled layer computes the input projection for all steps at once, outside the steps)."""
+        nodes, counts = self.graph.nodes, {}
+        ids, local_ids = [None] * len(nodes), [None] * len(nodes)
+        for i in reversed(range(len(nodes))):
+            node, h = nodes[i], self.home[i]
+            in_step = h is not None and i not in self.attached
             base = self.local[i] if in_step else node.scope or ""
             suffix = "" if h is None or not self.timed else f"@{h[1]}"
             key = (h[0] if in_step else None, base, node_label_name(node), suffix)
             n = counts.get(key, 0)
             counts[key] = n + 1
             local = "/".join(p for p in (base, f"{key[2]}_{n}") if p)
-            stem = safe_id("/".join(p for p in (h[0] if in_step else "", local) if p) + suffix)
+            ids[i] = safe_id("/".join(p for p in (h[0] if in_step else "", local) if p) + suffix)
+            local_ids[i] = safe_id(local) if in_step else None
+        seen = set()
+        for i, stem in enumerate(ids):   # two names that differ only in unsafe characters
             candidate, extra = stem, 1
-            while candidate in seen:  # two names that differ only in unsafe characters
+            while candidate in seen:
                 candidate, extra = f"{stem}~{extra}", extra + 1
             seen.add(candidate)
-            ids.append(candidate)
-            local_ids.append(safe_id(local) if in_step else None)
+            ids[i] = candidate
         return ids, local_ids
 
     def step_positions(self):

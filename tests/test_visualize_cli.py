@@ -1,0 +1,103 @@
+"""`tinygraph render` / `tinygraph gradflow` and the demo pictures, on real rnn_models layers."""
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import visualize
+from tinygraph_app import cli
+from tinygraph_app.render import build_model, unrolled_graph, write_demo_pictures
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def step_clusters(svg_text):
+    root = ET.fromstring(svg_text)
+    return [g for g in root.iter(f"{SVG}g") if g.get("class") == "cluster step"]
+
+
+@needs_dot
+@pytest.mark.parametrize("cell,states", [("rnn", 1), ("lstm", 2), ("gru", 1)])
+def test_render_folded_has_a_loop_edge_per_state(cell, states, tmp_path, capsys):
+    out = tmp_path / "f.svg"
+    assert cli.main(["render", "--cell", cell, "--view", "folded", "-o", str(out)]) == 0
+    root = ET.fromstring(out.read_text())
+    loops = [g for g in root.iter(f"{SVG}g") if (g.get("class") or "").startswith("edge loop")]
+    assert len(loops) == states
+    assert "wrote" in capsys.readouterr().out
+
+
+@needs_dot
+@pytest.mark.parametrize("level", ["op", "cell", "layer"])
+def test_render_unrolled_draws_one_cluster_per_step(level, tmp_path):
+    out = tmp_path / "u.svg"
+    argv = ["render", "--cell", "lstm", "--steps", "3", "--layers", "2", "--level", level, "-o", str(out)]
+    assert cli.main(argv) == 0
+    assert len(step_clusters(out.read_text())) == 3
+
+
+@needs_dot
+def test_render_grads_and_window(tmp_path):
+    out = tmp_path / "g.svg"
+    argv = ["render", "--cell", "rnn", "--steps", "20", "--level", "cell", "--grads", "--window", "0:2,-2:",
+            "-o", str(out)]
+    assert cli.main(argv) == 0
+    text = out.read_text()
+    assert len(step_clusters(text)) == 4 and "t=2…17 elided" in text
+    assert re.search(r'class="node [a-z]+ grad\d"', text)        # painted nodes
+    assert cli.main(["render", "--window", "3", "--steps", "9", "-o", str(tmp_path / "w.dot")]) == 0
+    assert (tmp_path / "w.dot").read_text().count("class=step") == 3
+
+
+def test_render_bad_input_exits_2(tmp_path, capsys):
+    out = str(tmp_path / "x.svg")
+    assert cli.main(["render", "--view", "folded", "--grads", "-o", out]) == 2
+    assert "--view unrolled" in capsys.readouterr().err
+    assert cli.main(["render", "--window", "0:x", "-o", out]) == 2
+    assert "0:3,-2:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["render", "--cell", "transformer", "-o", out])
+    assert exit_info.value.code == 2
+
+
+def test_render_without_graphviz_exits_2_with_install_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cli.main(["render", "--view", "folded", "-o", str(tmp_path / "x.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "install Graphviz" in err and "apt-get install graphviz" in err
+    assert cli.main(["render", "--view", "folded", "-o", str(tmp_path / "x.dot")]) == 0   # DOT needs no dot
+
+
+def test_gradflow_plots_each_cell(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="gradflow plots need matplotlib")
+    out = tmp_path / "g.svg"
+    assert cli.main(["gradflow", "--cell", "rnn,gru", "--steps", "12", "--hidden", "4", "-o", str(out)]) == 0
+    root = ET.fromstring(out.read_text())
+    assert len([g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("run-")]) == 2
+    printed = capsys.readouterr().out
+    assert "rnn" in printed and "gru" in printed
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["gradflow", "--cell", "rnn,mlp", "-o", str(out)])
+    assert exit_info.value.code == 2
+
+
+def test_state_grad_norms_match_the_layers_h_gradients():
+    graph = unrolled_graph(build_model("lstm", 2, 3, 2, seed=1), 5, 1, seed=1, grads=True)
+    norms = visualize.state_grad_norms(graph)
+    assert sorted(norms) == ["lstm/l0", "lstm/l1"] and all(len(v) == 5 for v in norms.values())
+    assert norms["lstm/l1"][-1] > 0
+
+
+@needs_dot
+def test_demo_pictures(tmp_path):
+    paths = write_demo_pictures(str(tmp_path), log=lambda message: None)
+    names = sorted(p.rsplit("/", 1)[-1] for p in paths)
+    assert {"rnn_folded.svg", "rnn_unrolled.svg", "lstm_folded.svg", "lstm_unrolled.svg"} <= set(names)
+    folded = (tmp_path / "rnn_folded.svg").read_text()
+    unrolled = (tmp_path / "rnn_unrolled.svg").read_text()
+    links = re.findall(r'xlink:href="rnn_unrolled\.svg#([^"]+)"', folded)
+    ids = set(re.findall(r'<g id="([^"]+)"', unrolled))
+    assert len(links) >= 3 and all(link in ids for link in links)   # folded ops link into the unrolled
+    assert "rnn/l0/h_0@0" in links
