@@ -426,6 +426,6 @@ def test_render_writes_svg_png_pdf_and_jupyter_shows_svg(tmp_path):
     for fmt, magic in (("svg", b"<?xml"), ("png", b"\x89PNG"), ("pdf", b"%PDF")):
         path = visualize.render(graph, tmp_path / f"g.{fmt}", view="folded")
         assert pathlib.Path(path).read_bytes().startswith(magic)
-    assert list(tmp_path.iterdir()) and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pdf", "g.png", "g.svg"]   # no temp files left
     bundle = graph._repr_mimebundle_()
     svg_root(bundle["image/svg+xml"])

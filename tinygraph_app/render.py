@@ -1,7 +1,8 @@
 """Draw a recurrent net: its folded cell with the delay loop, or its graph unrolled over T steps.
 
 Examples:
-  tinygraph render --cell lstm --view folded -o lstm_folded.svg
+  tinygraph render --cell lstm --view folded --link lstm_unrolled.svg -o lstm_folded.svg
+  tinygraph render --cell lstm --steps 3 --grads -o lstm_unrolled.svg
   tinygraph render --cell rnn --steps 50 --level cell --grads --window 0:4,-4: -o rnn.svg
 """
 import os
@@ -49,8 +50,9 @@ def add_arguments(parser):
                         help="time steps to draw, the rest elided: an int or slices like 0:3,-2:")
     parser.add_argument("--max-nodes", type=positive, default=visualize.DEFAULT_MAX_NODES)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed for dot")
-    parser.add_argument("--link", default=None,
-                        help="folded view: URL template for node links, e.g. 'u.svg#{id}@0'")
+    parser.add_argument("--link", default=None, metavar="URL",
+                        help="folded view: link each node to the same op at t=0 of the unrolled "
+                             "picture at URL (drawn with the same --cell/--steps/... options)")
     parser.add_argument("-o", "--output", required=True,
                         help="output file; .svg, .png, .pdf, or .dot for the DOT text")
 
@@ -87,6 +89,9 @@ def run(args):
             raise ValueError("--grads paints a backward pass, which runs over the unrolled graph; use "
                              "--view unrolled")
         graph = model.folded(batch=args.batch)
+        if args.link:
+            unrolled = unrolled_graph(model, args.steps, args.batch, args.seed)
+            args.link = visualize.link_to(unrolled, args.link)
     else:
         graph = unrolled_graph(model, args.steps, args.batch, args.seed, args.grads)
     path = visualize.render(graph, args.output, view=args.view, level=args.level, steps=args.window,

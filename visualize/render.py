@@ -4,9 +4,9 @@
 Graphviz install, only laying it out does.
 """
 import os
+import secrets
 import shutil
 import subprocess
-import tempfile
 
 import tinygraph as tg
 from tinygraph.errors import TinygraphError
@@ -78,12 +78,13 @@ def render(graph, path, format=None, timeout=DEFAULT_TIMEOUT, **options):
 
 
 def write_atomic(path, data):
-    """Write bytes to ``path`` via a temp file in the same directory, fsync and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    """Write bytes to ``path`` via a temp file in the same directory, fsync and ``os.replace`` (readers
+    see the old file or the new one, never half of one). Permissions follow the umask, as ``open``'s."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
