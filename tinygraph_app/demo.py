@@ -11,6 +11,7 @@ from rnn_models.models import CharRNN
 from rnn_models.tasks import make_task
 from rnn_models.training import ConsoleProgress, Trainer, make_optimizer
 
+from .render import write_demo_pictures
 from .train import limit_blas_threads, positive_float, positive_int
 
 # Chosen so the loss falls visibly within a minute on 2 cores (see the issue-3 report for figures).
@@ -52,4 +53,5 @@ def run(args):
           f"{history['eval'][-1]['loss']:.3f} nats/char, accuracy {history['eval'][-1]['accuracy']:.1%}")
     prompt = "The keeper "
     print(f"sample (temperature 0.7):\n{prompt}{model.sample(prompt, 400, temperature=0.7, seed=args.seed)}")
+    write_demo_pictures("out", history)
     return 0

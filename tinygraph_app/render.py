@@ -101,11 +101,13 @@ def run(args):
     return 0
 
 
-def write_demo_pictures(out_dir="out", log=print):
-    """The README pictures, for ``make demo``: the folded and unrolled graphs of a small RNN and LSTM
+def write_demo_pictures(out_dir="out", history=None, log=print):
+    """The pictures for ``make demo``: the folded and unrolled graphs of a small RNN and LSTM
     (unrolled ones painted with BPTT gradients; each folded node links to the same op at t=0 of the
-    unrolled SVG) and the gradient flow of both over 30 steps. Without Graphviz the DOT text is written
-    instead, with a note. Returns the paths written."""
+    unrolled SVG), the gradient flow of both over 30 steps, and with ``history`` (a training history:
+    per-step ``loss`` and ``smoothed_loss`` lists) its loss curve. Without Graphviz the DOT text is
+    written instead, with a note. Returns the paths written."""
+    log(f"pictures in {out_dir}/:")
     os.makedirs(out_dir, exist_ok=True)
     try:
         visualize.dot_executable()
@@ -126,10 +128,15 @@ def write_demo_pictures(out_dir="out", log=print):
                                       level="cell", grads=True, steps="0:3,-3:"))
     from .gradflow import state_norms
     runs = {cell: state_norms(cell, steps=30, hidden=16, seed=0) for cell in ("rnn", "lstm")}
+    curves = {key: history[key] for key in ("loss", "smoothed_loss") if history and history.get(key)}
     try:
         path = os.path.join(out_dir, "gradflow.svg")
         visualize.gradflow(runs, path, title="‖∂L/∂h_t‖ of a last-step loss (T=30, hidden 16)")
         paths.append(path)
+        if curves:
+            path = os.path.join(out_dir, "loss.svg")
+            visualize.loss_curve(curves, path, title="char-RNN training loss (nats/char)")
+            paths.append(path)
     except ImportError as exc:
         log(f"  note: no gradient-flow plot: {exc}")
     for path in paths:
