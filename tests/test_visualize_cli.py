@@ -101,3 +101,13 @@ def test_demo_pictures(tmp_path):
     ids = set(re.findall(r'<g id="([^"]+)"', unrolled))
     assert len(links) >= 3 and all(link in ids for link in links)   # folded ops link into the unrolled
     assert "rnn/l0/h_0@0" in links
+
+
+def test_recurrent_layers_display_their_folded_graph_in_jupyter():
+    model = build_model("gru", 2, 3, 1, seed=0, fused=False)
+    bundle = model._repr_mimebundle_()
+    if shutil.which("dot"):
+        root = ET.fromstring(bundle["image/svg+xml"])
+        assert [g for g in root.iter(f"{SVG}g") if (g.get("class") or "").startswith("edge loop")]
+    else:
+        assert bundle["text/plain"].startswith("digraph")

@@ -228,7 +228,7 @@ class _Drawing:
             if (node.name and self.level == "op") or (attrs and not node.name):
                 small.append(op_text)
         home = self.index.home[pos]
-        if self.level == "cell" and len(self.index.prefixes) > 1 and home and pos not in self.index.attached:
+        if self.level == "cell" and self.layered and home and pos not in self.index.attached:
             small.insert(0, home[0])   # which layer's state, once the layers share one box
         if self.values or (node.op is None and node.size > 1):
             small.append(f"{node.shape}" + (f" {node.dtype}" if node.dtype != np.float64 else ""))
@@ -244,7 +244,7 @@ class _Drawing:
         self.state_outputs = self._cross_step_sources()
         kept = parse_steps(steps, idx.steps) if idx.steps else []
         if idx.steps:
-            kept = self._fit(kept, max_nodes, steps)
+            kept = self._fit(kept, max_nodes)
         self.kept = set(kept)
         self.elision = {}
         for first, last in gaps(kept, idx.steps):
@@ -280,7 +280,7 @@ class _Drawing:
                 out.add(s)
         return out
 
-    def _fit(self, kept, max_nodes, spec):
+    def _fit(self, kept, max_nodes):
         """Narrow ``kept`` to a window that fits ``max_nodes`` (with a note), if it does not."""
         idx = self.index
         per_step = {}
@@ -329,7 +329,7 @@ class _Drawing:
                           f"farthest from the outputs are elided")
         gone = set(far)
         for name in far:
-            del self.nodes[name]
+            self.nodes.pop(name, None)
         for path, items in self.items.items():
             self.items[path] = [it for it in items if not (it[0] == "node" and it[1] in gone)]
         self.add_node((), _Node("e_far", "elision", _html_label("…", [f"{len(far)} nodes elided"])))
@@ -391,6 +391,8 @@ class _Drawing:
         graph, idx = self.graph, self.index
         collapsed = self.level != "op"
         self.prefix_number = {p: i for i, p in enumerate(idx.prefixes)}
+        self.layered = len({h[0] for i, h in enumerate(idx.home)
+                            if h is not None and i not in idx.attached and graph.nodes[i].op is not None}) > 1
         if collapsed:
             self._plan_groups(is_drawn)
         for pos in range(len(graph.nodes)):
@@ -461,7 +463,7 @@ class _Drawing:
 
     # --- collapsed levels: one box per cell (or layer) per step -----------------------------------
     def group_key(self, home):
-        return home if self.level == "layer" or self.view == "folded" else ("", home[1])
+        return home if self.level == "layer" else ("", home[1])
 
     def _plan_groups(self, is_drawn):
         """Who goes in which box, and which values stay visible around the boxes: state outputs and
@@ -518,7 +520,7 @@ class _Drawing:
             if prefix:
                 title = prefix
             else:
-                prefixes = self.index.prefixes
+                prefixes = dict.fromkeys(self.index.home[i][0] for i in self.members[key])
                 title = " + ".join(dict.fromkeys(p.split("/")[0] for p in prefixes if p)) or "cell"
                 if len(prefixes) > 1:
                     title += f" ({len(prefixes)} layers)"
@@ -586,7 +588,12 @@ class _Drawing:
         for kind, item in self.items[path]:
             if kind == "node":
                 node = self.nodes[item]
-                dot.node(node.name, node.label, **self._node_attrs(node, scale))
+                label = node.label
+                if scale is not None and node.kind.startswith("ref") and node.flow:
+                    # this step's term of the shared node's gradient (the terms sum to its .grad)
+                    term = G.format_norm(self._node_value(node))
+                    label = label[:-1] + f'<BR/><FONT POINT-SIZE="8">{h("step term ‖·‖=" + term)}</FONT>>'
+                dot.node(node.name, label, **self._node_attrs(node, scale))
             else:
                 counter[0] += 1
                 with dot.subgraph(name=f"cluster_{counter[0]}") as sub:
