@@ -115,7 +115,7 @@ def _check_input_grads(node, input_grads, create_graph):
     gradient flows into."""
     for argnum, g in enumerate(input_grads):
         if g is not None:
-            check_finite(node, g.data if create_graph else g, f"gradient for input {argnum}")
+            check_finite(node, g.data if create_graph else materialize(g), f"gradient for input {argnum}")
 
 
 def _accumulate(leaf, g, create_graph):
