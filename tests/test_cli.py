@@ -155,7 +155,8 @@ def test_python_dash_m_tinygraph_train(tmp_path):
     assert bad.returncode == 2 and "invalid choice: 'lstn'" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_demo_runs_briefly(capsys):
+def test_demo_runs_briefly(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the demo writes its pictures into ./out
     code, out, err = run_cli(["demo", "--seconds", "0.01", "--hidden", "8", "--cell", "rnn"], capsys)
     assert code == 0, err
     assert re.search(r"trained \d+ steps in .* loss 4\.\d+ -> ", out)   # starts near ln(vocab)
