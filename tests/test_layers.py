@@ -203,6 +203,7 @@ def test_hx_is_an_alias_of_h0():
 def test_repr_and_mimebundle(monkeypatch):
     rnn = RNN(I, H, num_layers=2, nonlinearity="relu", batch_first=True)
     assert repr(rnn) == "RNN(3, 4, num_layers=2, nonlinearity='relu', batch_first=True)"
+    monkeypatch.delattr(tg.Graph, "_repr_mimebundle_", raising=False)  # importing visualize installs it
     assert rnn._repr_mimebundle_() == {"text/plain": repr(rnn)}
     monkeypatch.setattr(tg.Graph, "_repr_mimebundle_",
                         lambda graph, include=None, exclude=None: {"text/plain": f"{len(graph.loop_edges)} loops"},
