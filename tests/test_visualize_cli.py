@@ -111,3 +111,18 @@ def test_recurrent_layers_display_their_folded_graph_in_jupyter():
         assert [g for g in root.iter(f"{SVG}g") if (g.get("class") or "").startswith("edge loop")]
     else:
         assert bundle["text/plain"].startswith("digraph")
+
+
+@pytest.mark.parametrize("level", visualize.LEVELS)
+def test_bidirectional_stack_unrolled_and_folded(level):
+    import numpy as np
+    import rnn_models
+    import tinygraph as tg
+    tg.manual_seed(0)
+    model = rnn_models.LSTM(2, 3, num_layers=2, bidirectional=True, fused=False)
+    out, _ = model(tg.tensor(np.ones((4, 1, 2)), name="x"))
+    source = visualize.to_dot(out, level=level).source
+    assert source.count("class=step") == 4
+    assert source.count("class=state") == 3 * 4 * 2        # 3 transitions x 4 layer-directions x (h, c)
+    folded = visualize.to_dot(out, view="folded", level=level).source
+    assert folded.count("class=loop") == 4 * 2 and "class=step" not in folded

@@ -263,6 +263,8 @@ class _Drawing:
                                                            _elision_label(t, last))))
         self.multi_prefix = len(idx.prefixes) > 1
         self.place_and_connect(lambda pos: True)
+        for s, d in self.graph.loop_edges:   # a folded graph drawn as it is
+            self.add_edge(self.rep[s], self.rep[d], "loop", label="z⁻¹")
         if not idx.steps and len(self.nodes) > max_nodes:
             self._elide_far_nodes(max_nodes)
 
@@ -349,7 +351,8 @@ class _Drawing:
         else:
             self.index = StepIndex(graph)
             drawn, self.loops = self._representative_step()
-        self.state_outputs = {s for s, _ in self.loops}
+        self.loop_src = {s for s, _ in self.loops}
+        self.state_outputs = self.loop_src
         self.kept, self.elision, self.multi_prefix, self.timeline = None, {}, False, []
         drawn = set(drawn)
         self.place_and_connect(lambda pos: pos in drawn)
@@ -357,8 +360,9 @@ class _Drawing:
             self.add_edge(self.rep[s], self.rep[d], "loop", label="z⁻¹")
 
     def _representative_step(self):
-        """An unrolled graph's folded picture: per prefix, its second step (whose state comes from the
-        first), the outer nodes feeding it, and a loop edge for every state edge into it."""
+        """An unrolled graph's folded picture: per prefix, its second step (whose state comes from a
+        neighbouring step: the first, or the third in a reverse direction), the outer nodes feeding
+        it, and a loop edge for every state edge into it."""
         idx = self.index
         if not idx.steps:
             raise ValueError("to_dot(view='folded'): this graph has no loop_edges and no time-step "
@@ -380,7 +384,7 @@ class _Drawing:
         loops = []
         for s, d, _ in self.graph.edges:
             hs, hd = idx.home[s], idx.home[d]
-            if d in drawn and hs is not None and hd is not None and hs[1] == hd[1] - 1:
+            if d in drawn and hs is not None and hd is not None and abs(hs[1] - hd[1]) == 1:
                 twin = by_id.get(idx.stable_ids[s].rsplit("@", 1)[0] + f"@{hd[1]}")
                 if twin is not None and twin in drawn and (twin, d) not in loops:
                     loops.append((twin, d))
@@ -411,8 +415,8 @@ class _Drawing:
                 self.rep[pos] = self._collapsed_rep(pos)
             elif home is not None and pos not in idx.attached:
                 self.rep[pos] = self.real_node(pos, self.home_path(home) + _components(idx.local[pos]))
-            elif home is not None:
-                self.rep[pos] = self.real_node(pos, self.home_path(home))
+            elif home is not None:   # attached: in its step's cluster, outside the layers' ones
+                self.rep[pos] = self.real_node(pos, self.home_path(home)[:1])
             else:
                 self.rep[pos] = self.real_node(pos, self.outer_path(pos))
         for s, d, argnum in graph.edges:

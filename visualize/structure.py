@@ -6,8 +6,8 @@ layer and direction), the ones after it are nested sub-scopes such as gates (``"
 
 Each node gets a *home*: ``(prefix, t)`` for a node inside a step scope, or for an outer node *attached*
 to one step (an output head computed only from step ``t``'s nodes, or an input slice used only by step
-``t``); ``None`` for everything else. An outer node used by two or more homes is *shared* (parameters,
-the input sequence ``x``): the renderer draws it once and gives each step a small reference to it,
+``t``); ``None`` for everything else. An outer node read in two or more time steps is *shared*
+(parameters, the input sequence ``x``): the renderer draws it once and gives each step a small reference to it,
 because one node with an edge into every step makes ``dot``'s layout cost explode.
 
 Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"`` (prefix / sub-scope /
@@ -65,7 +65,7 @@ class StepIndex:
         home: list, per node position, of ``(prefix, t)`` or None.
         attached: ``{position: "in" | "out"}`` for outer nodes homed through a neighbour: "in" feeds
             only that step (an input slice), "out" is computed only from that step (an output head).
-        shared: sorted positions of outer nodes used by two or more homes.
+        shared: sorted positions of outer nodes read in two or more time steps.
         consumers: per position, the list of ``(dst, argnum)`` that read it.
         steps: sorted distinct time steps; prefixes: step prefixes in order of first appearance.
         stable_ids: per position, the stable id (unique within the graph).
@@ -91,13 +91,15 @@ class StepIndex:
         if any(h is not None for h in self.home):
             self._attach()
         self.shared = [i for i in range(len(nodes))
-                       if self.home[i] is None and len(self.consumer_homes(i)) >= 2]
+                       if self.home[i] is None and len(self.consumer_steps(i)) >= 2]
         self.steps = sorted({h[1] for h in self.home if h is not None})
         self.prefixes = list(dict.fromkeys(h[0] for h in self.home if h is not None))
         self.stable_ids, self.local_ids = self._stable_ids()
 
     def _attach(self):
-        """Give outer nodes the home of the one step they belong to (see module docstring)."""
+        """Give outer nodes the home of the one time step they belong to (see module docstring).
+        Several layers or directions at the same ``t`` count as one step: a node joining them (the
+        concat of both directions feeding the next layer) belongs to that ``t``."""
         nodes, home = self.graph.nodes, self.home
         inputs = [[] for _ in nodes]
         for src, dst, _ in self.graph.edges:
@@ -109,9 +111,10 @@ class StepIndex:
         for i, node in enumerate(nodes):
             if home[i] is not None or node.op is None:
                 continue
-            homes = {home[s] for s in inputs[i] if home[s] is not None}
-            if len(homes) == 1 and not any(downstream[s] and home[s] is None for s in inputs[i]):
-                home[i] = homes.pop()
+            homes = [home[s] for s in inputs[i] if home[s] is not None]
+            if len({h[1] for h in homes}) == 1 and not any(downstream[s] and home[s] is None
+                                                            for s in inputs[i]):
+                home[i] = homes[0]
                 self.attached[i] = "out"
             downstream[i] = bool(homes) or any(downstream[s] for s in inputs[i])
         # inputs: an outer non-parameter node all of whose readers live in one step. Reverse order, so
@@ -119,13 +122,16 @@ class StepIndex:
         for i in reversed(range(len(nodes))):
             node = nodes[i]
             if home[i] is None and not downstream[i] and not (node.op is None and node.requires_grad):
-                homes = self.consumer_homes(i)
-                if len(homes) == 1 and all(home[d] is not None for d, _ in self.consumers[i]):
-                    home[i] = homes.pop()
+                readers = [home[d] for d, _ in self.consumers[i]]
+                if readers and None not in readers and len({h[1] for h in readers}) == 1:
+                    home[i] = readers[0]
                     self.attached[i] = "in"
 
     def consumer_homes(self, i):
         return {self.home[d] for d, _ in self.consumers[i] if self.home[d] is not None}
+
+    def consumer_steps(self, i):
+        return {self.home[d][1] for d, _ in self.consumers[i] if self.home[d] is not None}
 
     def _stable_ids(self):
         """Ordinals count from the end of each step (reverse topological order): a step's outputs
