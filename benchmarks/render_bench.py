@@ -53,7 +53,8 @@ def shared_node(source):
 def plain(source):
     """``shared_node`` plus state edges that constrain ranks and no hidden time-order chain."""
     source = shared_node(source).replace(" constraint=false", "")
-    return "\n".join(line for line in source.split("\n") if not re.match(r"\s*(tl\d+|subgraph timeline)", line))
+    chain = re.compile(r"\s*(tl\d+|subgraph timeline)")
+    return "\n".join(line for line in source.split("\n") if not chain.match(line))
 
 
 def time_layout(source, timeout):

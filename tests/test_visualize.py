@@ -8,7 +8,6 @@ change to the drawing (or to the engine's ops), regenerate them and review the d
 
     TINYGRAPH_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_visualize.py -k snapshot
 """
-import math
 import os
 import pathlib
 import re
@@ -28,8 +27,9 @@ needs_dot = pytest.mark.skipif(not __import__("shutil").which("dot"), reason="Gr
 
 # --- hand-written nets with rnn_models' scope conventions -------------------------------------------
 def _params(rng, gates, inputs, hidden, layer):
-    shapes = {f"weight_ih_l{layer}": (gates * hidden, inputs), f"weight_hh_l{layer}": (gates * hidden, hidden),
-              f"bias_ih_l{layer}": (gates * hidden,), f"bias_hh_l{layer}": (gates * hidden,)}
+    rows = gates * hidden
+    shapes = {f"weight_ih_l{layer}": (rows, inputs), f"weight_hh_l{layer}": (rows, hidden),
+              f"bias_ih_l{layer}": (rows,), f"bias_hh_l{layer}": (rows,)}
     return [tg.tensor(rng.uniform(-0.6, 0.6, shape), requires_grad=True, name=name)
             for name, shape in shapes.items()]
 
@@ -67,7 +67,8 @@ def tiny_net(kind="rnn", steps=3, layers=1, hidden=3, inputs=2, seed=0):
         for layer in range(layers):
             p = _params(rng, gates, inputs if layer == 0 else hidden, hidden, layer)
             params += p
-            state = tuple(tg.tensor(np.zeros((1, hidden)), name=n) for n in ("h0", "c0")[:1 + (kind == "lstm")])
+            names = ("h0", "c0") if kind == "lstm" else ("h0",)
+            state = tuple(tg.tensor(np.zeros((1, hidden)), name=n) for n in names)
             outputs = []
             with tg.scope(f"l{layer}"):
                 for t in range(steps):
@@ -86,7 +87,8 @@ def tiny_folded(kind="rnn", hidden=3, inputs=2, seed=0):
     params = _params(rng, 4 if kind == "lstm" else 1, inputs, hidden, 0)
     with tg.scope(kind), tg.scope("l0"):
         x = tg.tensor(np.zeros((1, inputs)), name="x[t]")
-        state = tuple(tg.tensor(np.zeros((1, hidden)), name=f"{n}[t-1]") for n in ("h", "c")[:1 + (kind == "lstm")])
+        names = ("h", "c") if kind == "lstm" else ("h",)
+        state = tuple(tg.tensor(np.zeros((1, hidden)), name=f"{n}[t-1]") for n in names)
         new = _step(kind, params, x, state)
     return tg.Graph.of(*new, loop_edges=list(zip(new, state)))
 

@@ -1,8 +1,9 @@
 """Line plots as SVG: the per-step gradient norm ‖∂L/∂h_t‖ against t, and training loss curves.
 
-Each run's line is the SVG group ``id="run-<k>"`` (k in the order given). matplotlib is an optional extra (``pip install tinygraph[plot]``), imported only when a plot is made,
-with the Agg-family backends of ``Figure`` (no pyplot, no GUI). The SVG is byte-stable: a fixed
-``svg.hashsalt``, no date in the metadata, glyphs drawn as paths.
+Each run's line is the SVG group ``id="run-<k>"`` (k in the order given). matplotlib is an optional
+extra (``pip install tinygraph[plot]``), imported only when a plot is made, through ``Figure`` (no
+pyplot, no GUI). The SVG is byte-stable: a fixed ``svg.hashsalt``, no date in the metadata, glyphs
+drawn as paths.
 """
 import io
 import math

@@ -7,14 +7,14 @@ layer and direction), the ones after it are nested sub-scopes such as gates (``"
 Each node gets a *home*: ``(prefix, t)`` for a node inside a step scope, or for an outer node *attached*
 to one step (an output head computed only from step ``t``'s nodes, or an input slice used only by step
 ``t``); ``None`` for everything else. An outer node read in two or more time steps is *shared*
-(parameters, the input sequence ``x``): the renderer draws it once and gives each step a small reference to it,
-because one node with an edge into every step makes ``dot``'s layout cost explode.
+(parameters, the input sequence ``x``): the renderer draws it once and gives each step a small
+reference to it, because one node with an edge into every step makes ``dot``'s layout cost explode.
 
-Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"`` (prefix / sub-scope /
-op name or tensor name and its ordinal within that step, counted from the step's end / ``@t``). It depends only on scopes, names, op
-names and topological order, never on ``id()``, so the same program draws the same ids, and the folded
-picture of a cell (scope ``"cell/forget_gate"`` -> ``"cell/forget_gate/sigmoid_0"``) can link to the
-same op of the unrolled one.
+Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"``: prefix / sub-scope / op
+name or tensor name and its ordinal within that step, counted from the step's end / ``@t``. It depends
+only on scopes, names, op names and topological order, never on ``id()``, so the same program draws
+the same ids, and the folded picture of a cell (scope ``"lstm/l0/forget_gate"`` ->
+``"lstm/l0/forget_gate/sigmoid_0"``) can link to the same op of the unrolled one.
 """
 import math
 import re
@@ -25,7 +25,8 @@ _UNSAFE_ID_CHARS = re.compile(r"[^\w./=@:+\-\[\]]")
 
 
 def split_scope(scope):
-    """``"lstm/l1/t=3/forget_gate"`` -> ``("lstm/l1", 3, "forget_gate")``; no step -> ``(scope, None, "")``."""
+    """``"lstm/l1/t=3/forget_gate"`` -> ``("lstm/l1", 3, "forget_gate")``;
+    no step component -> ``(scope, None, "")``."""
     parts = (scope or "").split("/") if scope else []
     for i, part in enumerate(parts):
         match = STEP_COMPONENT.match(part)
