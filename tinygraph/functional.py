@@ -317,7 +317,8 @@ def embedding(weight, indices):
 # --- fused blocks for linear layers and recurrent cells (see ops/fused.py) ---------------------------
 def affine(x, weight, bias):
     """x @ weight.T + bias in one node.  x (..., in), weight (out, in), bias (out,) -> (..., out)."""
-    return apply(FU.Affine(), as_tensor(x), as_tensor(weight), as_tensor(bias))
+    x = as_tensor(x)
+    return apply(FU.Affine(input_grad=x.requires_grad), x, as_tensor(weight), as_tensor(bias))
 
 
 def _check_cell(op_name, gates, p, state, weight_hh):

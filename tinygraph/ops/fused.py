@@ -23,9 +23,16 @@ def sigmoid_(a):
 
 
 class Affine(Op):
-    """x @ W.T + b.  x (..., in), W (out, in), b (out,) -> (..., out).  ``nn.Linear``'s op."""
+    """x @ W.T + b.  x (..., in), W (out, in), b (out,) -> (..., out).  ``nn.Linear``'s op.
+
+    ``input_grad=False`` (x is data, e.g. the one-hot inputs of a sequence) skips the gradient of x:
+    for an input projection over a whole sequence it is as large as the forward matmul.
+    """
     name = "affine"
     sample = "affine"
+
+    def __init__(self, input_grad=True):
+        self.input_grad = input_grad
 
     def forward(self, x, w, b):
         out = x @ w.T
@@ -34,7 +41,8 @@ class Affine(Op):
 
     def vjp(self, B, g, out, x, w, b):
         rows = g.reshape((-1, g.shape[-1]))
-        return g @ w, rows.T @ x.reshape((-1, x.shape[-1])), rows.sum(axis=0)
+        dx = g @ w if self.input_grad else None
+        return dx, rows.T @ x.reshape((-1, x.shape[-1])), rows.sum(axis=0)
 
     def explain(self, x, w, b):
         return (f"affine: input {x.shape} does not fit weight {w.shape} (out, in) and bias {b.shape}; "
