@@ -16,6 +16,8 @@ import statistics
 import subprocess
 import sys
 
+from tinygraph.io import write_bytes_atomic
+
 from .baselines import CELLS, DTYPES, available_impls
 
 GRIDS = {
@@ -109,13 +111,7 @@ def main(argv=None):
              if i == "tinygraph" or i in available_impls()]
     result = run(args.grid, args.rounds, args.threads, args.cells.split(","), args.dtypes.split(","),
                  impls)
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, args.json)
+    write_bytes_atomic(args.json, json.dumps(result, indent=1))
     print(f"wrote {args.json}")
     return 0
 

@@ -15,7 +15,6 @@ file and what is wrong.
 """
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinygraph.errors import StateDictError, TinygraphError
+from tinygraph.io import atomic_write
 
 FORMAT = "tinygraph-checkpoint"
 VERSION = 1
@@ -93,39 +93,6 @@ def _hashable(key):
 
 
 # --- writing -----------------------------------------------------------------------------------------
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
-
-    If anything fails the temporary file is removed and ``path`` is untouched.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable (not possible on every platform; harmless to skip there)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path, model, optimizer=None, config=None, trainer_state=None):

@@ -4,12 +4,12 @@
 Graphviz install, only laying it out does.
 """
 import os
-import secrets
 import shutil
 import subprocess
 
 import tinygraph as tg
 from tinygraph.errors import TinygraphError
+from tinygraph.io import write_bytes_atomic as write_atomic  # noqa: F401  (re-exported)
 
 from .dot import to_dot
 
@@ -75,24 +75,6 @@ def render(graph, path, format=None, timeout=DEFAULT_TIMEOUT, **options):
     data = dot.source.encode("utf-8") if format in ("dot", "gv") else layout(dot, format, timeout)
     write_atomic(path, data)
     return path
-
-
-def write_atomic(path, data):
-    """Write bytes to ``path`` via a temp file in the same directory, fsync and ``os.replace`` (readers
-    see the old file or the new one, never half of one). Permissions follow the umask, as ``open``'s."""
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
