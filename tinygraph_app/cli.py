@@ -14,6 +14,7 @@ COMMANDS = {
     "sample": ("tinygraph_app.sample", "generate text from a trained character-level model"),
     "render": ("tinygraph_app.render", "draw a recurrent net folded or unrolled (SVG/PNG/PDF/DOT)"),
     "gradflow": ("tinygraph_app.gradflow", "plot the gradient norm |dL/dh_t| against t (SVG)"),
+    "experiment": ("tinygraph_app.experiment", "reproduce the textbook RNN results with numbers and SVGs"),
 }
 
 

@@ -1,0 +1,44 @@
+"""Reproduce the textbook claims about recurrent nets with measured numbers and pictures.
+
+Experiments: gradients (vanishing/exploding gradients: linear and tanh RNN at spectral radius ρ, LSTM),
+clipping (a large-ρ RNN trained with and without clip_grad_norm_), adding (the adding problem: LSTM
+and GRU against a vanilla RNN), chars (a character-level LSTM on the embedded text). Each writes its
+SVGs plus a table (<name>.md, <name>.json) into --out and prints the table; the same seed gives the
+same files.
+
+Examples:
+  tinygraph experiment all --out docs/experiments
+  tinygraph experiment gradients --quick
+"""
+import os
+
+from .experiments import EXPERIMENTS, run_experiment
+from .train import limit_blas_threads, positive_int
+
+
+def add_arguments(parser):
+    parser.add_argument("name", choices=list(EXPERIMENTS) + ["all"], help="which experiment, or all")
+    parser.add_argument("--quick", action="store_true",
+                        help="the scaled-down version (seconds, not minutes), as run by the tests")
+    parser.add_argument("--out", default=os.path.join("out", "experiments"), metavar="DIR",
+                        help="output directory (default out/experiments)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=positive_int, default=min(2, os.cpu_count() or 1),
+                        help="processes for independent training runs (default: 2 if there are 2 cores)")
+
+
+def run(args):
+    limit_blas_threads(1)   # many small matrix products: BLAS threads only add synchronisation
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    total = 0.0
+    for name in names:
+        print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
+        report, seconds = run_experiment(name, args.out, quick=args.quick, seed=args.seed,
+                                         log=lambda line: print(line, flush=True), jobs=args.jobs)
+        total += seconds
+        print(report.markdown())
+        print(f"{name}: {seconds:.1f} s, wrote {', '.join(report.files + [name + '.md', name + '.json'])} "
+              f"in {args.out}\n", flush=True)
+    if len(names) > 1:
+        print(f"all experiments: {total:.1f} s")
+    return 0

@@ -1,0 +1,161 @@
+"""What every experiment shares: its report (a table written as Markdown and JSON), byte-stable SVG
+figures, and the small numerical helpers (a matrix of a chosen spectral radius, a fitted rate).
+
+Files are written atomically and hold no wall-clock times, so the same seed gives the same bytes.
+"""
+import io
+import json
+import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from visualize.plots import SVG_RC
+from visualize.render import write_atomic
+
+
+@dataclass
+class Report:
+    """An experiment's result: a table plus the numbers and files behind it.
+
+    Attributes:
+        name: the experiment's registry name (files are ``<name>.md`` and ``<name>.json``).
+        title: one line saying what was measured.
+        columns, rows: the table (rows are lists of already formatted cells).
+        notes: lines printed under the table (settings, the verdict).
+        numbers: the raw measurements, JSON-able (what the tests assert on).
+        files: paths of the pictures written, relative to the output directory.
+    """
+    name: str
+    title: str
+    columns: list
+    rows: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    numbers: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+
+    def markdown(self):
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        for row in self.rows:   # a "|" inside a cell would split it
+            lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
+        lines += [""] + [f"- {note}" for note in self.notes]
+        if self.files:
+            lines.append("- pictures: " + ", ".join(self.files))
+        return "\n".join(lines) + "\n"
+
+    def to_json(self):
+        return json.dumps({"name": self.name, "title": self.title, "columns": self.columns,
+                           "rows": self.rows, "notes": self.notes, "numbers": jsonable(self.numbers),
+                           "files": self.files}, indent=1, allow_nan=False) + "\n"
+
+    def write(self, out_dir):
+        """Write ``<name>.md`` and ``<name>.json`` into ``out_dir``; returns their paths."""
+        paths = [os.path.join(out_dir, f"{self.name}.{suffix}") for suffix in ("md", "json")]
+        for path, text in zip(paths, (self.markdown(), self.to_json())):
+            write_atomic(path, text.encode("utf-8"))
+        return paths
+
+
+def jsonable(value):
+    """Numbers, lists and dicts with numpy types converted and non-finite floats spelled as strings
+    ("inf", "nan"), so the JSON stays strict."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else str(value)
+    return value
+
+
+def sci(value, digits=2):
+    """A number for a table: ``3.1e-12``; non-finite values as ``inf``/``nan``."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.{digits - 1}e}"
+
+
+# --- numerics ------------------------------------------------------------------------------------------
+def scaled_orthogonal(rng, size, radius):
+    """A (size, size) matrix ``radius · Q`` with Q a random orthogonal matrix (Haar, via QR).
+
+    Every eigenvalue has modulus ``radius`` and every singular value equals it, so the spectral radius
+    and the spectral norm coincide: the per-step Jacobian bound ‖W‖ and the asymptotic rate ρ are the
+    same number, and a linear recurrence scales every vector by exactly ``radius`` per step.
+    """
+    q, r = np.linalg.qr(rng.standard_normal((size, size)))
+    return radius * q * np.sign(np.diag(r))
+
+
+def spectral_radius(matrix):
+    return float(np.abs(np.linalg.eigvals(matrix)).max())
+
+
+def fit_rate(norms):
+    """The per-step factor r of a geometric fit norms[k] ≈ a·r^k (least squares on log norms over the
+    positive finite entries; k = distance in steps). r < 1: vanishing, r > 1: exploding."""
+    norms = np.asarray(norms, dtype=np.float64)
+    distance = np.arange(len(norms))
+    usable = (norms > 0) & np.isfinite(norms)
+    if usable.sum() < 2:
+        return float("nan")
+    slope = np.polyfit(distance[usable], np.log(norms[usable]), 1)[0]
+    return float(np.exp(slope))
+
+
+# --- independent runs in parallel ------------------------------------------------------------------------
+def map_jobs(fn, calls, jobs=1):
+    """``[fn(*args) for args in calls]``, in up to ``jobs`` forked worker processes.
+
+    The results are the same, in the same order, as the serial loop: every call seeds its own
+    generators. Each worker runs one BLAS thread (many small matrix products: threads only add
+    synchronisation). Serial when ``jobs <= 1`` or where processes cannot be forked.
+    """
+    calls = list(calls)
+    if jobs <= 1 or len(calls) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(*args) for args in calls]
+    from tinygraph_app.train import limit_blas_threads
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(jobs, len(calls)), mp_context=context, initializer=limit_blas_threads,
+                             initargs=(1,)) as pool:
+        return list(pool.map(_star_call, [(fn, args) for args in calls]))
+
+
+def _star_call(fn_and_args):
+    fn, args = fn_and_args
+    return fn(*args)
+
+
+# --- figures --------------------------------------------------------------------------------------------
+def figure(panels=1, width=6.4, height=3.8):
+    """A matplotlib ``Figure`` with ``panels`` side-by-side axes (no pyplot, no GUI)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width * panels, height), dpi=100)
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.3)
+    return fig, list(axes)
+
+
+def save_svg(fig, path):
+    """Write ``fig`` as a byte-stable SVG (fixed hash salt, no date, glyphs as paths)."""
+    import matplotlib
+    for ax in fig.axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    buffer = io.StringIO()
+    with matplotlib.rc_context(SVG_RC):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": "tinygraph"})
+    write_atomic(path, buffer.getvalue().encode("utf-8"))
+    return path
