@@ -67,7 +67,10 @@ def apply(op, *inputs):
     try:
         data = op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as exc:
-        raise ShapeError(f"{op.explain(*arrays)} ({exc})") from None
+        reason = op.explain(*arrays)
+        if type(op).explain is Op.explain:  # the generic message: numpy's reason adds the detail
+            reason = f"{reason} ({exc})"
+        raise ShapeError(reason) from None
     if not isinstance(data, np.ndarray):
         data = np.asarray(data)
     out = Tensor.__new__(Tensor)

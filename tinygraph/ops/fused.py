@@ -32,7 +32,7 @@ class Affine(Op):
     sample = "affine"
 
     def __init__(self, input_grad=True):
-        self.input_grad = input_grad
+        self._input_grad = input_grad  # a gradient flag, not a parameter of the op (kept out of attrs)
 
     def forward(self, x, w, b):
         out = x @ w.T
@@ -41,7 +41,7 @@ class Affine(Op):
 
     def vjp(self, B, g, out, x, w, b):
         rows = g.reshape((-1, g.shape[-1]))
-        dx = g @ w if self.input_grad else None
+        dx = g @ w if self._input_grad else None
         return dx, rows.T @ x.reshape((-1, x.shape[-1])), rows.sum(axis=0)
 
     def explain(self, x, w, b):
