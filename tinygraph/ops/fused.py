@@ -11,7 +11,7 @@ needs, side by side along the last axis; the caller slices the state out (views,
 """
 import numpy as np
 
-from .base import Op
+from .base import NUMPY_VJP, Op
 
 
 def sigmoid_(a):
@@ -106,6 +106,8 @@ class LSTMCellBlock(Op):
     def vjp(self, B, g, out, p, h, c, w_hh, b_hh):
         # g covers the whole output; its gate part is zero unless something reads the gates (as a
         # double backward does), so it is included to keep the rule exact.
+        if B is NUMPY_VJP:
+            return self.vjp_arrays(g, out, h, c, w_hh)
         H = h.shape[-1]
         gh, gc, gi, gf, gg, go = (g[:, k * H:(k + 1) * H] for k in range(6))
         c_new, i, f, g_act, o = (out[:, k * H:(k + 1) * H] for k in range(1, 6))
@@ -116,6 +118,29 @@ class LSTMCellBlock(Op):
                            (dc * i + gg) * (1 - g_act * g_act),
                            (gh * tanh_c + go) * o * (1 - o)], axis=-1)
         return dgates, dgates @ w_hh, dc * f, dgates.T @ h, dgates.sum(axis=0)
+
+    @staticmethod
+    def vjp_arrays(g, out, h, c, w_hh):
+        """The same rule on arrays with in-place updates: a third of the temporaries (hot path)."""
+        H = h.shape[-1]
+        gh, gc = g[:, :H], g[:, H:2 * H]
+        c_new, gates = out[:, H:2 * H], out[:, 2 * H:]
+        i, f, g_act, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+        tanh_c = np.tanh(c_new)
+        dc = gh * o
+        dc *= 1 - tanh_c * tanh_c
+        dc += gc
+        dgates = g[:, 2 * H:] + 0  # gradient w.r.t. the activated gates, started from g's gate part
+        dgates[:, :H] += dc * g_act
+        dgates[:, H:2 * H] += dc * c
+        dgates[:, 2 * H:3 * H] += dc * i
+        dgates[:, 3 * H:] += gh * tanh_c
+        slope = 1 - gates                       # sigmoid' = s (1 - s) for i, f, o ...
+        slope *= gates
+        slope[:, 2 * H:3 * H] = 1 - g_act * g_act   # ... tanh' = 1 - g^2 for g
+        dgates *= slope
+        dc *= f
+        return dgates, dgates @ w_hh, dc, dgates.T @ h, dgates.sum(axis=0)
 
 
 class GRUCellBlock(Op):
