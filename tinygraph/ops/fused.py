@@ -94,8 +94,8 @@ class LSTMCellBlock(Op):
         gates += p
         gates += b_hh
         i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
-        for gate in (i, f, o):
-            sigmoid_(gate)
+        sigmoid_(gates[:, :2 * H])  # i and f are adjacent: one pass
+        sigmoid_(o)
         np.tanh(g, out=g)
         h_new, c_new = out[:, :H], out[:, H:2 * H]
         np.multiply(f, c, out=c_new)
