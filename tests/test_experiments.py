@@ -193,6 +193,12 @@ def test_quick_runs_are_deterministic(gradients_run, tmp_path):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
 
 
+def test_parallel_runs_give_the_serial_results(clipping_run, tmp_path):
+    report, out = clipping_run
+    run_experiment("clipping", str(tmp_path), quick=True, seed=0, log=lambda line: None, jobs=2)
+    assert (tmp_path / "clipping.json").read_bytes() == (out / "clipping.json").read_bytes()
+
+
 def test_cli_runs_an_experiment(tmp_path, capsys):
     assert cli.main(["experiment", "gradients", "--quick", "--out", str(tmp_path), "--seed", "1"]) == 0
     printed = capsys.readouterr().out

@@ -95,6 +95,11 @@ def run(out_dir, quick=False, seed=0, log=print, jobs=1):
 def plot(histories, cfg, path, loss_ceiling=10.0):
     """Loss curves (left, cut at ``loss_ceiling``) and pre-clipping gradient norms (right, the whole
     range), both runs, log scales."""
+    with np.errstate(all="ignore"):     # matplotlib's log axis transforms overflow near 1e308
+        return _plot(histories, cfg, path, loss_ceiling)
+
+
+def _plot(histories, cfg, path, loss_ceiling):
     fig, (left, right) = figure(panels=2)
     lows, highs = [], []
     for label, history in histories.items():
@@ -125,5 +130,4 @@ def plot(histories, cfg, path, loss_ceiling=10.0):
              ylabel="MSE loss", title="training loss")
     right.set(yscale="log", ylim=(min(lows) / 10, max(highs) * 10), xlabel="training step",
               ylabel="‖∇θ L‖ before clipping", title="gradient norm")
-    with np.errstate(all="ignore"):
-        return save_svg(fig, path)
+    return save_svg(fig, path)

@@ -61,8 +61,12 @@ class Report:
 
 
 def jsonable(value):
-    """Numbers, lists and dicts with numpy types converted and non-finite floats spelled as strings
-    ("inf", "nan"), so the JSON stays strict."""
+    """Numbers, lists and dicts with numpy types converted, floats rounded to 12 significant digits
+    and non-finite floats spelled as strings ("inf", "nan"), so the JSON stays strict.
+
+    The rounding keeps the files byte-stable from run to run: numpy's sums and BLAS kernels may round
+    differently in the last bit depending on how an array happens to be aligned in memory.
+    """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -73,7 +77,7 @@ def jsonable(value):
         return int(value)
     if isinstance(value, (float, np.floating)):
         value = float(value)
-        return value if math.isfinite(value) else str(value)
+        return float(f"{value:.12g}") if math.isfinite(value) else str(value)
     return value
 
 
