@@ -60,9 +60,10 @@ def run(out_dir, quick=False, seed=0, log=print, jobs=1):
                "first_loss": history["loss"][0], "final_smoothed_loss": history["smoothed_loss"][-1],
                "eval": evals, "samples": [{"step": s, "text": t} for s, t in samples],
                "window_loss": window_loss, "loss": history["loss"]}
+    title = (f"Character-level {cfg['cell'].upper()} on the embedded text: loss from ln V = ln {vocab_size} "
+             f"= {math.log(vocab_size):.3f} down")
     report = Report(
-        NAME, f"Character-level {cfg['cell'].upper()} on the embedded text: loss from ln V = ln {vocab_size} = "
-              f"{math.log(vocab_size):.3f} down",
+        NAME, title,
         ["step", "training loss (smoothed)", "held-out loss", "held-out accuracy",
          f"sample (temperature {cfg['temperature']:g})"], rows, numbers=numbers, files=files)
     report.notes = [
