@@ -18,6 +18,7 @@ def atomic_write(path, write):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result should look like open()'s
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -34,6 +35,12 @@ def write_bytes_atomic(path, data):
     """``atomic_write`` for a bytes (or str, UTF-8) payload."""
     payload = data.encode() if isinstance(data, str) else data
     atomic_write(path, lambda f: f.write(payload))
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory):
