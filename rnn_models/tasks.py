@@ -56,9 +56,13 @@ class Task:
         """JSON-able description that ``make_task`` turns back into this task."""
         return {"name": self.name}
 
+    input_size = output_size = None   # real-valued tasks: features in and out per step
+
     def model_config(self, cell="lstm", hidden_size=64, num_layers=1):
         """The ``rnn_models.models.build_model`` config of a model for this task."""
-        raise NotImplementedError
+        return {"kind": "SequenceModel", "cell": cell, "input_size": self.input_size,
+                "hidden_size": hidden_size, "output_size": self.output_size, "num_layers": num_layers,
+                "head": self.head}
 
     def check_seq_len(self, seq_len):
         check_positive(f"{self.name} task", seq_len=seq_len)
@@ -186,10 +190,8 @@ class AddingTask(Task):
     default_seq_len = 50
     min_seq_len = 2
     tolerance = 0.04
+    input_size, output_size = 2, 1
 
-    def model_config(self, cell="lstm", hidden_size=64, num_layers=1):
-        return {"kind": "SequenceModel", "cell": cell, "input_size": 2, "hidden_size": hidden_size,
-                "output_size": 1, "num_layers": num_layers, "head": self.head}
 
     def batch(self, rng, batch_size, seq_len):
         self.check_seq_len(seq_len)
@@ -271,10 +273,8 @@ class SineTask(Task):
     name = "sine"
     metric_name = "relative_mse"
     default_seq_len = 50
+    input_size, output_size = 1, 1
 
-    def model_config(self, cell="lstm", hidden_size=64, num_layers=1):
-        return {"kind": "SequenceModel", "cell": cell, "input_size": 1, "hidden_size": hidden_size,
-                "output_size": 1, "num_layers": num_layers, "head": self.head}
 
     def batch(self, rng, batch_size, seq_len):
         self.check_seq_len(seq_len)
