@@ -322,14 +322,15 @@ def affine(x, weight, bias):
 
 
 def _check_cell(op_name, gates, p, state, weight_hh):
-    B, H = state[0].shape if state[0].ndim == 2 else (None, None)
-    expected = {"p": (B, gates * H), "weight_hh": (gates * H, H)}
-    got = {"p": p.shape, "weight_hh": weight_hh.shape}
-    if H is None or any(s.shape != (B, H) for s in state) or got != expected:
-        states = ", ".join(str(s.shape) for s in state)
-        raise ShapeError(f"{op_name}: expected input projection (B, {gates}*H), state(s) (B, H) and "
-                         f"weight_hh ({gates}*H, H); got projection {p.shape}, state(s) {states}, "
-                         f"weight_hh {weight_hh.shape}")
+    if state[0].ndim == 2:  # runs every time step: plain comparisons, no temporaries
+        B, H = state[0].shape
+        if p.shape == (B, gates * H) and weight_hh.shape == (gates * H, H) and \
+                all(s.shape == (B, H) for s in state):
+            return
+    states = ", ".join(str(s.shape) for s in state)
+    raise ShapeError(f"{op_name}: expected input projection (B, {gates}*H), state(s) (B, H) and "
+                     f"weight_hh ({gates}*H, H); got projection {p.shape}, state(s) {states}, "
+                     f"weight_hh {weight_hh.shape}")
 
 
 def rnn_cell(p, h, weight_hh, bias_hh, nonlinearity="tanh"):
