@@ -16,6 +16,9 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -q --hypothesis-profile=$(HYPOTHESIS_PROFILE)
 
+bench: setup
+	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
+
 test-thorough:
 	$(MAKE) test HYPOTHESIS_PROFILE=thorough
 
