@@ -27,10 +27,7 @@ class TENSOR_VJP:
     softmax = staticmethod(F.softmax)
     broadcast_to = staticmethod(F.broadcast_to)
     unbroadcast = staticmethod(unbroadcast)
-
-    @staticmethod
-    def where(cond, x, y):
-        return F.where(cond, x, y)
+    where = staticmethod(F.where)
 
     @staticmethod
     def index_add(shape, index, g, accumulate):
