@@ -28,9 +28,18 @@ MEMORY_POINT = {"full": (32, 128, 64, 2000), "smoke": (2, 8, 5, 40)}
 IMPLS = ("tinygraph", "numpy_per_step", "numpy_batched", "torch_loop", "torch_nn")
 
 
-def measure(spec, threads):
+# glibc's malloc returns freed memory to the kernel (heap trimming; fresh mmap for blocks > 128 KB),
+# so a step that allocates and frees tens of MB page-faults all of it again next step. Every worker
+# runs with the same setting that keeps freed memory for reuse, as every worker runs with the same
+# thread count; --default-malloc measures without it.
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**32)}
+
+
+def measure(spec, threads, default_malloc=False):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
+    if not default_malloc:
+        env.update(ALLOCATOR_ENV)
     result = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], env=env,
                             capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
                                 os.path.abspath(__file__))))
@@ -46,32 +55,34 @@ def budget(B, H, V, T):
     return 1, steps
 
 
-def run(grid, rounds, threads, cells, dtypes, impls, log=print):
+def run(grid, rounds, threads, cells, dtypes, impls, default_malloc=False, points=None, memory=True,
+        log=print):
     rows = []
     for cell in cells:
         for dtype in dtypes:
-            for B, H, V, T in GRIDS[grid]:
+            for B, H, V, T in points or GRIDS[grid]:
                 warmup, steps = budget(B, H, V, T)
                 times = {impl: [] for impl in impls}
                 for _ in range(rounds):  # interleaved: every impl once per round
                     for impl in impls:
                         spec = dict(impl=impl, cell=cell, dtype=dtype, B=B, H=H, V=V, T=T, seed=0,
                                     warmup=warmup, steps=steps)
-                        times[impl] += measure(spec, threads)["ms"]
+                        times[impl] += measure(spec, threads, default_malloc)["ms"]
                 row = dict(cell=cell, dtype=dtype, B=B, H=H, V=V, T=T,
                            ms={impl: statistics.median(t) for impl, t in times.items()})
                 rows.append(row)
                 log(format_row(row))
-    memory = []
+    peaks = []
     B, H, V, T = MEMORY_POINT[grid]
-    for cell in cells:
+    for cell in (cells if memory else ()):
         entry = dict(cell=cell, dtype="float64", B=B, H=H, V=V, T=T, peak_mb={})
         for impl in [i for i in impls if i in ("tinygraph", "numpy_per_step", "numpy_batched")]:
             spec = dict(impl=impl, cell=cell, dtype="float64", B=B, H=H, V=V, T=T, seed=0, memory=True)
-            entry["peak_mb"][impl] = measure(spec, threads)["peak_bytes"] / 2**20
-        memory.append(entry)
+            entry["peak_mb"][impl] = measure(spec, threads, default_malloc)["peak_bytes"] / 2**20
+        peaks.append(entry)
         log(format_memory(entry))
-    return {"threads": threads, "rounds": rounds, "rows": rows, "memory": memory}
+    return {"threads": threads, "rounds": rounds, "allocator": "default" if default_malloc else ALLOCATOR_ENV,
+            "rows": rows, "memory": peaks}
 
 
 def format_row(row):
@@ -105,12 +116,18 @@ def main(argv=None):
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--impls", default=None, help="comma list (default: all available)")
+    parser.add_argument("--points", default=None,
+                        help="(B,H,V,T) points instead of the grid's, e.g. '32,128,64,50;1,16,8,1000'")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="run the workers with glibc's default allocator settings")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--json", default="benchmarks/results/latest.json")
     args = parser.parse_args(argv)
     impls = [i for i in (args.impls.split(",") if args.impls else IMPLS)
              if i == "tinygraph" or i in available_impls()]
+    points = [tuple(int(n) for n in p.split(",")) for p in args.points.split(";")] if args.points else None
     result = run(args.grid, args.rounds, args.threads, args.cells.split(","), args.dtypes.split(","),
-                 impls)
+                 impls, args.default_malloc, points, memory=not args.no_memory)
     write_bytes_atomic(args.json, json.dumps(result, indent=1))
     print(f"wrote {args.json}")
     return 0

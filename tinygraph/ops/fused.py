@@ -195,7 +195,9 @@ class CrossEntropy(Op):
 
     def forward(self, x):
         shift = x.max(axis=-1, keepdims=True)
-        logz = np.log(np.exp(x - shift).sum(axis=-1)) + shift[:, 0]
+        e = x - shift
+        np.exp(e, out=e)
+        logz = np.log(e.sum(axis=-1)) + shift[:, 0]
         losses = logz - x[np.arange(len(x)), self.targets]
         if self.reduction == "none":
             return losses
@@ -203,8 +205,16 @@ class CrossEntropy(Op):
         return total / len(x) if self.reduction == "mean" else total
 
     def vjp(self, B, g, out, x):
-        onehot = np.zeros(x.shape, dtype=x.dtype)
-        onehot[np.arange(len(self.targets)), self.targets] = 1
+        rows = np.arange(len(self.targets))
         scale = g.reshape((-1, 1)) if self.reduction == "none" else g * (
             1.0 / len(self.targets) if self.reduction == "mean" else 1.0)
+        if B is NUMPY_VJP:  # one (N, C) buffer instead of softmax, one-hot and two products
+            dx = x - x.max(axis=-1, keepdims=True)
+            np.exp(dx, out=dx)
+            dx /= dx.sum(axis=-1, keepdims=True)
+            dx[rows, self.targets] -= 1
+            dx *= scale
+            return (dx,)
+        onehot = np.zeros(x.shape, dtype=x.dtype)
+        onehot[rows, self.targets] = 1
         return ((B.softmax(x) - onehot) * scale,)
