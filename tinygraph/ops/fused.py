@@ -123,23 +123,29 @@ class LSTMCellBlock(Op):
 
     @staticmethod
     def vjp_arrays(g, out, h, c, w_hh):
-        """The same rule on arrays with in-place updates: a third of the temporaries (hot path)."""
+        """The same rule on arrays, each gate's gradient written into its block of one buffer."""
         H = h.shape[-1]
         gh, gc = g[:, :H], g[:, H:2 * H]
         c_new, gates = out[:, H:2 * H], out[:, 2 * H:]
         i, f, g_act, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+        dgates = np.empty(gates.shape, dtype=np.result_type(g, out))
+        di, df, dg, do = (dgates[:, k * H:(k + 1) * H] for k in range(4))
         tanh_c = np.tanh(c_new)
-        dc = gh * o
-        dc *= 1 - tanh_c * tanh_c
-        dc += gc
-        dgates = g[:, 2 * H:] + 0  # gradient w.r.t. the activated gates, started from g's gate part
-        dgates[:, :H] += dc * g_act
-        dgates[:, H:2 * H] += dc * c
-        dgates[:, 2 * H:3 * H] += dc * i
-        dgates[:, 3 * H:] += gh * tanh_c
-        slope = 1 - gates                       # sigmoid' = s (1 - s) for i, f, o ...
+        np.multiply(gh, tanh_c, out=do)
+        dc = np.multiply(tanh_c, tanh_c, out=tanh_c)
+        np.subtract(1, dc, out=dc)
+        dc *= o
+        dc *= gh
+        dc += gc                                  # dL/dc through h and from the next step
+        np.multiply(dc, g_act, out=di)
+        np.multiply(dc, c, out=df)
+        np.multiply(dc, i, out=dg)
+        dgates += g[:, 2 * H:]                    # gradient w.r.t. the activated gates themselves
+        slope = np.subtract(1, gates)             # sigmoid' = s (1 - s) for i, f, o ...
         slope *= gates
-        slope[:, 2 * H:3 * H] = 1 - g_act * g_act   # ... tanh' = 1 - g^2 for g
+        tanh_slope = slope[:, 2 * H:3 * H]
+        np.multiply(g_act, g_act, out=tanh_slope)
+        np.subtract(1, tanh_slope, out=tanh_slope)  # ... tanh' = 1 - g^2 for g
         dgates *= slope
         dc *= f
         return dgates, dgates @ w_hh, dc, dgates.T @ h, dgates.sum(axis=0)
