@@ -31,3 +31,13 @@ def test_harness_runs_on_the_smoke_grid(tmp_path):
     assert set(row["ms"]) == {"tinygraph", "numpy_per_step"} and all(v > 0 for v in row["ms"].values())
     (memory,) = result["memory"]
     assert memory["peak_mb"]["tinygraph"] > 0
+
+
+def test_harness_takes_points_and_records_the_allocator_setting(tmp_path):
+    out = tmp_path / "result.json"
+    assert run.main(["--points", "2,4,3,5", "--rounds", "1", "--cells", "lstm", "--dtypes", "float32",
+                     "--impls", "tinygraph", "--no-memory", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert (row["cell"], row["B"], row["H"], row["V"], row["T"]) == ("lstm", 2, 4, 3, 5)
+    assert result["memory"] == [] and result["allocator"] == run.ALLOCATOR_ENV

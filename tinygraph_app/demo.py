@@ -12,7 +12,7 @@ from rnn_models.tasks import make_task
 from rnn_models.training import ConsoleProgress, Trainer, make_optimizer
 
 from .render import write_demo_pictures
-from .train import limit_blas_threads, positive_float, positive_int
+from .train import configure_runtime, positive_float, positive_int
 
 # Chosen so the loss falls visibly within a minute on 2 cores. The text is small (57 KB): a 1-layer net
 # starts to overfit after ~25 s; two layers with dropout between them keep the held-out loss falling.
@@ -42,7 +42,7 @@ def train_char_rnn(seconds=60.0, cell=DEMO["cell"], hidden=DEMO["hidden"], seed=
 
 
 def run(args):
-    limit_blas_threads(args.threads)
+    configure_runtime(args.threads)
     print(f"char-RNN demo: {DEMO['layers']}-layer {args.cell.upper()}, hidden {args.hidden}, dropout "
           f"{DEMO['dropout']}, batch {DEMO['batch_size']} x "
           f"{DEMO['seq_len']} characters, truncated BPTT every {DEMO['tbptt']} steps, Adam lr {DEMO['lr']}, "

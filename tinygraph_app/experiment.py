@@ -13,7 +13,7 @@ Examples:
 import os
 
 from .experiments import EXPERIMENTS, run_experiment
-from .train import limit_blas_threads, positive_int
+from .train import configure_runtime, positive_int
 
 
 def add_arguments(parser):
@@ -28,7 +28,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    limit_blas_threads(1)   # many small matrix products: BLAS threads only add synchronisation
+    configure_runtime(1)   # many small matrix products: BLAS threads only add synchronisation
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     total = 0.0
     for name in names:

@@ -128,9 +128,9 @@ def map_jobs(fn, calls, jobs=1):
     calls = list(calls)
     if jobs <= 1 or len(calls) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [fn(*args) for args in calls]
-    from tinygraph_app.train import limit_blas_threads
+    from tinygraph_app.train import configure_runtime
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(jobs, len(calls)), mp_context=context, initializer=limit_blas_threads,
+    with ProcessPoolExecutor(min(jobs, len(calls)), mp_context=context, initializer=configure_runtime,
                              initargs=(1,)) as pool:
         return list(pool.map(_star_call, [(fn, args) for args in calls]))
 
