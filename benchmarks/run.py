@@ -28,18 +28,13 @@ MEMORY_POINT = {"full": (32, 128, 64, 2000), "smoke": (2, 8, 5, 40)}
 IMPLS = ("tinygraph", "numpy_per_step", "numpy_batched", "torch_loop", "torch_nn")
 
 
-# glibc's malloc returns freed memory to the kernel (heap trimming; fresh mmap for blocks > 128 KB),
-# so a step that allocates and frees tens of MB page-faults all of it again next step. Every worker
-# runs with the same setting that keeps freed memory for reuse, as every worker runs with the same
-# thread count; --default-malloc measures without it.
-ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**32)}
-
-
 def measure(spec, threads, default_malloc=False):
+    """Run one worker. Every worker gets the same thread count and, unless ``default_malloc``, the
+    same allocator setting (``keep_freed_memory``: glibc keeps freed memory instead of page-faulting
+    it in again every step)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    if not default_malloc:
-        env.update(ALLOCATOR_ENV)
+    spec = dict(spec, keep_freed_memory=not default_malloc)
     result = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], env=env,
                             capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
                                 os.path.abspath(__file__))))
@@ -81,7 +76,7 @@ def run(grid, rounds, threads, cells, dtypes, impls, default_malloc=False, point
             entry["peak_mb"][impl] = measure(spec, threads, default_malloc)["peak_bytes"] / 2**20
         peaks.append(entry)
         log(format_memory(entry))
-    return {"threads": threads, "rounds": rounds, "allocator": "default" if default_malloc else ALLOCATOR_ENV,
+    return {"threads": threads, "rounds": rounds, "keep_freed_memory": not default_malloc,
             "rows": rows, "memory": peaks}
 
 

@@ -24,6 +24,9 @@ def make(spec):
 
 def main(spec):
     from .baselines import init_params, make_data
+    if spec.get("keep_freed_memory"):
+        from tinygraph_app.train import keep_freed_memory
+        keep_freed_memory()
     if spec.get("memory"):
         # Everything the step allocates counts (numpy workspaces are allocated by make_step and
         # reused, tinygraph's graph is built during the step); the data and the parameters, which

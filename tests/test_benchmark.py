@@ -40,4 +40,4 @@ def test_harness_takes_points_and_records_the_allocator_setting(tmp_path):
     result = json.loads(out.read_text())
     (row,) = result["rows"]
     assert (row["cell"], row["B"], row["H"], row["V"], row["T"]) == ("lstm", 2, 4, 3, 5)
-    assert result["memory"] == [] and result["allocator"] == run.ALLOCATOR_ENV
+    assert result["memory"] == [] and result["keep_freed_memory"] is True
