@@ -103,6 +103,40 @@ def format_memory(entry):
             f"T={entry['T']}: {text}{ratio}")
 
 
+IMPL_COLUMNS = (("tinygraph", "tinygraph"), ("numpy_per_step", "(b) numpy per-step"),
+                ("numpy_batched", "(c) numpy batched"), ("torch_loop", "(d) torch loop"),
+                ("torch_nn", "(e) torch.nn"))
+RATIOS = (("numpy_per_step", "tg/(b)"), ("numpy_batched", "tg/(c)"), ("torch_loop", "tg/(d)"))
+
+
+def markdown(result):
+    """The README's tables (median ms per step, peak MB) from a result dict."""
+    def row(cells):
+        return "| " + " | ".join(cells) + " |"
+
+    def ms_text(value):
+        return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+    rows = result["rows"]
+    impls = [(key, title) for key, title in IMPL_COLUMNS if rows and key in rows[0]["ms"]]
+    ratios = [(key, title) for key, title in RATIOS if rows and key in rows[0]["ms"]]
+    head = ["cell", "dtype", "(B, H, V, T)"] + [t for _, t in impls] + [t for _, t in ratios]
+    lines = [row(head), row(["---"] * len(head))]
+    for r in rows:
+        ms = r["ms"]
+        lines.append(row([r["cell"], r["dtype"], f"({r['B']}, {r['H']}, {r['V']}, {r['T']})"]
+                         + [ms_text(ms[k]) for k, _ in impls]
+                         + [f"{ms['tinygraph'] / ms[k]:.2f}" for k, _ in ratios]))
+    if result["memory"]:
+        mem_impls = [(k, t) for k, t in impls if k in result["memory"][0]["peak_mb"]]
+        lines += ["", row(["cell"] + [t for _, t in mem_impls] + ["tg/(b)"]),
+                  row(["---"] * (len(mem_impls) + 2))]
+        for entry in result["memory"]:
+            mb = entry["peak_mb"]
+            lines.append(row([entry["cell"]] + [f"{mb[k]:.0f} MB" for k, _ in mem_impls]
+                             + [f"{mb['tinygraph'] / mb['numpy_per_step']:.2f}"]))
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
@@ -117,7 +151,13 @@ def main(argv=None):
                         help="run the workers with glibc's default allocator settings")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--json", default="benchmarks/results/latest.json")
+    parser.add_argument("--markdown", metavar="JSON", default=None,
+                        help="print the tables of an earlier run as Markdown (runs nothing)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as file:
+            print(markdown(json.load(file)))
+        return 0
     impls = [i for i in (args.impls.split(",") if args.impls else IMPLS)
              if i == "tinygraph" or i in available_impls()]
     points = [tuple(int(n) for n in p.split(",")) for p in args.points.split(";")] if args.points else None

@@ -31,6 +31,9 @@ def test_harness_runs_on_the_smoke_grid(tmp_path):
     assert set(row["ms"]) == {"tinygraph", "numpy_per_step"} and all(v > 0 for v in row["ms"].values())
     (memory,) = result["memory"]
     assert memory["peak_mb"]["tinygraph"] > 0
+    table = run.markdown(result)
+    assert "| tg/(b) |" in table and "| rnn | float64 | (2, 8, 5, 6) |" in table
+    assert table.splitlines()[-1].startswith("| rnn | ") and " MB | " in table
 
 
 def test_harness_takes_points_and_records_the_allocator_setting(tmp_path):
@@ -41,3 +44,6 @@ def test_harness_takes_points_and_records_the_allocator_setting(tmp_path):
     (row,) = result["rows"]
     assert (row["cell"], row["B"], row["H"], row["V"], row["T"]) == ("lstm", 2, 4, 3, 5)
     assert result["memory"] == [] and result["keep_freed_memory"] is True
+    table = run.markdown(result).splitlines()
+    assert table[0] == "| cell | dtype | (B, H, V, T) | tinygraph |"
+    assert table[2].startswith("| lstm | float32 | (2, 4, 3, 5) | ") and len(table) == 3
