@@ -1,6 +1,7 @@
 """The training-step benchmark: tinygraph computes what the hand-written BPTT computes, and the
 harness runs end to end on a tiny grid (timings are reported by the script, never asserted)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,3 +48,10 @@ def test_harness_takes_points_and_records_the_allocator_setting(tmp_path):
     table = run.markdown(result).splitlines()
     assert table[0] == "| cell | dtype | (B, H, V, T) | tinygraph |"
     assert table[2].startswith("| lstm | float32 | (2, 4, 3, 5) | ") and len(table) == 3
+
+
+def test_readme_tables_are_the_saved_run():
+    """The README's performance tables are exactly what --markdown prints for docs/benchmark.json."""
+    root = Path(__file__).resolve().parent.parent
+    saved = json.loads((root / "docs" / "benchmark.json").read_text())
+    assert run.markdown(saved) in (root / "README.md").read_text()
