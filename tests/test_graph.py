@@ -63,6 +63,20 @@ def test_leaves_parameters_and_counts():
         graph.index(tg.tensor(1.0))
 
 
+def test_memory_counts_each_buffer_once_and_views_towards_their_owner():
+    x = tg.tensor(np.zeros((4, 8)), requires_grad=True)
+    rows = x.reshape(8, 4)[:2]                  # views of x: no memory of their own
+    y = tg.tanh(rows) * 2.0                     # two new (2, 4) arrays, plus the 0-d constant 2.0
+    stacked = tg.stack([y[0], y[1]])            # slices are views; stack copies
+    graph = tg.Graph.of(stacked.sum())
+    usage = graph.memory()
+    assert usage["leaf"] == x.data.nbytes + np.asarray(2.0).nbytes
+    assert "reshape" not in usage and "getitem" not in usage
+    assert usage["tanh"] == usage["mul"] == usage["stack"] == 2 * 4 * 8
+    assert usage["sum"] == 8
+    assert sum(usage.values()) == 32 * 8 + 8 + 3 * 64 + 8
+
+
 def test_nodes_record_op_inputs_shape_dtype_name_and_scope():
     loss, t = two_layer_program()
     h = t["h"]

@@ -4,6 +4,8 @@
 10^6-node chain is fine) and deterministic: inputs are visited in argument order, so the same program
 gives the same node order, and therefore the same node names when drawn.
 """
+import numpy as np
+
 from .errors import GraphError
 
 
@@ -112,6 +114,20 @@ class Graph:
         for n in self.ops:
             counts[n.op.name] = counts.get(n.op.name, 0) + 1
         return counts
+
+    def memory(self):
+        """``{op name: bytes}`` the node values hold, each buffer counted once: a view counts towards
+        the first node (in topological order) holding its buffer. Leaves count under ``"leaf"``."""
+        seen, usage = set(), {}
+        for n in self.nodes:
+            buffer = n.data
+            while isinstance(buffer.base, np.ndarray):
+                buffer = buffer.base
+            if id(buffer) not in seen:
+                seen.add(id(buffer))
+                key = n.op.name if n.op is not None else "leaf"
+                usage[key] = usage.get(key, 0) + buffer.nbytes
+        return usage
 
     def __repr__(self):
         return (f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges, {len(self.leaves)} leaves, "
