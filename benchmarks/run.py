@@ -1,12 +1,13 @@
 """Training-step benchmark: tinygraph against hand-written numpy BPTT and PyTorch.
 
-    python -m benchmarks.run                 # full grid (a few minutes on 2 cores)
+    python -m benchmarks.run                 # full grid (about 15 minutes on 2 cores)
     python -m benchmarks.run --grid smoke    # tiny grid, seconds (used by the smoke test)
+    python -m benchmarks.run --markdown docs/benchmark.json   # the README's tables of a saved run
 
 One step = forward over T steps + BPTT + SGD, softmax cross-entropy on every step, one-hot inputs
 (T, B, V). Implementations: tinygraph (rnn_models layer + Linear head), numpy_per_step (b),
 numpy_batched (c), torch_loop (d), torch_nn (e) — each measured in its own process, rounds
-interleaved across implementations, thread counts pinned, medians over all timed steps after warm-up.
+interleaved across implementations, thread counts and allocator setting the same for all, medians over all timed steps after warm-up.
 Prints a table of median ms with ratios to (b) and (c) and writes JSON.
 """
 import argparse
@@ -137,6 +138,21 @@ def markdown(result):
     return "\n".join(lines)
 
 
+def parse_points(text):
+    """'B,H,V,T;B,H,V,T' -> [(B, H, V, T), ...] of positive ints, else an argparse error."""
+    points = []
+    for part in text.split(";"):
+        try:
+            point = tuple(int(n) for n in part.split(","))
+        except ValueError:
+            point = ()
+        if len(point) != 4 or min(point) < 1:
+            raise argparse.ArgumentTypeError(
+                f"each point is four positive integers B,H,V,T (points separated by ';'), got {part!r}")
+        points.append(point)
+    return points
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="full")
@@ -145,7 +161,7 @@ def main(argv=None):
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--impls", default=None, help="comma list (default: all available)")
-    parser.add_argument("--points", default=None,
+    parser.add_argument("--points", type=parse_points, default=None,
                         help="(B,H,V,T) points instead of the grid's, e.g. '32,128,64,50;1,16,8,1000'")
     parser.add_argument("--default-malloc", action="store_true",
                         help="run the workers with glibc's default allocator settings")
@@ -160,9 +176,8 @@ def main(argv=None):
         return 0
     impls = [i for i in (args.impls.split(",") if args.impls else IMPLS)
              if i == "tinygraph" or i in available_impls()]
-    points = [tuple(int(n) for n in p.split(",")) for p in args.points.split(";")] if args.points else None
     result = run(args.grid, args.rounds, args.threads, args.cells.split(","), args.dtypes.split(","),
-                 impls, args.default_malloc, points, memory=not args.no_memory)
+                 impls, args.default_malloc, args.points, memory=not args.no_memory)
     write_bytes_atomic(args.json, json.dumps(result, indent=1))
     print(f"wrote {args.json}")
     return 0

@@ -55,3 +55,11 @@ def test_readme_tables_are_the_saved_run():
     root = Path(__file__).resolve().parent.parent
     saved = json.loads((root / "docs" / "benchmark.json").read_text())
     assert run.markdown(saved) in (root / "README.md").read_text()
+
+
+@pytest.mark.parametrize("points", ["32,128,64", "1,2,3,x", "1,2,3,0", "1,2,3,4;"])
+def test_bad_points_are_refused_by_the_argument_parser(points, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--points", points, "--json", "/dev/null"])
+    assert exit_info.value.code == 2
+    assert "four positive integers B,H,V,T" in capsys.readouterr().err
