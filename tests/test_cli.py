@@ -161,3 +161,16 @@ def test_demo_runs_briefly(capsys, tmp_path, monkeypatch):
     assert code == 0, err
     assert re.search(r"trained \d+ steps in .* loss 4\.\d+ -> ", out)   # starts near ln(vocab)
     assert "sample (temperature 0.7):\nThe keeper " in out
+
+
+def test_keep_freed_memory_sets_glibc_malloc_where_there_is_one():
+    """Best effort: True where glibc's mallopt exists (this project's Linux machines), False elsewhere,
+    never an error."""
+    import ctypes
+
+    from tinygraph_app.train import keep_freed_memory
+    try:
+        has_mallopt = hasattr(ctypes.CDLL("libc.so.6"), "mallopt")
+    except OSError:
+        has_mallopt = False
+    assert keep_freed_memory() is has_mallopt
