@@ -7,7 +7,8 @@
 One step = forward over T steps + BPTT + SGD, softmax cross-entropy on every step, one-hot inputs
 (T, B, V). Implementations: tinygraph (rnn_models layer + Linear head), numpy_per_step (b),
 numpy_batched (c), torch_loop (d), torch_nn (e) — each measured in its own process, rounds
-interleaved across implementations, thread counts and allocator setting the same for all, medians over all timed steps after warm-up.
+interleaved across implementations, thread counts and allocator setting the same for all, medians
+over all timed steps after warm-up.
 Prints a table of median ms with ratios to (b) and (c) and writes JSON.
 """
 import argparse
