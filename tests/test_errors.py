@@ -10,6 +10,11 @@ def t(*shape, dtype=np.float64):
     return tg.tensor(np.ones(shape, dtype=dtype), requires_grad=np.dtype(dtype).kind == "f")
 
 
+def head(x, targets, bias=None):
+    """linear_cross_entropy with a (V=5, H=4) weight and a (5,) bias."""
+    return tg.linear_cross_entropy(x, t(5, 4), t(5) if bias is None else bias, targets)
+
+
 # (call, error class, fragments the message must contain)
 CASES = {
     "matmul inner dims": (lambda: t(3, 4) @ t(5, 2), tg.ShapeError, ["matmul", "(3, 4)", "(5, 2)", "4 and 5"]),
@@ -55,6 +60,18 @@ CASES = {
                                    ["cross_entropy", "(3,)", "(2,)"]),
     "cross_entropy 3-d logits": (lambda: tg.cross_entropy(t(2, 3, 4), np.array([0, 1])), tg.ShapeError,
                                  ["cross_entropy", "(2, 3, 4)", "(N, C)"]),
+    "linear_cross_entropy float targets": (lambda: head(t(2, 3, 4), np.zeros((2, 3))), tg.DTypeError,
+                                           ["linear_cross_entropy", "integers", "float64"]),
+    "linear_cross_entropy target shape": (lambda: head(t(2, 3, 4), np.zeros(6, int)), tg.ShapeError,
+                                          ["linear_cross_entropy", "(6,)", "(2, 3)"]),
+    "linear_cross_entropy target too big": (lambda: head(t(2, 4), np.array([0, 5])), tg.ShapeError,
+                                            ["linear_cross_entropy", "[0, 5)", "5"]),
+    "linear_cross_entropy negative target": (lambda: head(t(2, 4), np.array([-1, 0])), tg.ShapeError,
+                                             ["linear_cross_entropy", "[0, 5)", "-1"]),
+    "linear_cross_entropy H mismatch": (lambda: head(t(2, 3, 3), np.zeros((2, 3), int)), tg.ShapeError,
+                                        ["linear_cross_entropy", "(2, 3, 3)", "(5, 4)", "same H"]),
+    "linear_cross_entropy bias shape": (lambda: head(t(2, 4), np.array([0, 1]), bias=t(4)), tg.ShapeError,
+                                        ["linear_cross_entropy", "bias", "(4,)", "(5,)"]),
     "mse_loss shapes": (lambda: tg.mse_loss(t(2, 3), t(3)), tg.ShapeError, ["mse_loss", "(2, 3)", "(3,)"]),
     "embedding out of range": (lambda: tg.embedding(t(4, 3), np.array([0, 4])), tg.ShapeError,
                                ["embedding", "[0, 4)", "4"]),
@@ -105,6 +122,8 @@ def test_errors_are_raised_when_the_op_is_built_not_at_backward():
 def test_reduction_name_is_checked():
     with pytest.raises(ValueError, match=r"cross_entropy: reduction must be .*'avg'"):
         tg.cross_entropy(t(2, 3), np.array([0, 1]), reduction="avg")
+    with pytest.raises(ValueError, match=r"linear_cross_entropy: reduction must be .*'avg'"):
+        tg.linear_cross_entropy(t(2, 4), t(5, 4), t(5), np.array([0, 1]), reduction="avg")
 
 
 def test_integer_casts_do_not_carry_a_gradient():

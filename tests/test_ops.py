@@ -124,6 +124,12 @@ def _cross_entropy_reference(op, logits):
     return {"none": losses, "sum": losses.sum(), "mean": losses.mean()}[op.reduction]
 
 
+def _linear_cross_entropy_reference(op, x, w, b):
+    logits = (x @ w.T + b).reshape(-1, len(w))
+    losses = _logsumexp(logits) - logits[np.arange(len(logits)), op.targets]
+    return {"none": losses.reshape(x.shape[:-1]), "sum": losses.sum(), "mean": losses.mean()}[op.reduction]
+
+
 def _lstm_reference(op, p, h, c, w_hh, b_hh):
     """PyTorch's LSTM equations; the op returns [h' | c' | i f g o]."""
     i, f, g, o = np.split(p + h @ w_hh.T + b_hh, 4, axis=-1)
@@ -186,6 +192,7 @@ NUMPY_REFERENCE = {
     "lstm_cell": _lstm_reference,
     "gru_cell": _gru_reference,
     "cross_entropy": _cross_entropy_reference,
+    "linear_cross_entropy": _linear_cross_entropy_reference,
 }
 
 

@@ -4,9 +4,9 @@ from .autograd import backward, grad, grad_of, value_and_grad  # noqa: F401
 from .errors import (AnomalyError, DTypeError, GradcheckError, GraphError, ShapeError,  # noqa: F401
                      StateDictError, TinygraphError)
 from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cross_entropy,  # noqa: F401
-                         embedding, exp, log, log_softmax, logsumexp, matmul, max, maximum, mean,
-                         mse_loss, relu, reshape, sigmoid, softmax, split, sqrt, stack, sum,
-                         swapaxes, tanh, transpose, where)
+                         embedding, exp, linear_cross_entropy, log, log_softmax, logsumexp, matmul,
+                         max, maximum, mean, mse_loss, relu, reshape, sigmoid, softmax, split, sqrt,
+                         stack, sum, swapaxes, tanh, transpose, where)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401

@@ -13,7 +13,7 @@ from .errors import GraphError, ShapeError
 from .graph import toposort
 from .modes import enable_grad, is_anomaly_enabled, no_grad
 from .ops import NUMPY_VJP, apply, unbroadcast
-from .ops.base import accumulate, check_finite, materialize
+from .ops.base import Product, accumulate, check_finite, materialize
 from .ops.shape import IndexAdd
 from .tensor import Tensor
 
@@ -71,21 +71,24 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
         g = grads.pop(id(node), None)
         if g is None:
             continue
-        if not create_graph:
+        op = node.op
+        # an op that only slices g (stack) takes a lazy Product as it is, so a (T, B, H) gradient is
+        # multiplied out one step at a time; everything else, and everything users see, is dense
+        lazy = type(g) is Product and op is not None and op.lazy_grad
+        if not create_graph and not lazy:
             g = materialize(g)
         if anomaly:
-            check_finite(node, g.data if create_graph else g, "gradient")
+            check_finite(node, g.data if create_graph else materialize(g), "gradient")
         if capture is not None and id(node) in capture:
-            captured[id(node)] = g
-            if node.op is None:
+            captured[id(node)] = materialize(g) if lazy else g
+            if op is None:
                 continue
-        op = node.op
         if op is None:
             if capture is None:
                 _accumulate(node, g, create_graph)
             continue
         if node._retain and capture is None:
-            node.grad = g if create_graph else np.array(g)
+            node.grad = g if create_graph else np.array(materialize(g))
         inputs = node.inputs
         if create_graph:
             input_grads = op.vjp(B, g, node, *inputs)

@@ -12,6 +12,7 @@ import numpy as np
 from .errors import DTypeError, ShapeError
 from .ops import apply
 from .ops import fused as FU
+from .ops import head as HD
 from .ops import math as M
 from .ops import shape as S
 from .tensor import Tensor, to_array
@@ -186,15 +187,31 @@ def concat(tensors, axis=0):
     return apply(S.Concat(normalize_axes("concat", axis, tensors[0].ndim)[0]), *tensors)
 
 
-def stack(tensors, axis=0):
-    """Join same-shaped tensors along a new ``axis`` (one node)."""
+def stack(tensors, axis=0, out=None):
+    """Join same-shaped tensors along a new ``axis`` (one node).
+
+    ``out``: an ndarray of the stacked shape to write into, as in numpy; inputs that are already
+    views of their place in it are not copied (a recurrent layer stacks its slab's rows this way).
+    """
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ShapeError("stack: needs at least one tensor")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ShapeError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
-    return apply(S.Stack(normalize_axes("stack", axis, tensors[0].ndim + 1)[0]), *tensors)
+    axis = normalize_axes("stack", axis, tensors[0].ndim + 1)[0]
+    if out is not None:
+        _check_out("stack", out, tensors[0].shape[:axis] + (len(tensors),) + tensors[0].shape[axis:],
+                   tensors[0].dtype)
+    return apply(S.Stack(axis, out), *tensors)
+
+
+def _check_out(op_name, out, shape, dtype):
+    """``out`` must be an ndarray of exactly the result's shape and dtype."""
+    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype:
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ShapeError(f"{op_name}: out must be an ndarray of the result's shape {tuple(shape)} and "
+                         f"dtype {dtype}, got {got}")
 
 
 def split(x, sections, axis=0):
@@ -247,14 +264,14 @@ def softmax(x, axis=-1):
     return exp(log_softmax(x, axis))
 
 
-def _check_targets(op_name, targets, num_classes, batch_shape):
+def _check_targets(op_name, targets, num_classes, batch_shape, per="row of the logits"):
     targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     if targets.dtype.kind not in "iu":
         raise DTypeError(f"{op_name}: class targets must be integers, got dtype {targets.dtype}; "
                          f"pass class indices, not one-hot or float labels")
     if targets.shape != batch_shape:
         raise ShapeError(f"{op_name}: targets have shape {targets.shape}, expected {batch_shape} "
-                         f"(one class index per row of the logits)")
+                         f"(one class index per {per})")
     if targets.size and (targets.min() < 0 or targets.max() >= num_classes):
         raise ShapeError(f"{op_name}: targets must lie in [0, {num_classes}), got values from "
                          f"{targets.min()} to {targets.max()}")
@@ -279,6 +296,39 @@ def cross_entropy(logits, targets, reduction="mean"):
     if len(logits) == 0:
         raise ShapeError("cross_entropy: logits have no rows (N = 0)")
     return apply(FU.CrossEntropy(targets, reduction), logits)
+
+
+def linear_cross_entropy(x, weight, bias, targets, reduction="mean"):
+    """Softmax cross-entropy of the linear head ``x @ weight.T + bias``, as one node.
+
+    x (..., H), e.g. a (T, B, H) sequence of hidden states; weight (V, H); bias (V,) or None; targets
+    int with shape x.shape[:-1], in [0, V). reduction "mean" | "sum" -> (), "none" -> x.shape[:-1].
+    Equal to ``cross_entropy(affine(x, weight, bias).reshape(N, V), targets.reshape(N), reduction)``
+    with N = prod(x.shape[:-1]) (reshaped back for "none"), but where that holds the (N, V) logits for
+    backward and builds their (N, V) gradient beside them, this node holds only the (N, V) gradient
+    ``softmax - onehot``, made in place of the logits during forward. The gradient of ``x`` is
+    produced lazily: a ``stack`` of per-step states gets it one (B, H) block per step, never the
+    whole (T, B, H) at once.
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"linear_cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
+                         f"{reduction!r}")
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear_cross_entropy: x {x.shape} does not fit weight {weight.shape}; "
+                         f"expected x (..., H) and weight (V, H) with the same H, e.g. hidden states "
+                         f"(T, B, H) and a head weight (vocabulary, H)")
+    V = weight.shape[0]
+    bias = Tensor._wrap(np.zeros(V, dtype=weight.dtype)) if bias is None else as_tensor(bias)
+    if bias.shape != (V,):
+        raise ShapeError(f"linear_cross_entropy: bias has shape {bias.shape}, expected ({V},) to match "
+                         f"weight {weight.shape} (V, H)")
+    if V == 0 or x.size == 0:
+        raise ShapeError(f"linear_cross_entropy: x {x.shape} and weight {weight.shape} leave no rows or "
+                         f"no classes")
+    targets = _check_targets("linear_cross_entropy", targets, V, x.shape[:-1],
+                             per=f"position of x's leading dims {x.shape[:-1]}")
+    return apply(HD.LinearCrossEntropy(targets, reduction), x, weight, bias)
 
 
 def mse_loss(prediction, target, reduction="mean"):
@@ -315,10 +365,17 @@ def embedding(weight, indices):
 
 
 # --- fused blocks for linear layers and recurrent cells (see ops/fused.py) ---------------------------
-def affine(x, weight, bias):
-    """x @ weight.T + bias in one node.  x (..., in), weight (out, in), bias (out,) -> (..., out)."""
-    x = as_tensor(x)
-    return apply(FU.Affine(input_grad=x.requires_grad), x, as_tensor(weight), as_tensor(bias))
+def affine(x, weight, bias, out=None):
+    """x @ weight.T + bias in one node.  x (..., in), weight (out, in), bias (out,) -> (..., out).
+
+    ``out``: an ndarray (N, out) to write into, N the product of x's leading dimensions (it may be a
+    strided view, e.g. a recurrent slab's gate columns); the node's value is a view of it.
+    """
+    x, weight, bias = as_tensor(x), as_tensor(weight), as_tensor(bias)
+    if out is not None:
+        _check_out("affine", out, (int(np.prod(x.shape[:-1])), weight.shape[0]),
+                   np.result_type(x.dtype, weight.dtype, bias.dtype))
+    return apply(FU.Affine(input_grad=x.requires_grad, out=out), x, weight, bias)
 
 
 def _check_cell(op_name, gates, p, state, weight_hh):
@@ -333,29 +390,45 @@ def _check_cell(op_name, gates, p, state, weight_hh):
                      f"weight_hh {weight_hh.shape}")
 
 
-def rnn_cell(p, h, weight_hh, bias_hh, nonlinearity="tanh"):
+def _cell_out(op_cls, out, h):
+    """Check a cell block's ``out`` buffer: (B, width*H) of h's dtype (see ``ops.fused``)."""
+    if out is not None:
+        _check_out(op_cls.name, out, (h.shape[0], op_cls.width * h.shape[-1]), h.dtype)
+    return out
+
+
+def rnn_cell(p, h, weight_hh, bias_hh, nonlinearity="tanh", out=None):
     """One Elman step from the input projection p = x @ W_ih.T + b_ih: act(p + h @ W_hh.T + b_hh).
 
-    p, h (B, H); weight_hh (H, H); bias_hh (H,) -> h' (B, H).
+    p, h (B, H); weight_hh (H, H); bias_hh (H,) -> h' (B, H). ``out`` (B, H): where to write h'
+    (it may be p itself, which is then consumed).
     """
     if nonlinearity not in FU.ACTIVATIONS:
         raise ValueError(f"rnn_cell: nonlinearity must be one of {sorted(FU.ACTIVATIONS)}, got {nonlinearity!r}")
     p, h, weight_hh, bias_hh = map(as_tensor, (p, h, weight_hh, bias_hh))
     _check_cell("rnn_cell", 1, p, (h,), weight_hh)
-    return apply(FU.RNNCellBlock(nonlinearity), p, h, weight_hh, bias_hh)
+    op = FU.RNNCellBlock(nonlinearity, _cell_out(FU.RNNCellBlock, out, h))
+    return apply(op, p, h, weight_hh, bias_hh)
 
 
-def lstm_cell(p, h, c, weight_hh, bias_hh):
-    """One LSTM step (gates i, f, g, o) from the input projection p (B, 4H) -> (h', c'), each (B, H)."""
+def lstm_cell(p, h, c, weight_hh, bias_hh, out=None):
+    """One LSTM step (gates i, f, g, o) from the input projection p (B, 4H) -> (h', c'), each (B, H).
+
+    ``out`` (B, 6H): where to write [h' | c' | i f g o] (its gate columns may be p itself).
+    """
     p, h, c, weight_hh, bias_hh = map(as_tensor, (p, h, c, weight_hh, bias_hh))
     _check_cell("lstm_cell", 4, p, (h, c), weight_hh)
     H = h.shape[-1]
-    out = apply(FU.LSTMCellBlock(), p, h, c, weight_hh, bias_hh)
-    return out[:, :H], out[:, H:2 * H]
+    block = apply(FU.LSTMCellBlock(_cell_out(FU.LSTMCellBlock, out, h)), p, h, c, weight_hh, bias_hh)
+    return block[:, :H], block[:, H:2 * H]
 
 
-def gru_cell(p, h, weight_hh, bias_hh):
-    """One GRU step (gates r, z, n) from the input projection p (B, 3H) -> h' (B, H)."""
+def gru_cell(p, h, weight_hh, bias_hh, out=None):
+    """One GRU step (gates r, z, n) from the input projection p (B, 3H) -> h' (B, H).
+
+    ``out`` (B, 5H): where to write [h' | r z n | hn] (columns H:4H may be p itself).
+    """
     p, h, weight_hh, bias_hh = map(as_tensor, (p, h, weight_hh, bias_hh))
     _check_cell("gru_cell", 3, p, (h,), weight_hh)
-    return apply(FU.GRUCellBlock(), p, h, weight_hh, bias_hh)[:, :h.shape[-1]]
+    block = apply(FU.GRUCellBlock(_cell_out(FU.GRUCellBlock, out, h)), p, h, weight_hh, bias_hh)
+    return block[:, :h.shape[-1]]

@@ -390,6 +390,19 @@ def _cross_entropy(draw, op_cls, dtype):
     return op_cls(targets, reduction), draw(_op_inputs(op_cls, [(n, c)], dtype))
 
 
+@_sampler("linear_cross_entropy")
+@st.composite
+def _linear_cross_entropy(draw, op_cls, dtype):
+    """x (lead..., H) with 1-2 leading dims, weight (V, H), bias (V,), integer targets (lead...) in
+    [0, V) (repeats included), reduction mean|sum|none."""
+    lead = draw(shapes(min_dims=1, max_dims=2, max_side=3))
+    hidden, classes = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    targets = draw(arrays(lead, np.int64, 0, classes - 1))
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    inputs = draw(_op_inputs(op_cls, [lead + (hidden,), (classes, hidden), (classes,)], dtype))
+    return op_cls(targets, reduction), inputs
+
+
 def op_samples(op_cls, dtype=np.float64):
     """Strategy of ``(op instance, [input arrays])`` for the primitive ``op_cls`` (see ``SAMPLERS``)."""
     if isinstance(op_cls, str):

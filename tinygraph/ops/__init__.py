@@ -1,3 +1,3 @@
 """Primitive ops. Importing this package registers every op in ``OPS``."""
 from .base import NUMPY_VJP, OPS, Op, apply, unbroadcast  # noqa: F401
-from . import fused, math, shape  # noqa: F401  (registers the ops)
+from . import fused, head, math, shape  # noqa: F401  (registers the ops)

@@ -33,6 +33,7 @@ class Op:
     domain = (-3.0, 3.0)    # value range for property tests
     kinks = ()              # non-differentiable points the numerical check keeps away from
     distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
+    lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -168,6 +169,45 @@ class Scatter:
         return out
 
 
+class Product:
+    """A gradient ``left @ right`` not yet multiplied out.  left (..., K), right (K, M) -> shape
+    left.shape[:-1] + (M,).
+
+    A head over a whole sequence produces the input gradient of a (T, B, H) stack at once; kept as
+    ``dlogits (T, B, V) @ W (V, H)``, ``Stack``'s rule hands each step its slice ``Product(dlogits[t],
+    W)``, and each (B, H) block is multiplied out only when that step is processed, so the full
+    (T, B, H) array never exists.
+    """
+    __slots__ = ("left", "right")
+
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+    @property
+    def shape(self):
+        return self.left.shape[:-1] + self.right.shape[-1:]
+
+    @property
+    def dtype(self):
+        return np.result_type(self.left, self.right)
+
+    def dense(self):
+        left = self.left
+        # one 2-D matmul: BLAS on (rows, K) @ (K, M) beats numpy's stacked matmul over leading dims
+        return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
+
+    def add_into(self, out):
+        out += self.dense()
+
+    def __getitem__(self, index):
+        """``self.dense()[index]``, still lazy when ``index`` only selects along the leading axes."""
+        parts = index if isinstance(index, tuple) else (index,)
+        leading = len(parts) < len(self.shape) and all(
+            isinstance(p, slice) or (isinstance(p, (int, np.integer)) and not isinstance(p, bool))
+            for p in parts)
+        return Product(self.left[index], self.right) if leading else self.dense()[index]
+
+
 class Buffer:
     """A gradient array the engine allocated itself, so further contributions may add in place."""
     __slots__ = ("array",)
@@ -176,17 +216,20 @@ class Buffer:
         self.array = array
 
 
+LAZY = (Scatter, Product)  # gradients that stand for an array and can add themselves into one
+
+
 def accumulate(total, g):
-    """``total + g`` for first-order gradients (ndarray, ``Scatter`` or ``Buffer``), in place when the
-    engine owns the buffer."""
+    """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product`` or ``Buffer``), in
+    place when the engine owns the buffer."""
     if type(total) is not Buffer:
-        if type(total) is Scatter:
+        if type(total) in LAZY:
             total = Buffer(total.dense())
-        elif type(g) is Scatter:
+        elif type(g) in LAZY:
             total, g = Buffer(g.dense()), total
         else:
             return Buffer(total + g)
-    if type(g) is Scatter:
+    if type(g) in LAZY:
         g.add_into(total.array)
     else:
         total.array += g
@@ -196,7 +239,7 @@ def accumulate(total, g):
 def materialize(g):
     """The plain ndarray of a first-order gradient."""
     kind = type(g)
-    return g.array if kind is Buffer else g.dense() if kind is Scatter else g
+    return g.array if kind is Buffer else g.dense() if kind in LAZY else g
 
 
 def softmax(x):

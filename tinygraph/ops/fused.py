@@ -8,6 +8,13 @@ A recurrent cell block receives the *input projection* ``p = x @ W_ih.T + b_ih``
 ``affine``, once per sequence when the whole input is known) and does the recurrent part. An op has one
 output, so an LSTM/GRU block returns its new state together with the gate activations its gradient
 needs, side by side along the last axis; the caller slices the state out (views, no copy).
+
+Output buffers: ``affine`` and the cell blocks may be handed ``out=``, an array their result is written
+into (like numpy's ``out``; kept out of ``attrs``, so it never shows in a drawing). A recurrent layer
+uses it to run a whole sequence in one slab ``(T, B, width*H)``: the projection is written into each
+row's gate columns (``gate_offset*H`` on) and step t computes its row in place, consuming its own
+projection, which no gradient rule reads. That is what the hand-written baselines do with their
+activation buffer: the sequence's values exist once.
 """
 import numpy as np
 
@@ -31,13 +38,14 @@ class Affine(Op):
     name = "affine"
     sample = "affine"
 
-    def __init__(self, input_grad=True):
+    def __init__(self, input_grad=True, out=None):
         self._input_grad = input_grad  # a gradient flag, not a parameter of the op (kept out of attrs)
+        self._out = out                # None, or a 2-D (N, out) array to write into
 
     # Leading dimensions are flattened into one 2-D matmul: BLAS is faster on one (T*B, in) block
     # than numpy's stacked matmul over T (B, in) blocks with a transposed weight.
     def forward(self, x, w, b):
-        out = x.reshape(-1, x.shape[-1]) @ w.T
+        out = np.matmul(x.reshape(-1, x.shape[-1]), w.T, out=self._out)
         out += b
         return out.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -52,33 +60,51 @@ class Affine(Op):
 
 
 ACTIVATIONS = {
-    # name: (forward on arrays, derivative written from the output y, for any namespace)
-    "tanh": (np.tanh, lambda y: 1 - y * y),
-    "relu": (lambda a: np.maximum(a, 0), lambda y: (y > 0).astype(y.dtype)),
-    "sigmoid": (lambda a: 0.5 + 0.5 * np.tanh(0.5 * a), lambda y: y * (1 - y)),
+    # name: (forward on an array in place, derivative written from the output y, for any namespace)
+    "tanh": (lambda a: np.tanh(a, out=a), lambda y: 1 - y * y),
+    "relu": (lambda a: np.maximum(a, 0, out=a), lambda y: (y > 0).astype(y.dtype)),
+    "sigmoid": (sigmoid_, lambda y: y * (1 - y)),
 }
 
 
-class RNNCellBlock(Op):
+class CellBlock(Op):
+    """A recurrent step's fused op. Its output row is ``width*H`` wide and may be written into ``out``
+    (B, width*H), whose columns from ``gate_offset*H`` on may already hold this step's projection p:
+    the step then consumes p in place (see the module docstring)."""
+    width = gate_offset = None
+
+    def __init__(self, out=None):
+        self._out = out
+
+    def output_buffer(self, h, *arrays):
+        """``out``, or a fresh (B, width*H) array of the inputs' common dtype."""
+        if self._out is not None:
+            return self._out
+        return np.empty(h.shape[:-1] + (self.width * h.shape[-1],), dtype=np.result_type(h, *arrays))
+
+
+class RNNCellBlock(CellBlock):
     """h = act(p + h_prev @ W_hh.T + b_hh).  p, h_prev (B, H); W_hh (H, H); b_hh (H,) -> h (B, H)."""
     name = "rnn_cell"
     sample = "rnn_cell"
+    width, gate_offset = 1, 0
 
-    def __init__(self, nonlinearity="tanh"):
+    def __init__(self, nonlinearity="tanh", out=None):
+        super().__init__(out)
         self.nonlinearity = nonlinearity
 
     def forward(self, p, h, w_hh, b_hh):
-        a = h @ w_hh.T
-        a += p
+        a = np.add(p, h @ w_hh.T, out=self.output_buffer(h, p, w_hh))  # may be p itself
         a += b_hh
-        return ACTIVATIONS[self.nonlinearity][0](a)
+        ACTIVATIONS[self.nonlinearity][0](a)
+        return a
 
     def vjp(self, B, g, out, p, h, w_hh, b_hh):
         da = g * ACTIVATIONS[self.nonlinearity][1](out)
         return da, da @ w_hh, da.T @ h, da.sum(axis=0)
 
 
-class LSTMCellBlock(Op):
+class LSTMCellBlock(CellBlock):
     """LSTM step, gates i, f, g, o (PyTorch order).
 
     p (B, 4H) input projection, h_prev, c_prev (B, H), W_hh (4H, H), b_hh (4H,)
@@ -87,13 +113,12 @@ class LSTMCellBlock(Op):
     """
     name = "lstm_cell"
     sample = "lstm_cell"
+    width, gate_offset = 6, 2
 
     def forward(self, p, h, c, w_hh, b_hh):
         H = h.shape[-1]
-        out = np.empty(h.shape[:-1] + (6 * H,), dtype=np.result_type(p, h, c, w_hh))
-        gates = out[:, 2 * H:]
-        np.matmul(h, w_hh.T, out=gates)
-        gates += p
+        out = self.output_buffer(h, p, c, w_hh)
+        gates = np.add(p, h @ w_hh.T, out=out[:, 2 * H:])  # the gate columns may be p itself
         gates += b_hh
         i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
         sigmoid_(gates[:, :2 * H])  # i and f are adjacent: one pass
@@ -151,7 +176,7 @@ class LSTMCellBlock(Op):
         return dgates, dgates @ w_hh, dc, dgates.T @ h, dgates.sum(axis=0)
 
 
-class GRUCellBlock(Op):
+class GRUCellBlock(CellBlock):
     """GRU step, gates r, z, n (PyTorch): n = tanh(p_n + r * (h W_hn.T + b_hn)), h' = (1-z) n + z h.
 
     p (B, 3H) input projection, h_prev (B, H), W_hh (3H, H), b_hh (3H,) -> (B, 5H) = [h' | r z n | hn]
@@ -159,10 +184,13 @@ class GRUCellBlock(Op):
     """
     name = "gru_cell"
     sample = "gru_cell"
+    width, gate_offset = 5, 1
 
+    # With ``out``, p may be out[:, H:4H]: each column block of p is read before (or while, element
+    # by element) the same block of the output is written.
     def forward(self, p, h, w_hh, b_hh):
         H = h.shape[-1]
-        out = np.empty(h.shape[:-1] + (5 * H,), dtype=np.result_type(p, h, w_hh))
+        out = self.output_buffer(h, p, w_hh)
         hh = h @ w_hh.T
         hh += b_hh
         rz = out[:, H:3 * H]

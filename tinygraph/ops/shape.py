@@ -119,8 +119,19 @@ class Stack(Op):
     sequence stacks T steps)."""
     name = "stack"
     sample = "stack"
-    def __init__(self, axis): self.axis = axis
-    def forward(self, *xs): return np.stack(xs, axis=self.axis)
+    lazy_grad = True  # g may be a lazy Product; g[lead + (k,)] slices it without multiplying out
+    def __init__(self, axis, out=None): self.axis, self._out = axis, out
+
+    def forward(self, *xs):
+        if self._out is None:
+            return np.stack(xs, axis=self.axis)
+        # ``out`` is a buffer the inputs may already live in (a recurrent layer's slab): copying a
+        # view onto itself is a no-op in numpy, so the stacked sequence costs no memory.
+        lead = (slice(None),) * self.axis
+        for k, x in enumerate(xs):
+            np.copyto(self._out[lead + (k,)], x)
+        return self._out
+
     def vjp(self, B, g, out, *xs):
         lead = (slice(None),) * self.axis
         return tuple(g[lead + (k,)] for k in range(len(xs)))

@@ -1,0 +1,88 @@
+"""The output head of a sequence model as one op: a linear layer followed by softmax cross-entropy.
+
+Composed, ``cross_entropy(affine(h, W, b))`` keeps the (N, V) logits for backward and allocates a
+second (N, V) array for their gradient, then a dense (N, H) gradient of ``h``. The fused op turns its
+logits buffer into the gradient ``softmax - onehot`` during forward, so only one (N, V) array ever
+exists, and returns the gradient of ``h`` as a lazy ``Product`` that a ``stack`` hands out per step.
+"""
+import math
+
+import numpy as np
+
+from .base import NUMPY_VJP, Op, Product
+
+
+class LinearCrossEntropy(Op):
+    """Softmax cross-entropy of ``x @ weight.T + bias`` against integer ``targets``, one node.
+
+    x (..., H) with N = prod(x.shape[:-1]) >= 1 rows, weight (V, H), bias (V,); targets (int) have
+    x.shape[:-1] and are stored flattened (N,). reduction "mean" -> (), "sum" -> (), "none" ->
+    x.shape[:-1]. Equal to ``cross_entropy((x @ weight.T + bias).reshape(N, V), targets.reshape(N))``.
+
+    Forward leaves the unscaled dlogits = softmax(logits) - onehot(targets), (N, V), on the op; the
+    first backward scales it in place by the upstream gradient and hands it on. A later backward
+    (``retain_graph=True``) finds the cache gone and recomputes it from x, weight and bias.
+    """
+    name = "linear_cross_entropy"
+    sample = "linear_cross_entropy"
+
+    def __init__(self, targets, reduction="mean"):
+        self.targets = np.asarray(targets).reshape(-1)
+        self.reduction = reduction
+        self._dlogits = None  # (N, V) softmax - onehot from the last forward, until a backward takes it
+        self._out = None      # that forward's output: the cache is valid only for a vjp of this node
+
+    def forward(self, x, w, b):
+        dlogits, losses = self._dlogits_and_losses(x, w, b)
+        if self.reduction == "none":
+            out = losses.reshape(x.shape[:-1])
+        else:
+            total = losses.sum()
+            # an ndarray, not a numpy scalar, so ``apply`` keeps this very object as the node's data
+            out = np.asarray(total / len(losses) if self.reduction == "mean" else total)
+        self._dlogits, self._out = dlogits, out
+        return out
+
+    def _dlogits_and_losses(self, x, w, b):
+        """(softmax(logits) - onehot, losses), (N, V) and (N,), computed in one (N, V) buffer."""
+        if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1] or b.shape != w.shape[:1] \
+                or math.prod(x.shape[:-1]) != len(self.targets):
+            raise ValueError("shapes do not fit")  # apply() turns this into explain()'s message
+        H = x.shape[-1]
+        d = x.reshape(-1, H) @ w.T
+        d += b
+        rows = np.arange(len(d))
+        d -= d.max(axis=-1, keepdims=True)    # exp cannot overflow
+        target = d[rows, self.targets]         # fancy indexing copies: read before d is overwritten
+        np.exp(d, out=d)
+        sums = d.sum(axis=-1)
+        losses = np.log(sums) - target
+        d /= sums[:, None]
+        d[rows, self.targets] -= 1
+        return d, losses
+
+    def vjp(self, B, g, out, x, w, b):
+        cached = self._dlogits if self._out is out else None
+        self._dlogits = self._out = None  # taken (or stale): never scaled twice, freed with the result
+        N, H = len(self.targets), x.shape[-1]
+        scale = g.reshape((-1, 1)) if self.reduction == "none" else g * (
+            1.0 / N if self.reduction == "mean" else 1.0)
+        if B is NUMPY_VJP:
+            d = cached if cached is not None else self._dlogits_and_losses(x, w, b)[0]
+            d *= scale
+            dx = Product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)  # multiplied out per row block
+            return dx, d.T @ x.reshape(-1, H), d.sum(axis=0)
+        # create_graph: recompute from differentiable ops, so the rule can itself be differentiated
+        x2 = x.reshape((N, H))
+        logits = x2 @ w.T + b
+        onehot = np.zeros(logits.shape, dtype=logits.dtype)
+        onehot[np.arange(N), self.targets] = 1
+        d = (B.softmax(logits) - onehot) * scale
+        return (d @ w).reshape(x.shape), d.T @ x2, d.sum(axis=0)
+
+    def explain(self, x, w, b):
+        V, H = w.shape if w.ndim == 2 else ("V", "H")
+        return (f"linear_cross_entropy: input {x.shape} does not fit weight {w.shape} (V, H) and bias "
+                f"{b.shape}; the input's last dimension must equal H={H}, the bias must have shape "
+                f"({V},), and there must be one target per row (got {len(self.targets)} targets for "
+                f"input rows {x.shape[:-1]})")
