@@ -37,6 +37,7 @@ import tinygraph as tg
 from tinygraph import functional as F
 from tinygraph.nn import Module, Parameter
 from tinygraph.nn.layers import uniform
+from tinygraph.ops.fused import GRUCellBlock, LSTMCellBlock, RNNCellBlock
 from tinygraph.tensor import Tensor
 
 NONLINEARITIES = {"tanh": F.tanh, "relu": F.relu, "sigmoid": F.sigmoid}
@@ -134,18 +135,31 @@ class RecurrentCell(Module):
         """The step math on already checked tensors: ``recurrent_step(project(x), state)``."""
         return self.recurrent_step(self.project(x), state)
 
-    def project(self, x):
-        """Input projection of every gate, ``x @ W_ih.T + b_ih``: (..., input_size) -> (..., G*H)."""
+    def project(self, x, out=None):
+        """Input projection of every gate, ``x @ W_ih.T + b_ih``: (..., input_size) -> (..., G*H).
+
+        ``out`` (N, G*H), N the product of x's leading dimensions: where to write it (needs biases,
+        see ``slab_block``).
+        """
+        if out is not None:
+            return F.affine(x, self.weight_ih, self.bias_ih, out=out)
         return affine(x, self.weight_ih, self.bias_ih)
 
-    def recurrent_step(self, p, state):
+    def recurrent_step(self, p, state, out=None):
         """The recurrent part of a step: projection p (B, G*H) and state -> new state.
 
         The fused ops include the recurrent bias, so a cell without biases runs the gate form.
+        ``out`` (B, width*H): the fused op's output buffer (only with ``slab_block``).
         """
-        if self.fused and self.bias_hh is not None:
-            return self.fused_step(p, state)
+        if self.slab_block is not None:
+            return self.fused_step(p, state, out)
         return self.gate_step(p, state)
+
+    @property
+    def slab_block(self):
+        """The fused op class a step runs as (its ``width`` and ``gate_offset`` lay out a sequence
+        slab, see ``tinygraph.ops.fused``), or None when the step is built from primitives."""
+        return self.block if self.fused and self.bias_hh is not None else None
 
     def check_input(self, x, what="input"):
         """``x`` as a Tensor of the cell's dtype, shape (B, input_size), else ``ShapeError``."""
@@ -213,8 +227,10 @@ class RNNCell(RecurrentCell):
                              f"{', '.join(NONLINEARITIES)}")
         self.nonlinearity = nonlinearity
 
-    def fused_step(self, p, state):
-        return (named(F.rnn_cell(p, state[0], self.weight_hh, self.bias_hh, self.nonlinearity), "h"),)
+    block = RNNCellBlock
+
+    def fused_step(self, p, state, out=None):
+        return (named(F.rnn_cell(p, state[0], self.weight_hh, self.bias_hh, self.nonlinearity, out), "h"),)
 
     def gate_step(self, p, state):
         (h,) = state
@@ -237,8 +253,10 @@ class LSTMCell(RecurrentCell):
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True):
         super().__init__(input_size, hidden_size, bias, dtype, rng, fused)
 
-    def fused_step(self, p, state):
-        h, c = F.lstm_cell(p, state[0], state[1], self.weight_hh, self.bias_hh)
+    block = LSTMCellBlock
+
+    def fused_step(self, p, state, out=None):
+        h, c = F.lstm_cell(p, state[0], state[1], self.weight_hh, self.bias_hh, out)
         return named(h, "h"), named(c, "c")
 
     def gate_step(self, p, state):
@@ -266,8 +284,10 @@ class GRUCell(RecurrentCell):
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True):
         super().__init__(input_size, hidden_size, bias, dtype, rng, fused)
 
-    def fused_step(self, p, state):
-        return (named(F.gru_cell(p, state[0], self.weight_hh, self.bias_hh), "h"),)
+    block = GRUCellBlock
+
+    def fused_step(self, p, state, out=None):
+        return (named(F.gru_cell(p, state[0], self.weight_hh, self.bias_hh, out), "h"),)
 
     def gate_step(self, pre_x, state):
         (h,) = state

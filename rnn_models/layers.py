@@ -105,9 +105,9 @@ class RecurrentLayer(Module):
                     k = layer * self.num_directions + direction
                     with tg.scope(f"l{layer}{suffix}"):
                         state0 = tuple(s[k] for s in initial) if initial is not None else None
-                        outputs, final = self.recurrent(layer, bool(direction)).unroll(
+                        out, final = self.recurrent(layer, bool(direction)).sequence(
                             layer_input, state0, reverse=bool(direction), lengths=lengths)
-                        directions.append(F.stack(outputs))
+                        directions.append(out)
                     finals.append(final)
                 layer_input = directions[0] if len(directions) == 1 else F.concat(directions, axis=-1)
             out = F.swapaxes(layer_input, 0, 1) if self.batch_first else layer_input

@@ -48,6 +48,21 @@ def check_finite_input(xs, batch_first, who):
             f"{int(first[2])}); clean or mask the data before the recurrent layer")
 
 
+
+# A batched input projection's gradient is as large as the projection; chunks of this size bound it
+# (one chunk, the whole sequence, for all but long sequences).
+PROJECTION_CHUNK_BYTES = 8 * 2**20
+
+
+def mark_consumed(tensors):
+    """Replace the values of same-shaped tensors whose buffer was overwritten in place by one read-only
+    NaN placeholder of their shape and dtype (no memory): nobody can mistake what now lives in the
+    buffer for them. Only for values no gradient rule reads."""
+    first = tensors[0].data
+    spent = np.broadcast_to(np.array(np.nan, dtype=first.dtype), first.shape)
+    for t in tensors:
+        t.data = spent
+
 class Recurrent(Module):
     """The recurrent node around ``cell`` (an ``RNNCell``, ``LSTMCell`` or ``GRUCell``).
 
@@ -106,26 +121,86 @@ class Recurrent(Module):
             outputs: list of T tensors h (B, hidden_size), ``outputs[t]`` belongs to input step t.
             final_state: tuple of (B, hidden_size) — the state after each row's last valid step.
         """
-        step_projection, steps, batch = self._check_sequence(xs, batch_first)
-        state = self.cell.check_state(state0, batch)
+        outputs, state, _ = self._unroll(xs, state0, reverse, lengths, batch_first)
+        return outputs, state
+
+    forward = unroll
+
+    def sequence(self, xs, state0=None, reverse=False, lengths=None):
+        """``unroll`` with the outputs stacked: ``(out (T, B, hidden_size), final_state)``, xs time-major.
+
+        Without ``lengths`` the fused steps have written their outputs into one slab, and ``out`` is
+        a view of it: the stack node costs no memory.
+        """
+        outputs, state, slab = self._unroll(xs, state0, reverse, lengths, batch_first=False)
+        masked = lengths is not None  # masked outputs are new arrays; the slab must keep the cells' h
+        H = self.cell.hidden_size
+        return F.stack(outputs, out=None if slab is None or masked else slab[..., :H]), state
+
+    def _unroll(self, xs, state0, reverse, lengths, batch_first):
+        """``(outputs, final_state, slab)``; see ``unroll`` and ``_projections``."""
+        cell = self.cell
+        xs, steps, batch = self._check_sequence(xs, batch_first)
+        slab, chunks = None, ()
+        if isinstance(xs, list):
+            step_projection = lambda t: cell.project(xs[t])  # noqa: E731
+        else:
+            step_projection, slab, chunks = self._projections(xs, batch_first)
+        state = cell.check_state(state0, batch)
         active = None if lengths is None else check_lengths(lengths, batch, steps, "Recurrent.unroll")
-        outputs = [None] * steps
+        outputs, consumed = [None] * steps, []
         for t in (reversed(range(steps)) if reverse else range(steps)):
             with tg.scope(f"t={t}"):
-                new_state = self.cell.recurrent_step(step_projection(t), state)
-                output = self.cell.output(new_state)
+                p = step_projection(t)
+                new_state = cell.recurrent_step(p, state, None if slab is None else slab[t])
+                consumed.append(p)
+                output = cell.output(new_state)
                 if active is not None and not (t < active).all():
                     keep = Tensor._wrap((t < active)[:, None])
                     new_state = tuple(F.where(keep, new, old) for new, old in zip(new_state, state))
                     output = F.where(keep, output, 0)
                 state = new_state
                 outputs[t] = output
-        return outputs, state
+        if slab is not None:  # the steps wrote their rows over the projection: its values are gone
+            for chunk in chunks:
+                mark_consumed([chunk])
+            mark_consumed(consumed)
+        return outputs, state, slab
 
-    forward = unroll
+    def _projections(self, xs, batch_first):
+        """``(step_projection(t) -> (B, G*H) tensor, slab, projection nodes)`` for a sequence tensor.
+
+        The input projection has no recurrence, so it is computed for many steps in one node. For a
+        time-major sequence and a fused cell it is written into the gate columns of a fresh slab
+        (T, B, width*H) and each step computes its row in place, consuming its projection (see
+        ``tinygraph.ops.fused``): the sequence's activations exist once. The projection is then
+        split into chunks of about ``PROJECTION_CHUNK_BYTES``, because its gradient, which backward
+        assembles before the weight gradient, is as large as the chunk. Otherwise ``slab`` is None
+        and the whole sequence is one projection node.
+        """
+        cell, block = self.cell, self.cell.slab_block
+        if block is None or batch_first:
+            projected = cell.project(xs)
+            projected.name = "x@W_ih"
+            return ((lambda t: projected[:, t]) if batch_first else projected.__getitem__), None, [projected]
+        steps, batch, H = xs.shape[0], xs.shape[1], cell.hidden_size
+        slab = np.empty((steps, batch, block.width * H), dtype=cell.dtype)
+        first = block.gate_offset * H
+        gates = slab.reshape(steps * batch, -1)[:, first:first + cell.num_gates * H]
+        size = max(1, PROJECTION_CHUNK_BYTES // gates[:batch].nbytes)    # steps per chunk
+        chunks = []
+        for start in range(0, steps, size):
+            stop = min(start + size, steps)
+            chunk = cell.project(xs if size >= steps else xs[start:stop], out=gates[start * batch:stop * batch])
+            chunk.name = "x@W_ih" if size >= steps else f"x@W_ih[{start}:{stop}]"
+            chunks.append(chunk)
+
+        def step_projection(t):
+            return chunks[t // size][t % size]
+        return step_projection, slab, chunks
 
     def _check_sequence(self, xs, batch_first):
-        """``(step_projection(t) -> (B, G*H) tensor, T, B)`` after checking shapes and dtype."""
+        """``(xs, T, B)``: xs as a list of checked (B, I) tensors, or as one checked tensor."""
         cell, name = self.cell, type(self.cell).__name__
         if isinstance(xs, (list, tuple)):
             if not xs:
@@ -136,7 +211,7 @@ class Recurrent(Module):
             if len(shapes) > 1:
                 raise tg.ShapeError(f"Recurrent({name}).unroll: every step must have the same shape "
                                     f"(B, {cell.input_size}), got {sorted(shapes)}")
-            return (lambda t: cell.project(xs[t])), len(xs), xs[0].shape[0]
+            return xs, len(xs), xs[0].shape[0]
         xs = F.as_tensor(xs)
         layout = "(B, T, input_size)" if batch_first else "(T, B, input_size)"
         if xs.ndim != 3 or xs.shape[2] != cell.input_size:
@@ -149,9 +224,7 @@ class Recurrent(Module):
         if steps == 0:
             raise tg.ShapeError(f"Recurrent({name}).unroll: xs {xs.shape} has T = 0 time steps; give at "
                                 f"least one")
-        projected = cell.project(xs)
-        projected.name = "x@W_ih"
-        return ((lambda t: projected[:, t]) if batch_first else projected.__getitem__), steps, batch
+        return xs, steps, batch
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return folded_mimebundle(self, include, exclude)
