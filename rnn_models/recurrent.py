@@ -79,6 +79,10 @@ class Recurrent(Module):
     ``cell.step(x, s)`` is ``cell.recurrent_step(cell.project(x), s)``, and the projection has no
     recurrence: when ``xs`` is one tensor, ``unroll`` projects all T steps in one node (outside the
     step scopes) and each step slices its row — same numbers, one large matmul instead of T small ones.
+    With a fused cell the projection and the steps share one slab (T, B, width*H): each step writes
+    its row over its own projection, ``sequence`` returns the stacked outputs as a view of it, and long
+    sequences are projected in chunks (``_projections``), so a sequence's activations are stored once,
+    as hand-written BPTT stores them.
     """
 
     def __init__(self, cell):

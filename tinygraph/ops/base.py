@@ -193,6 +193,8 @@ class Product:
 
     def dense(self):
         left = self.left
+        if left.ndim == 2:  # a step's (B, V) slice: the common case, no reshapes
+            return left @ self.right
         # one 2-D matmul: BLAS on (rows, K) @ (K, M) beats numpy's stacked matmul over leading dims
         return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
 
