@@ -48,20 +48,22 @@ def check_finite_input(xs, batch_first, who):
             f"{int(first[2])}); clean or mask the data before the recurrent layer")
 
 
-
 # A batched input projection's gradient is as large as the projection; chunks of this size bound it
 # (one chunk, the whole sequence, for all but long sequences).
 PROJECTION_CHUNK_BYTES = 8 * 2**20
 
 
 def mark_consumed(tensors):
-    """Replace the values of same-shaped tensors whose buffer was overwritten in place by one read-only
-    NaN placeholder of their shape and dtype (no memory): nobody can mistake what now lives in the
+    """Replace the values of tensors whose buffer was overwritten in place by read-only NaN placeholders
+    of their shape and dtype (no memory, one per shape): nobody can mistake what now lives in the
     buffer for them. Only for values no gradient rule reads."""
-    first = tensors[0].data
-    spent = np.broadcast_to(np.array(np.nan, dtype=first.dtype), first.shape)
+    spent = {}
     for t in tensors:
-        t.data = spent
+        key = (t.shape, t.dtype)
+        if key not in spent:
+            spent[key] = np.broadcast_to(np.array(np.nan, dtype=t.dtype), t.shape)
+        t.data = spent[key]
+
 
 class Recurrent(Module):
     """The recurrent node around ``cell`` (an ``RNNCell``, ``LSTMCell`` or ``GRUCell``).
@@ -166,9 +168,7 @@ class Recurrent(Module):
                 state = new_state
                 outputs[t] = output
         if slab is not None:  # the steps wrote their rows over the projection: its values are gone
-            for chunk in chunks:
-                mark_consumed([chunk])
-            mark_consumed(consumed)
+            mark_consumed(chunks + consumed)
         return outputs, state, slab
 
     def _projections(self, xs, batch_first):
