@@ -8,10 +8,12 @@ import contextvars
 _grad_enabled = contextvars.ContextVar("tinygraph_grad_enabled", default=True)
 _scope_path = contextvars.ContextVar("tinygraph_scope", default="")
 _anomaly = contextvars.ContextVar("tinygraph_anomaly", default=False)
+_step = contextvars.ContextVar("tinygraph_step", default=None)
 
 is_grad_enabled = _grad_enabled.get
 current_scope = _scope_path.get
 is_anomaly_enabled = _anomaly.get
+current_step = _step.get
 
 
 @contextlib.contextmanager
@@ -43,6 +45,13 @@ def scope(name):
         raise ValueError(f"scope: name must be non-empty and contain no '/', got {name!r}")
     outer = _scope_path.get()
     return _setting(_scope_path, f"{outer}/{name}" if outer else name)
+
+
+def in_step(loop, t):
+    """Mark every node created inside as belonging to time step ``t`` of ``loop`` (a
+    ``tinygraph.graph.Loop``): the recurrent node records its unrolled structure this way, so the
+    ``Graph`` knows which nodes form which step without reading scope strings."""
+    return _setting(_step, (loop, t))
 
 
 def detect_anomaly():

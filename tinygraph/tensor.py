@@ -6,7 +6,7 @@ and methods only dispatch to ops (see ``tinygraph.functional``); the engine live
 import numpy as np
 
 from .errors import DTypeError, ShapeError
-from .modes import current_scope
+from .modes import current_scope, current_step
 
 _FLOAT_KINDS = "f"
 
@@ -35,7 +35,7 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
     __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "__weakref__")
+                 "_step", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -47,6 +47,7 @@ class Tensor:
         self.scope = current_scope()
         self._retain = False
         self._site = None
+        self._step = current_step()
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -131,6 +132,7 @@ class Tensor:
         t = cls.__new__(cls)
         t.data, t.grad, t.requires_grad, t.op, t.inputs = array, None, requires_grad, None, ()
         t.name, t.scope, t._retain, t._site = name, current_scope(), False, None
+        t._step = current_step()
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):

@@ -20,7 +20,7 @@ the shape family the tests draw inputs from; ``domain`` bounds the values (e.g. 
 import numpy as np
 
 from ..errors import AnomalyError, ShapeError
-from ..modes import current_scope, is_anomaly_enabled, is_grad_enabled
+from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
 
 OPS = {}
@@ -81,6 +81,7 @@ def apply(op, *inputs):
     out.scope = current_scope()
     out._retain = False
     out._site = None
+    out._step = current_step()
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
