@@ -1,7 +1,8 @@
 """Recurrent networks as one recurrent node (a cell plus a delayed state edge) unrolled into a Graph."""
 from .cells import GRUCell, LSTMCell, RNNCell  # noqa: F401
-from .layers import GRU, LSTM, RNN  # noqa: F401
+from .layers import GRU, LSTM, RNN, RecurrentLayer  # noqa: F401
 from .recurrent import Recurrent  # noqa: F401
+from .registry import CELL_KINDS, make_layer, resolve_cell  # noqa: F401
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401
 from .models import CharRNN, SequenceModel, build_model  # noqa: F401
 from .tasks import TASKS, make_task  # noqa: F401

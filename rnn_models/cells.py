@@ -1,8 +1,10 @@
 """Recurrent cells: step functions ``cell(x_t, state) -> state`` built from tinygraph ops.
 
-A cell computes ONE time step. ``x_t`` is (B, input_size); ``state`` is a tuple of (B, hidden_size)
-tensors — ``(h,)`` for ``RNNCell`` and ``GRUCell``, ``(h, c)`` for ``LSTMCell``. ``Recurrent`` (the
-recurrent node) folds or unrolls a cell over time; the layers in ``rnn_models.layers`` stack them.
+A cell computes ONE time step, shaped like ``torch.nn.RNNCell/LSTMCell/GRUCell``: ``x_t`` is
+(B, input_size); ``RNNCell(x, h) -> h'`` and ``GRUCell(x, h) -> h'`` take and return one (B, hidden_size)
+tensor, ``LSTMCell(x, (h, c)) -> (h', c')`` a pair. ``Recurrent`` (the recurrent node) folds or unrolls
+any cell over time — these three or a user's own (the protocol is in ``rnn_models.recurrent``); the
+layers in ``rnn_models.layers`` stack them.
 
 Parameters follow PyTorch exactly (names, shapes, gate order, initialisation U(-1/sqrt(H), 1/sqrt(H))):
 
@@ -39,6 +41,8 @@ from tinygraph.nn import Module, Parameter
 from tinygraph.nn.layers import uniform
 from tinygraph.ops.fused import GRUCellBlock, LSTMCellBlock, RNNCellBlock
 from tinygraph.tensor import Tensor
+
+from .recurrent import as_float
 
 NONLINEARITIES = {"tanh": F.tanh, "relu": F.relu, "sigmoid": F.sigmoid}
 
@@ -115,18 +119,17 @@ class RecurrentCell(Module):
 
     # --- the state protocol ---------------------------------------------------------------------
     def initial_state(self, batch, dtype=None):
-        """Zeros: a tuple of (batch, hidden_size) leaves, one per name in ``state_names``."""
+        """Zeros: h0 (batch, hidden_size), or the tuple (h0, c0) for a cell with two state tensors."""
         dtype = self.dtype if dtype is None else dtype
-        return tuple(Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=dtype), name=f"{n}0")
-                     for n in self.state_names)
-
-    def output(self, state):
-        """The per-step output: h (B, hidden_size)."""
-        return state[0]
+        zeros = tuple(Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=dtype), name=f"{n}0")
+                      for n in self.state_names)
+        return zeros[0] if len(zeros) == 1 else zeros
 
     # --- one step ------------------------------------------------------------------------------
     def forward(self, x, state=None):
-        """``(x_t (B, input_size), state) -> state``, checking shapes; ``state=None`` means zeros."""
+        """``(x_t (B, input_size), state) -> state``, checking shapes; ``state=None`` means zeros.
+
+        The state is h (B, hidden_size), or (h, c) for ``LSTMCell``, as in ``torch.nn``."""
         x = self.check_input(x)
         state = self.check_state(state, x.shape[0])
         return self.step(x, state)
@@ -170,12 +173,17 @@ class RecurrentCell(Module):
         return x
 
     def check_state(self, state, batch):
-        """``state`` as a tuple of (batch, hidden_size) tensors; None -> zeros; a bare tensor is
-        accepted for single-state cells."""
+        """``state`` as the cell's structure — h (batch, hidden_size), or the tuple (h, c) — of
+        tensors of the cell's dtype; None -> zeros."""
         if state is None:
             return self.initial_state(batch)
-        if isinstance(state, (Tensor, np.ndarray)) and len(self.state_names) == 1:
+        single = len(self.state_names) == 1
+        if single and not isinstance(state, (tuple, list)):
             state = (state,)
+        elif single:
+            raise TypeError(f"{type(self).__name__}: the state is one tensor h (B, hidden_size), as in "
+                            f"torch.nn.{type(self).__name__}, got a {type(state).__name__} of length "
+                            f"{len(state)}")
         names = ", ".join(self.state_names)
         if not isinstance(state, (tuple, list)) or len(state) != len(self.state_names):
             raise TypeError(f"{type(self).__name__}: state must be a tuple ({names}), got "
@@ -189,7 +197,7 @@ class RecurrentCell(Module):
                 raise tg.ShapeError(f"{type(self).__name__}: state {n} has shape {s.shape}, expected "
                                     f"{expected} = (batch, hidden_size)")
             out.append(s)
-        return tuple(out)
+        return out[0] if single else tuple(out)
 
     def _gate(self, pre, k):
         """Columns of gate ``k`` of a (B, G*H) pre-activation."""
@@ -200,12 +208,6 @@ class RecurrentCell(Module):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, fused={self.fused}"
 
 
-def as_float(x, dtype):
-    """``x`` as a Tensor of floating ``dtype`` (float32 models stay float32)."""
-    x = F.as_tensor(x)
-    return x if x.dtype == dtype else F.astype(x, dtype)
-
-
 def named(t, name):
     t.name = name
     return t
@@ -214,7 +216,7 @@ def named(t, name):
 class RNNCell(RecurrentCell):
     """Elman cell: h' = act(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh); act = tanh | relu | sigmoid.
 
-    x (B, input_size), state (h,) with h (B, hidden_size) -> (h',).
+    ``cell(x, h) -> h'``: x (B, input_size), h and h' (B, hidden_size).
     """
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float64, rng=None,
@@ -229,13 +231,12 @@ class RNNCell(RecurrentCell):
 
     block = RNNCellBlock
 
-    def fused_step(self, p, state, out=None):
-        return (named(F.rnn_cell(p, state[0], self.weight_hh, self.bias_hh, self.nonlinearity, out), "h"),)
+    def fused_step(self, p, h, out=None):
+        return named(F.rnn_cell(p, h, self.weight_hh, self.bias_hh, self.nonlinearity, out), "h")
 
-    def gate_step(self, p, state):
-        (h,) = state
+    def gate_step(self, p, h):
         pre = p + affine(h, self.weight_hh, self.bias_hh)
-        return (named(NONLINEARITIES[self.nonlinearity](pre), "h"),)
+        return named(NONLINEARITIES[self.nonlinearity](pre), "h")
 
     def extra_repr(self):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
@@ -244,7 +245,7 @@ class RNNCell(RecurrentCell):
 class LSTMCell(RecurrentCell):
     """LSTM cell (gate order i, f, g, o as in PyTorch).
 
-    x (B, input_size), state (h, c) each (B, hidden_size) -> (h', c') with
+    ``cell(x, (h, c)) -> (h', c')``: x (B, input_size), h, c, h', c' (B, hidden_size), with
     c' = f * c + i * g and h' = o * tanh(c').
     """
     num_gates = 4
@@ -277,7 +278,7 @@ class LSTMCell(RecurrentCell):
 class GRUCell(RecurrentCell):
     """GRU cell (gate order r, z, n as in PyTorch; r multiplies the recurrent part of n).
 
-    x (B, input_size), state (h,) with h (B, hidden_size) -> (h',), h' = (1 - z) * n + z * h.
+    ``cell(x, h) -> h'``: x (B, input_size), h and h' (B, hidden_size), h' = (1 - z) * n + z * h.
     """
     num_gates = 3
 
@@ -286,11 +287,10 @@ class GRUCell(RecurrentCell):
 
     block = GRUCellBlock
 
-    def fused_step(self, p, state, out=None):
-        return (named(F.gru_cell(p, state[0], self.weight_hh, self.bias_hh, out), "h"),)
+    def fused_step(self, p, h, out=None):
+        return named(F.gru_cell(p, h, self.weight_hh, self.bias_hh, out), "h")
 
-    def gate_step(self, pre_x, state):
-        (h,) = state
+    def gate_step(self, pre_x, h):
         pre_h = affine(h, self.weight_hh, self.bias_hh)
         with tg.scope("reset_gate"):
             r = F.sigmoid(self._gate(pre_x, 0) + self._gate(pre_h, 0))
@@ -299,7 +299,5 @@ class GRUCell(RecurrentCell):
         with tg.scope("new_gate"):
             n = F.tanh(self._gate(pre_x, 2) + r * self._gate(pre_h, 2))
         # (1 - z) * n + z * h, written with one node fewer and no constant leaf per step
-        return (named(n + z * (h - n), "h"),)
+        return named(n + z * (h - n), "h")
 
-
-CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}

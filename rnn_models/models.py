@@ -13,9 +13,8 @@ import tinygraph as tg
 from tinygraph.nn import Embedding, Linear, Module
 from tinygraph.tensor import Tensor
 
-from .layers import GRU, LSTM, RNN
+from .registry import make_layer, resolve_cell
 
-RECURRENT_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 HEADS = ("many_to_many", "many_to_one")
 
 
@@ -39,7 +38,8 @@ class SequenceModel(Module):
     """``[embedding ->] RNN/LSTM/GRU -> Linear`` head.
 
     Args:
-        cell: "rnn", "lstm" or "gru".
+        cell: "rnn", "lstm", "gru", or a user's cell as "package.module:ClassName" (see
+            ``rnn_models.registry``).
         input_size: features per step; with ``embedding`` the embedding dimension, or None for one-hot
             inputs (the h_t = σ(W_hx x_t + ...) of the textbook, x_t one-hot).
         hidden_size, num_layers, nonlinearity (rnn only), dropout, bidirectional: as ``tinygraph``'s
@@ -60,8 +60,10 @@ class SequenceModel(Module):
         super().__init__()
         who = type(self).__name__
         dtype = np.dtype(dtype)
-        if cell not in RECURRENT_LAYERS:
-            raise ValueError(f"{who}: unknown cell {cell!r}; choose one of {sorted(RECURRENT_LAYERS)}")
+        try:
+            resolve_cell(cell)
+        except ValueError as exc:
+            raise ValueError(f"{who}: {exc}") from None
         if head not in HEADS:
             raise ValueError(f"{who}: unknown head {head!r}; choose one of {list(HEADS)}")
         _check_size(who, "embedding", embedding, allow_none=True)
@@ -84,9 +86,8 @@ class SequenceModel(Module):
         elif embedding is not None:
             self.embedding = Embedding(embedding, input_size, dtype=dtype)
         self.input_size = input_size
-        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = RECURRENT_LAYERS[cell](input_size, hidden_size, num_layers=num_layers, dropout=dropout,
-                                          bidirectional=bidirectional, dtype=dtype, **extra)
+        self.rnn = make_layer(cell, input_size, hidden_size, num_layers=num_layers, dropout=dropout,
+                              bidirectional=bidirectional, dtype=dtype, nonlinearity=nonlinearity)
         self.head = Linear(self.num_directions * hidden_size, output_size, dtype=dtype)
 
     def config(self):

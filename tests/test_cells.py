@@ -11,8 +11,17 @@ CELLS = [(RNNCell, 1, {}), (RNNCell, 1, {"nonlinearity": "relu"}), (RNNCell, 1, 
 CELL_IDS = ["rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "gru"]
 
 
+def pack(cell, tensors):
+    """A cell's state from a list of tensors: h for RNN/GRU (as torch.nn), the pair (h, c) for LSTM."""
+    return tensors[0] if len(cell.state_names) == 1 else tuple(tensors)
+
+
+def unpack(state):
+    return (state,) if isinstance(state, tg.Tensor) else tuple(state)
+
+
 def random_state(cell, rng, batch=B):
-    return tuple(tg.tensor(rng.standard_normal((batch, cell.hidden_size))) for _ in cell.state_names)
+    return pack(cell, [tg.tensor(rng.standard_normal((batch, cell.hidden_size))) for _ in cell.state_names])
 
 
 @pytest.mark.parametrize("cls,gates,options", CELLS, ids=CELL_IDS)
@@ -39,7 +48,7 @@ def test_nonlinearities_match_the_formula():
     for name, act in acts.items():
         cell = RNNCell(I, H, nonlinearity=name)
         w_ih, w_hh, b_ih, b_hh = (p.data for p in cell.parameters())
-        (out,) = cell(x, (h,))
+        out = cell(x, h)
         np.testing.assert_allclose(out.data, act(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh), rtol=1e-13, atol=1e-14)
 
 
@@ -49,7 +58,7 @@ def test_lstm_gates_are_scoped_and_states_named():
     assert (h.name, c.name) == ("h", "c")
     scopes = tg.Graph.of(h, c).scopes()
     assert set(scopes) == {"input_gate", "forget_gate", "cell_gate", "output_gate"}
-    (h,) = GRUCell(I, H, fused=False)(np.ones((B, I)))
+    h = GRUCell(I, H, fused=False)(np.ones((B, I)))
     assert h.name == "h"
     assert set(tg.Graph.of(h).scopes()) == {"reset_gate", "update_gate", "new_gate"}
     h, c = LSTMCell(I, H)(np.ones((B, I)))  # fused: one op per step, states still named
@@ -70,7 +79,7 @@ def test_fused_and_gate_forms_agree(cls, gates, options, bias):
     for cell in (fused, gates_form):
         cell.zero_grad()
         xt = tg.tensor(x, requires_grad=True)
-        new = cell(xt, state)
+        new = unpack(cell(xt, state))
         sum(((s * (k + 1.5)).sum() for k, s in enumerate(new)), tg.tensor(0.0)).backward()
         results.append([s.data for s in new] + [xt.grad] + [p.grad for p in cell.parameters()])
     for a, b in zip(*results):
@@ -88,7 +97,7 @@ def test_one_step_gradcheck(cls, gates, options):
 
     def fn(x, *rest):
         cell = cls.from_parameters(*rest[n_states:], **options)
-        return tg.stack(cell(x, tuple(rest[:n_states])))
+        return tg.stack(unpack(cell(x, pack(cell, rest[:n_states]))))
 
     inputs = [tg.tensor(a, requires_grad=True) for a in [x, *states, *params]]
     assert tg.gradcheck(fn, inputs)
@@ -112,7 +121,7 @@ def test_from_parameters_shares_the_tensors():
 def test_float32_stays_float32(cls):
     cell = cls(I, H, dtype=np.float32)
     x = tg.tensor(np.ones((B, I), dtype=np.float32), requires_grad=True)
-    state = cell(x)
+    state = unpack(cell(x))
     assert all(s.dtype == np.float32 for s in state)
     tg.stack(state).sum().backward()
     assert x.grad.dtype == np.float32
@@ -161,7 +170,7 @@ def test_cells_equal_pytorch(torch_name, cls, options, bias):
 
     x_g = tg.tensor(x, requires_grad=True)
     states_g = tuple(tg.tensor(s, requires_grad=True) for s in states)
-    out_g = cell(x_g, states_g)
+    out_g = unpack(cell(x_g, pack(cell, states_g)))
     sum((o * p).sum() for o, p in zip(out_g, projections)).backward()
 
     for ours, theirs in zip(out_g, out_t):

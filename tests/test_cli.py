@@ -41,7 +41,7 @@ def test_train_each_task(task, cell, optim, capsys, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--task", "music"], "argument --task: invalid choice: 'music'"),
-    (["train", "--cell", "transformer"], "argument --cell: invalid choice: 'transformer'"),
+    (["train", "--cell", "transformer"], "argument --cell: cell: unknown kind 'transformer'; choose one of rnn, lstm, gru"),
     (["train", "--optim", "lbfgs"], "argument --optim: invalid choice: 'lbfgs'"),
     (["train", "--hidden", "0"], "argument --hidden: must be a positive integer, got 0"),
     (["train", "--layers", "-1"], "argument --layers: must be a positive integer, got -1"),
@@ -152,7 +152,7 @@ def test_python_dash_m_tinygraph_train(tmp_path):
     assert "step 2/2" in result.stdout and (tmp_path / "a.npz").exists()
     bad = subprocess.run([sys.executable, "-m", "tinygraph", "train", "--cell", "lstn"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "invalid choice: 'lstn'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "unknown kind 'lstn'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_demo_runs_briefly(capsys, tmp_path, monkeypatch):

@@ -117,7 +117,7 @@ def test_embedding_inputs_one_hot_or_learned():
 
 
 def test_bad_configuration_is_named():
-    with pytest.raises(ValueError, match=r"unknown cell 'lstn'.*gru.*lstm.*rnn"):
+    with pytest.raises(ValueError, match=r"unknown kind 'lstn'.*rnn, lstm, gru"):
         SequenceModel("lstn", 3, 4, 2)
     with pytest.raises(ValueError, match="unknown head 'one_to_many'"):
         SequenceModel("rnn", 3, 4, 2, head="one_to_many")

@@ -7,10 +7,17 @@ import pytest
 
 import tinygraph as tg
 from rnn_models import GRUCell, LSTMCell, Recurrent, RNNCell
+from rnn_models.recurrent import flat
 
 I, H, B = 3, 4, 2
 CELLS = {"rnn": lambda: RNNCell(I, H), "lstm": lambda: LSTMCell(I, H), "gru": lambda: GRUCell(I, H),
          "rnn_relu_nobias": lambda: RNNCell(I, H, bias=False, nonlinearity="relu")}
+
+
+def pack(node, tensors):
+    """The cell's state structure: h alone for RNN/GRU, the pair (h, c) for LSTM."""
+    tensors = tuple(tensors)
+    return tensors[0] if len(node.cell.state_names) == 1 else tensors
 
 
 @pytest.fixture(params=sorted(CELLS))
@@ -51,9 +58,9 @@ def test_folded_and_unrolled_forward_agree(node):
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((5, B, I))
     state0 = [rng.standard_normal((B, H)) for _ in node.cell.state_names]
-    _, final = node.unroll(tg.tensor(xs), tuple(tg.tensor(s) for s in state0))
+    _, final = node.unroll(tg.tensor(xs), pack(node, (tg.tensor(s) for s in state0)))
     replayed = run_folded(node.folded(batch=B), xs, state0)
-    for ours, folded in zip(final, replayed):
+    for ours, folded in zip(flat(final), replayed):
         np.testing.assert_allclose(ours.data, folded, rtol=1e-13, atol=1e-13)
 
 
@@ -73,7 +80,7 @@ def test_unrolled_node_count_is_linear_in_T(node, as_list):
         data = np.ones((steps, B, I))
         xs = [tg.tensor(x) for x in data] if as_list else tg.tensor(data)
         outputs, final = node.unroll(xs)
-        graph = tg.Graph.of(*outputs, *final)
+        graph = tg.Graph.of(*outputs, *flat(final))
         assert len(graph.parameters) == len(list(node.parameters()))  # ONE set of shared leaves
         return len(graph)
 
@@ -94,14 +101,14 @@ def test_unroll_scopes_and_outputs(node):
     xs = tg.tensor(np.random.default_rng(1).standard_normal((4, B, I)))
     outputs, final = node.unroll(xs)
     assert len(outputs) == 4 and all(o.shape == (B, H) for o in outputs)
-    assert outputs[-1] is final[0]
-    assert len(final) == len(node.cell.state_names)
-    graph = tg.Graph.of(*final)
+    assert outputs[-1] is flat(final)[0]
+    assert len(flat(final)) == len(node.cell.state_names)
+    graph = tg.Graph.of(*flat(final))
     assert {s.split("/")[0] for s in graph.scopes()} == {f"t={t}" for t in range(4)}
     assert all(o.scope == f"t={t}" for t, o in enumerate(outputs))
     # reverse keeps the input position in the scope and in the outputs
     rev_outputs, rev_final = node.unroll(xs, reverse=True)
-    assert rev_outputs[0] is rev_final[0] and rev_outputs[3].scope == "t=3"
+    assert rev_outputs[0] is flat(rev_final)[0] and rev_outputs[3].scope == "t=3"
     reversed_input = node.unroll(tg.tensor(xs.data[::-1].copy()))[0]
     for t in range(4):
         np.testing.assert_allclose(rev_outputs[t].data, reversed_input[3 - t].data, rtol=1e-14)
@@ -111,7 +118,7 @@ def test_batch_first_equals_time_major(node):
     xs = np.random.default_rng(2).standard_normal((5, B, I))
     time_major = node.unroll(tg.tensor(xs))[1]
     batch_major = node.unroll(tg.tensor(xs.swapaxes(0, 1)), batch_first=True)[1]
-    for a, b in zip(time_major, batch_major):
+    for a, b in zip(flat(time_major), flat(batch_major)):
         np.testing.assert_array_equal(a.data, b.data)
 
 
@@ -130,8 +137,8 @@ def test_bptt_gradcheck(node, reverse):
 
     def loss(xs, *rest):
         cell = cell_type.from_parameters(*rest[k:], **options)
-        outputs, final = Recurrent(cell).unroll(xs, tuple(rest[:k]), reverse=reverse)
-        return tg.stack(outputs + list(final))
+        outputs, final = Recurrent(cell).unroll(xs, pack(node, rest[:k]), reverse=reverse)
+        return tg.stack(outputs + list(flat(final)))
 
     assert tg.gradcheck(loss, [tg.tensor(a, requires_grad=True) for a in [xs, *states, *params]])
 
@@ -147,19 +154,21 @@ def test_lengths_equal_running_each_sequence_alone(node, reverse):
 
     node.zero_grad()
     x_all = tg.tensor(xs, requires_grad=True)
-    outputs, final = node.unroll(x_all, tuple(tg.tensor(s) for s in state0), reverse=reverse, lengths=lengths)
+    outputs, final = node.unroll(x_all, pack(node, (tg.tensor(s) for s in state0)), reverse=reverse,
+                                 lengths=lengths)
     (tg.stack(outputs) * seeds).sum().backward()
     batched_grads = [p.grad.copy() for p in node.parameters()]
 
     node.zero_grad()
     for b, n in enumerate(lengths):
         x_b = tg.tensor(xs[:n, b:b + 1], requires_grad=True)
-        outputs_b, final_b = node.unroll(x_b, tuple(tg.tensor(s[b:b + 1]) for s in state0), reverse=reverse)
+        outputs_b, final_b = node.unroll(x_b, pack(node, (tg.tensor(s[b:b + 1]) for s in state0)),
+                                         reverse=reverse)
         (tg.stack(outputs_b) * seeds[:n, b:b + 1]).sum().backward()
         for t in range(steps):
             expected = outputs_b[t].data[0] if t < n else np.zeros(H)
             np.testing.assert_allclose(outputs[t].data[b], expected, rtol=1e-13, atol=1e-13)
-        for ours, alone in zip(final, final_b):
+        for ours, alone in zip(flat(final), flat(final_b)):
             np.testing.assert_allclose(ours.data[b], alone.data[0], rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(x_all.grad[:n, b], x_b.grad[:, 0], rtol=1e-12, atol=1e-13)
         assert not x_all.grad[n:, b].any()  # padded steps receive no gradient
@@ -169,8 +178,8 @@ def test_lengths_equal_running_each_sequence_alone(node, reverse):
 
 def test_full_lengths_add_no_nodes(node):
     xs = tg.tensor(np.ones((4, B, I)))
-    plain = tg.Graph.of(*node.unroll(xs)[1])
-    full = tg.Graph.of(*node.unroll(xs, lengths=[4] * B)[1])
+    plain = tg.Graph.of(*flat(node.unroll(xs)[1]))
+    full = tg.Graph.of(*flat(node.unroll(xs, lengths=[4] * B)[1]))
     assert len(plain) == len(full)
 
 
@@ -227,7 +236,7 @@ def long_rnn_forward_backward(steps, hidden=4):
     tg.manual_seed(0)
     node = Recurrent(RNNCell(2, hidden))
     xs = tg.tensor(np.random.default_rng(0).standard_normal((steps, 1, 2)), requires_grad=True)
-    outputs, (h,) = node.unroll(xs)
+    outputs, h = node.unroll(xs)
     (tg.stack(outputs[-10:]).sum() + h.sum()).backward()
     return node, xs
 

@@ -4,6 +4,8 @@
 10^6-node chain is fine) and deterministic: inputs are visited in argument order, so the same program
 gives the same node order, and therefore the same node names when drawn.
 """
+import weakref
+
 import numpy as np
 
 from .errors import GraphError
@@ -42,6 +44,61 @@ def _inputs(node):
     return node.inputs
 
 
+class Loop:
+    """The record of one unrolled recurrence, written by whoever unrolled it (``rnn_models.Recurrent``).
+
+    Nodes created while step ``t`` runs (inside ``tg.modes.in_step(loop, t)``) carry ``(loop, t)``;
+    the loop itself remembers, per step, which tensors the step read as its state, which it produced
+    as its new state, and its output. It holds them weakly: a record never keeps a graph alive.
+
+    Attributes:
+        name: a label, e.g. the scope path the recurrence ran in (``"lstm/l0"``).
+        reverse: True when the steps ran from t = T-1 down to 0.
+        order: the time steps in the order they ran.
+    """
+    __slots__ = ("name", "reverse", "order", "_state_in", "_state_out", "_output", "__weakref__")
+
+    def __init__(self, name="", reverse=False):
+        self.name, self.reverse, self.order = name, bool(reverse), []
+        self._state_in, self._state_out, self._output = {}, {}, {}
+
+    def record(self, t, state_in, state_out, output):
+        """Step ``t`` read the tensors ``state_in``, produced ``state_out`` and ``output``."""
+        self.order.append(t)
+        self._state_in[t] = tuple(weakref.ref(s) for s in state_in)
+        self._state_out[t] = tuple(weakref.ref(s) for s in state_out)
+        self._output[t] = weakref.ref(output)
+
+    def state_in(self, t):
+        return tuple(r() for r in self._state_in[t])
+
+    def state_out(self, t):
+        return tuple(r() for r in self._state_out[t])
+
+    def output(self, t):
+        return self._output[t]()
+
+    def __repr__(self):
+        return f"Loop({self.name!r}, {len(self.order)} steps{', reverse' if self.reverse else ''})"
+
+
+class StepRecord:
+    """One time step of one loop as positions in a ``Graph`` (None where a tensor is not a node).
+
+    Attributes: loop (index into ``Graph.loops``), t, nodes (positions created in the step, in
+    topological order), state_in, state_out (tuples of positions), output (a position).
+    """
+    __slots__ = ("loop", "t", "nodes", "state_in", "state_out", "output")
+
+    def __init__(self, loop, t, nodes, state_in, state_out, output):
+        self.loop, self.t, self.nodes = loop, t, nodes
+        self.state_in, self.state_out, self.output = state_in, state_out, output
+
+    def __repr__(self):
+        return (f"StepRecord(loop={self.loop}, t={self.t}, {len(self.nodes)} nodes, state_in="
+                f"{self.state_in}, state_out={self.state_out}, output={self.output})")
+
+
 class Graph:
     """A computational graph you can hold, walk, count and draw.
 
@@ -52,6 +109,17 @@ class Graph:
         outputs: positions of the tensors the graph was built from.
         loop_edges: ``(src, dst)`` positions of delayed state edges — a state output ``src`` feeds
             the state input ``dst`` at the next time step. Empty unless the graph is folded.
+
+    The structure of an unrolled recurrence, as recorded by the unroll (see ``Loop``), never guessed
+    from names or scopes:
+
+        loops: the ``Loop`` records of the recurrences whose steps are in the graph, in order of
+            first appearance.
+        step_of: per position, ``(loop index, t)`` for a node created inside a step, else None.
+        steps: ``StepRecord`` per (loop, t), loop by loop, in the order the steps ran.
+        state_edges: ``(src, dst, argnum)`` edges that carry a state from one step into the next
+            (``src`` is in the previous step's ``state_out``, ``dst`` is an op of the next step):
+            the unrolled counterpart of ``loop_edges``.
     """
 
     def __init__(self, nodes, outputs=(), loop_edges=()):
@@ -62,6 +130,49 @@ class Graph:
                       for argnum, src in enumerate(node.inputs)]
         self.outputs = [self._position[id(t)] for t in outputs]
         self.loop_edges = [(self.index(src), self.index(dst)) for src, dst in loop_edges]
+        self._record_steps()
+
+    def _record_steps(self):
+        loops, index, self.step_of = [], {}, []
+        for node in self.nodes:
+            mark = node._step
+            if mark is None:
+                self.step_of.append(None)
+                continue
+            loop, t = mark
+            if id(loop) not in index:
+                index[id(loop)] = len(loops)
+                loops.append(loop)
+            self.step_of.append((index[id(loop)], t))
+        self.loops = loops
+        members = {}
+        for i, mark in enumerate(self.step_of):
+            if mark is not None:
+                members.setdefault(mark, []).append(i)
+        position = self._position.get
+
+        def positions(tensors):
+            return tuple(None if s is None else position(id(s)) for s in tensors)
+
+        self.steps = []
+        ran = [{t: n for n, t in enumerate(loop.order)} for loop in loops]
+        for (k, t), nodes in sorted(members.items(), key=lambda m: (m[0][0], ran[m[0][0]].get(m[0][1], -1))):
+            loop = loops[k]
+            recorded = t in loop._output
+            self.steps.append(StepRecord(
+                k, t, nodes, positions(loop.state_in(t)) if recorded else (),
+                positions(loop.state_out(t)) if recorded else (),
+                positions((loop.output(t),))[0] if recorded else None))
+        outs = {}
+        for step in self.steps:
+            for pos in step.state_out:
+                if pos is not None:
+                    outs[pos] = (step.loop, step.t)
+        self.state_edges = []
+        for src, dst, argnum in self.edges:
+            origin, home = outs.get(src), self.step_of[dst]
+            if origin is not None and home is not None and home[0] == origin[0] and home[1] != origin[1]:
+                self.state_edges.append((src, dst, argnum))
 
     @classmethod
     def of(cls, *outputs, loop_edges=()):
@@ -130,5 +241,6 @@ class Graph:
         return usage
 
     def __repr__(self):
+        steps = f", {len(self.steps)} steps" if self.steps else ""
         return (f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges, {len(self.leaves)} leaves, "
-                f"{len(self.parameters)} parameters, {len(self.loop_edges)} loop edges)")
+                f"{len(self.parameters)} parameters, {len(self.loop_edges)} loop edges{steps})")

@@ -12,6 +12,7 @@ from rnn_models.tasks import make_task
 from rnn_models.training import ConsoleProgress, Trainer, make_optimizer
 
 from .render import write_demo_pictures
+from .cells import KINDS
 from .train import configure_runtime, positive_float, positive_int
 
 # Chosen so the loss falls visibly within a minute on 2 cores. The text is small (57 KB): a 1-layer net
@@ -22,7 +23,7 @@ DEMO = dict(cell="gru", hidden=128, layers=2, dropout=0.3, batch_size=32, seq_le
 
 def add_arguments(parser):
     parser.add_argument("--seconds", type=positive_float, default=60.0, help="training time budget (default 60)")
-    parser.add_argument("--cell", choices=("rnn", "lstm", "gru"), default=DEMO["cell"])
+    parser.add_argument("--cell", choices=KINDS, default=DEMO["cell"])
     parser.add_argument("--hidden", type=positive_int, default=DEMO["hidden"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default 1)")

@@ -8,15 +8,16 @@ Example:
 """
 import visualize
 
-from .render import CELLS, add_model_arguments, build_model, unrolled_graph
+from .cells import KINDS, cell_spec
+from .render import add_model_arguments, build_model, unrolled_graph
 
 
 def cell_list(text):
     cells = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in cells if c not in CELLS]
-    if not cells or unknown:
-        raise ValueError(f"--cell: expected a comma-separated list of {', '.join(CELLS)}, got {text!r}")
-    return list(dict.fromkeys(cells))
+    if not cells:
+        raise ValueError(f"--cell: expected a comma-separated list of {', '.join(KINDS)} or "
+                         f"package.module:ClassName, got {text!r}")
+    return list(dict.fromkeys(cell_spec(c) for c in cells))
 
 
 def add_arguments(parser):
@@ -33,7 +34,7 @@ def state_norms(cell, steps, hidden=16, input_size=4, layers=1, batch=1, seed=0)
     model = build_model(cell, input_size, hidden, layers, seed)
     graph = unrolled_graph(model, steps, batch, seed, grads=True)
     norms = visualize.state_grad_norms(graph)
-    return norms[f"{cell}/l{layers - 1}"]
+    return norms[f"{model.kind}/l{layers - 1}"]
 
 
 def run(args):

@@ -13,7 +13,8 @@ import rnn_models
 import tinygraph as tg
 import visualize
 
-CELLS = {"rnn": rnn_models.RNN, "lstm": rnn_models.LSTM, "gru": rnn_models.GRU}
+from .cells import HELP as CELL_HELP
+from .cells import cell_spec
 
 
 def positive(text):
@@ -38,7 +39,7 @@ def add_model_arguments(parser):
 
 
 def add_arguments(parser):
-    parser.add_argument("--cell", choices=CELLS, default="rnn", help="default rnn")
+    parser.add_argument("--cell", type=cell_spec, default="rnn", help=CELL_HELP + " (default rnn)")
     add_model_arguments(parser)
     parser.add_argument("--view", choices=visualize.VIEWS, default="unrolled")
     parser.add_argument("--level", choices=visualize.LEVELS, default="op",
@@ -58,12 +59,13 @@ def add_arguments(parser):
 
 
 def build_model(cell, input_size, hidden, layers, seed, fused=True):
-    """A seeded ``rnn_models`` layer (``RNN``/``LSTM``/``GRU``). ``fused=False`` builds every gate from
-    primitives in its own scope (what an op-level picture should show); the numbers are the same."""
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    """A seeded recurrent layer for ``cell`` (a registry kind or ``package.module:ClassName``).
+    ``fused=False`` builds our cells' gates from primitives, each in its own scope (what an op-level
+    picture should show); the numbers are the same. A user's cell is drawn as it is written."""
     tg.manual_seed(seed)
-    return CELLS[cell](input_size, hidden, num_layers=layers, fused=fused)
+    if cell in rnn_models.CELL_KINDS:
+        return rnn_models.CELL_KINDS[cell](input_size, hidden, num_layers=layers, fused=fused)
+    return rnn_models.make_layer(cell, input_size, hidden, num_layers=layers)
 
 
 def unrolled_graph(model, steps, batch, seed, grads=False):

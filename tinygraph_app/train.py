@@ -10,9 +10,12 @@ import ctypes
 
 import tinygraph as tg
 from rnn_models.checkpoint import CheckpointError, check_config, load_checkpoint, restore, save_checkpoint
-from rnn_models.models import RECURRENT_LAYERS, CharRNN, build_model
+from rnn_models.models import CharRNN, build_model
 from rnn_models.tasks import TASKS, make_task
 from rnn_models.training import OPTIMIZERS, ConsoleProgress, Trainer, make_optimizer
+
+from .cells import HELP as CELL_HELP
+from .cells import cell_spec
 
 # A resumed run must match the checkpoint in these config entries (the rest may change, e.g. --lr).
 RESUME_KEYS = ("task", "model", "optimizer")
@@ -87,7 +90,7 @@ def limit_blas_threads(threads):
 
 def add_arguments(parser):
     parser.add_argument("--task", choices=sorted(TASKS), default="chars")
-    parser.add_argument("--cell", choices=sorted(RECURRENT_LAYERS), default="lstm")
+    parser.add_argument("--cell", type=cell_spec, default="lstm", help=CELL_HELP + " (default lstm)")
     parser.add_argument("--hidden", type=positive_int, default=64, help="hidden size (default 64)")
     parser.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default 1)")
     parser.add_argument("--seq-len", type=positive_int, default=None,

@@ -16,13 +16,14 @@ import time
 
 import tinygraph as tg
 from rnn_models.models import build_model
+from rnn_models.registry import CELL_KINDS
 from rnn_models.tasks import make_task
 from rnn_models.training import Trainer, make_optimizer
 
 from .common import Report, figure, map_jobs, save_svg, sci
 
 NAME = "adding"
-CELLS = ("rnn", "lstm", "gru")
+CELLS = tuple(CELL_KINDS)
 BASELINE = 1 / 6          # MSE of always predicting 1.0 = Var(U + U)
 LEARNED = BASELINE / 10   # "beats the baseline by a wide margin": ten times lower
 FULL = dict(seq_len=100, hidden=32, batch_size=32, lr=0.02, clip=1.0, steps=2000, eval_every=100,
