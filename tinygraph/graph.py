@@ -9,6 +9,7 @@ import weakref
 import numpy as np
 
 from .errors import GraphError
+from .modes import current_scope
 
 
 def toposort(roots, requires_grad_only=False):
@@ -56,15 +57,17 @@ class Loop:
         reverse: True when the steps ran from t = T-1 down to 0.
         order: the time steps in the order they ran.
     """
-    __slots__ = ("name", "reverse", "order", "_state_in", "_state_out", "_output", "__weakref__")
+    __slots__ = ("name", "reverse", "order", "_state_in", "_state_out", "_output", "_scope", "__weakref__")
 
     def __init__(self, name="", reverse=False):
         self.name, self.reverse, self.order = name, bool(reverse), []
-        self._state_in, self._state_out, self._output = {}, {}, {}
+        self._state_in, self._state_out, self._output, self._scope = {}, {}, {}, {}
 
-    def record(self, t, state_in, state_out, output):
-        """Step ``t`` read the tensors ``state_in``, produced ``state_out`` and ``output``."""
+    def record(self, t, state_in, state_out, output, scope=None):
+        """Step ``t`` read the tensors ``state_in``, produced ``state_out`` and ``output``; ``scope``
+        is the scope path its nodes were created in (default: the current one)."""
         self.order.append(t)
+        self._scope[t] = current_scope() if scope is None else scope
         self._state_in[t] = tuple(weakref.ref(s) for s in state_in)
         self._state_out[t] = tuple(weakref.ref(s) for s in state_out)
         self._output[t] = weakref.ref(output)
@@ -78,6 +81,10 @@ class Loop:
     def output(self, t):
         return self._output[t]()
 
+    def scope(self, t):
+        """The scope path of step ``t`` (``"lstm/l0/t=3"``); its nodes' scopes lie in or under it."""
+        return self._scope[t]
+
     def __repr__(self):
         return f"Loop({self.name!r}, {len(self.order)} steps{', reverse' if self.reverse else ''})"
 
@@ -86,13 +93,14 @@ class StepRecord:
     """One time step of one loop as positions in a ``Graph`` (None where a tensor is not a node).
 
     Attributes: loop (index into ``Graph.loops``), t, nodes (positions created in the step, in
-    topological order), state_in, state_out (tuples of positions), output (a position).
+    topological order), state_in, state_out (tuples of positions), output (a position), scope (the
+    step's scope path, or None when the loop has no record of step t).
     """
-    __slots__ = ("loop", "t", "nodes", "state_in", "state_out", "output")
+    __slots__ = ("loop", "t", "nodes", "state_in", "state_out", "output", "scope")
 
-    def __init__(self, loop, t, nodes, state_in, state_out, output):
+    def __init__(self, loop, t, nodes, state_in, state_out, output, scope=None):
         self.loop, self.t, self.nodes = loop, t, nodes
-        self.state_in, self.state_out, self.output = state_in, state_out, output
+        self.state_in, self.state_out, self.output, self.scope = state_in, state_out, output, scope
 
     def __repr__(self):
         return (f"StepRecord(loop={self.loop}, t={self.t}, {len(self.nodes)} nodes, state_in="
@@ -162,7 +170,8 @@ class Graph:
             self.steps.append(StepRecord(
                 k, t, nodes, positions(loop.state_in(t)) if recorded else (),
                 positions(loop.state_out(t)) if recorded else (),
-                positions((loop.output(t),))[0] if recorded else None))
+                positions((loop.output(t),))[0] if recorded else None,
+                loop.scope(t) if recorded else None))
         outs = {}
         for step in self.steps:
             for pos in step.state_out:
