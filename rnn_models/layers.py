@@ -51,8 +51,8 @@ class RecurrentLayer(Module):
         cell: factory ``cell(input_size, hidden_size, **cell_options) -> cell``; called once per
             layer and direction (layer k > 0 gets input size D * hidden_size).
         input_size, hidden_size, num_layers, batch_first, dropout, bidirectional: as ``torch.nn.RNN``.
-        state_size: the per-row state shape(s) when the cell has no ``initial_state`` hook and its
-            state is not one (B, hidden_size) tensor (see ``Recurrent``).
+        state_size: the per-row state shape(s) (see ``Recurrent``). Default: the cell's
+            ``initial_state`` hook, else one (B, hidden_size) tensor.
         kind: the top scope name (default: the factory's name, lowercased).
         cell_options: passed to every ``cell(...)`` call.
 
@@ -91,7 +91,10 @@ class RecurrentLayer(Module):
                         full = f"{pname.replace('.', '_')}_l{layer}{suffix}"
                         p.name = None
                         setattr(self, full, p)   # also names the leaf for drawing
-                nodes.append(Recurrent(made, state_size=state_size, input_size=layer_input))
+                size = state_size
+                if size is None and getattr(made, "initial_state", None) is None:
+                    size = hidden_size   # a cell without the hook: one (B, hidden_size) state tensor
+                nodes.append(Recurrent(made, state_size=size, input_size=layer_input))
         object.__setattr__(self, "_nodes", nodes)   # the cells' parameters are registered above
 
     @property

@@ -283,6 +283,9 @@ class Recurrent(Module):
         placeholders = tuple(Tensor._wrap(s.data, name=f"{n}[{previous}]") for n, s in zip(names, flat(zeros)))
         state = placeholders[0] if isinstance(zeros, Tensor) else placeholders
         output, new_state = self.call_cell(x, state, t="t")
+        for name, s in zip(names, flat(new_state)):
+            if s.name is None:
+                s.name = name
         return state, new_state, output
 
     def folded(self, batch=1, input_size=None, dtype=None):
@@ -351,6 +354,7 @@ class Recurrent(Module):
         state = self.check_state(state0, batch, dtype)
         active = None if lengths is None else check_lengths(lengths, batch, steps, f"Recurrent({self.name})")
         loop = Loop(current_scope(), reverse)
+        names = self._names(len(flat(state)), isinstance(state, Tensor))
         outputs, consumed = [None] * steps, []
         for t in (reversed(range(steps)) if reverse else range(steps)):
             with tg.scope(f"t={t}"), in_step(loop, t):
@@ -362,6 +366,9 @@ class Recurrent(Module):
                     consumed.append(p)
                 if active is not None and not (t < active).all():
                     output, new_state = self._mask(t < active, output, new_state, state)
+                for name, s in zip(names, flat(new_state)):
+                    if s.name is None:  # pictures and gradient plots find the state by its name
+                        s.name = name
                 loop.record(t, flat(state), flat(new_state), output)
                 state = new_state
                 outputs[t] = output

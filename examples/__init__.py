@@ -1,0 +1,1 @@
+"""Worked examples: your own recurrent cells, written from tinygraph ops, run by ``rnn_models``."""
