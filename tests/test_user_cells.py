@@ -312,7 +312,7 @@ def run_cli(argv, capsys):
     return code, out, err
 
 
-def test_train_resume_and_render_a_users_cell_from_the_command_line(capsys, tmp_path):
+def test_train_and_resume_a_users_cell_from_the_command_line(capsys, tmp_path):
     cell = "examples.cells:MinimalGatedUnit"
     path = tmp_path / "mgu.npz"
     args = ["train", "--task", "adding", "--cell", cell, "--hidden", "6", "--seq-len", "8", "--batch-size",
@@ -320,14 +320,32 @@ def test_train_resume_and_render_a_users_cell_from_the_command_line(capsys, tmp_
     code, out, err = run_cli(args + ["--steps", "2"], capsys)
     assert code == 0, err
     assert load_checkpoint(path).config["model"]["cell"] == cell
-    code, out, err = run_cli(args + ["--steps", "4", "--resume"], capsys)
+    code, out, err = run_cli(args + ["--steps", "2", "--resume"], capsys)   # two more
     assert code == 0, err
-    for view in ("unrolled", "folded"):
-        picture = tmp_path / f"mgu_{view}.svg"
-        code, _, err = run_cli(["render", "--cell", cell, "--steps", "3", "--view", view, "-o", str(picture)],
-                               capsys)
-        assert code == 0, err
-        assert picture.read_text().lstrip().startswith(("<?xml", "<svg"))
+    resumed = load_checkpoint(path)
+    assert resumed.trainer_state["step"] == 4
+    # resuming 2 -> 4 gives the parameters of training 4 steps at once
+    straight = tmp_path / "straight.npz"
+    code, out, err = run_cli(args[:-1] + [str(straight), "--steps", "4"], capsys)
+    assert code == 0, err
+    for name, value in load_checkpoint(straight).model_state.items():
+        np.testing.assert_array_equal(resumed.model_state[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", sorted(EXAMPLES.values(), key=lambda c: c.__name__))
+@pytest.mark.parametrize("view,level", [("unrolled", "op"), ("unrolled", "cell"), ("folded", "op")])
+def test_render_each_example_cell(cell, view, level, capsys, tmp_path):
+    picture = tmp_path / "cell.svg"
+    code, _, err = run_cli(["render", "--cell", f"examples.cells:{cell.__name__}", "--steps", "3", "--view",
+                            view, "--level", level, "--grads" if view == "unrolled" else "--values", "-o",
+                            str(picture)], capsys)
+    assert code == 0, err
+    text = picture.read_text()
+    assert "<svg" in text and text.count("class=\"node ") >= 5
+
+
+def test_gradflow_compares_a_users_cell_with_ours(capsys, tmp_path):
+    cell = "examples.cells:MinimalGatedUnit"
     code, _, err = run_cli(["gradflow", "--cell", f"rnn,{cell}", "--steps", "6", "-o", str(tmp_path / "g.svg")],
                            capsys)
     assert code == 0, err
