@@ -57,33 +57,35 @@ class Loop:
         reverse: True when the steps ran from t = T-1 down to 0.
         order: the time steps in the order they ran.
     """
-    __slots__ = ("name", "reverse", "order", "_state_in", "_state_out", "_output", "_scope", "__weakref__")
+    __slots__ = ("name", "reverse", "order", "_records", "__weakref__")
 
     def __init__(self, name="", reverse=False):
         self.name, self.reverse, self.order = name, bool(reverse), []
-        self._state_in, self._state_out, self._output, self._scope = {}, {}, {}, {}
+        self._records = {}   # t -> (state_in refs, state_out refs, output ref, scope)
 
     def record(self, t, state_in, state_out, output, scope=None):
         """Step ``t`` read the tensors ``state_in``, produced ``state_out`` and ``output``; ``scope``
         is the scope path its nodes were created in (default: the current one)."""
+        ref = weakref.ref
         self.order.append(t)
-        self._scope[t] = current_scope() if scope is None else scope
-        self._state_in[t] = tuple(weakref.ref(s) for s in state_in)
-        self._state_out[t] = tuple(weakref.ref(s) for s in state_out)
-        self._output[t] = weakref.ref(output)
+        self._records[t] = ([ref(s) for s in state_in], [ref(s) for s in state_out], ref(output),
+                            current_scope() if scope is None else scope)
+
+    def __contains__(self, t):
+        return t in self._records
 
     def state_in(self, t):
-        return tuple(r() for r in self._state_in[t])
+        return tuple(r() for r in self._records[t][0])
 
     def state_out(self, t):
-        return tuple(r() for r in self._state_out[t])
+        return tuple(r() for r in self._records[t][1])
 
     def output(self, t):
-        return self._output[t]()
+        return self._records[t][2]()
 
     def scope(self, t):
         """The scope path of step ``t`` (``"lstm/l0/t=3"``); its nodes' scopes lie in or under it."""
-        return self._scope[t]
+        return self._records[t][3]
 
     def __repr__(self):
         return f"Loop({self.name!r}, {len(self.order)} steps{', reverse' if self.reverse else ''})"
@@ -166,7 +168,7 @@ class Graph:
         ran = [{t: n for n, t in enumerate(loop.order)} for loop in loops]
         for (k, t), nodes in sorted(members.items(), key=lambda m: (m[0][0], ran[m[0][0]].get(m[0][1], -1))):
             loop = loops[k]
-            recorded = t in loop._output
+            recorded = t in loop
             self.steps.append(StepRecord(
                 k, t, nodes, positions(loop.state_in(t)) if recorded else (),
                 positions(loop.state_out(t)) if recorded else (),
