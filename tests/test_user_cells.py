@@ -360,3 +360,44 @@ def test_gradflow_compares_a_users_cell_with_ours(capsys, tmp_path):
 def test_a_bad_cell_spec_is_one_line(spec, message, capsys):
     code, _, err = run_cli(["train", "--cell", spec], capsys)
     assert code == 2 and message in err
+
+
+# --- PyTorch cross-check ------------------------------------------------------------------------------
+def torch_step(kind, torch, p, x, state):
+    """The same three cells written with torch ops, reading tinygraph's parameter names."""
+    sig, tanh = torch.sigmoid, torch.tanh
+    if kind == "mgu":
+        wx = x @ p["input.weight"].T + p["input.bias"]
+        f = sig(wx[:, :H] + state @ p["forget.weight"].T)
+        return state + f * (tanh(wx[:, H:] + (f * state) @ p["candidate.weight"].T) - state)
+    if kind == "indrnn":
+        return torch.relu(x @ p["input.weight"].T + p["input.bias"] + p["recurrent_weight"] * state)
+    h, c = state
+    pre = x @ p["input.weight"].T + p["input.bias"] + h @ p["recurrent.weight"].T
+    i = sig(pre[:, :H] + p["peephole"][0] * c)
+    f = sig(pre[:, H:2 * H] + p["peephole"][1] * c)
+    c = f * c + i * tanh(pre[:, 2 * H:3 * H])
+    return sig(pre[:, 3 * H:] + p["peephole"][2] * c) * tanh(c), c
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_examples_equal_the_same_cell_written_in_pytorch(kind):
+    torch = pytest.importorskip("torch", reason="PyTorch is needed for the cross-check")
+    node, _ = make_node(kind)
+    rng = np.random.default_rng(9)
+    xs = rng.uniform(-1, 1, (T, B, I)) + (1.5 if kind == "indrnn" else 0)
+    seeds = rng.standard_normal((T, B, H))
+    outputs, _ = node.unroll(tg.tensor(xs))
+    (tg.stack(outputs) * seeds).sum().backward()
+
+    p = {name: torch.tensor(q.data, requires_grad=True) for name, q in node.cell.named_parameters()}
+    state = torch.zeros(B, H, dtype=torch.float64)
+    state = (state, state.clone()) if kind == "peephole" else state
+    ys = []
+    for t in range(T):
+        state = torch_step(kind, torch, p, torch.tensor(xs[t]), state)
+        ys.append(state[0] if kind == "peephole" else state)
+    (torch.stack(ys) * torch.tensor(seeds)).sum().backward()
+    np.testing.assert_allclose(tg.stack(outputs).data, torch.stack(ys).detach().numpy(), rtol=0, atol=1e-12)
+    for name, q in node.cell.named_parameters():
+        np.testing.assert_allclose(q.grad, p[name].grad.numpy(), rtol=0, atol=1e-10, err_msg=name)
