@@ -1,7 +1,9 @@
 """visualize: Graph -> DOT/SVG for folded and unrolled recurrent nets, gradients painted on them.
 
-The nets here are written by hand with tinygraph ops, following the scope conventions rnn_models uses
-("rnn/l0/t=3/forget_gate", states named "h" and "c"), so these tests depend on the engine only.
+The nets here are written by hand with tinygraph ops and record their time steps the way any unroll
+does (a ``tg.graph.Loop``, each step inside ``in_step(loop, t)``, then ``loop.record``), with the scopes
+and names rnn_models uses ("rnn/l0/t=3/forget_gate", states "h" and "c"), so these tests depend on
+the engine only.
 
 Snapshots: tests/snapshots/*.dot hold the DOT text of a tiny RNN in both views. After an intended
 change to the drawing (or to the engine's ops), regenerate them and review the diff:
@@ -18,6 +20,8 @@ import pytest
 
 import tinygraph as tg
 import visualize
+from tinygraph.graph import Loop
+from tinygraph.modes import current_scope, in_step
 from visualize import grads as G
 
 SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
@@ -25,7 +29,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 needs_dot = pytest.mark.skipif(not __import__("shutil").which("dot"), reason="Graphviz `dot` not installed")
 
 
-# --- hand-written nets with rnn_models' scope conventions -------------------------------------------
+# --- hand-written nets, recording their steps as an unroll does ------------------------------------
 def _params(rng, gates, inputs, hidden, layer):
     rows = gates * hidden
     shapes = {f"weight_ih_l{layer}": (rows, inputs), f"weight_hh_l{layer}": (rows, hidden),
@@ -71,9 +75,12 @@ def tiny_net(kind="rnn", steps=3, layers=1, hidden=3, inputs=2, seed=0):
             state = tuple(tg.tensor(np.zeros((1, hidden)), name=n) for n in names)
             outputs = []
             with tg.scope(f"l{layer}"):
+                loop = Loop(current_scope())
                 for t in range(steps):
-                    with tg.scope(f"t={t}"):
-                        state = _step(kind, p, sequence[t], state)
+                    with tg.scope(f"t={t}"), in_step(loop, t):
+                        new = _step(kind, p, sequence[t], state)
+                        loop.record(t, state, new, new[0])
+                    state = new
                     outputs.append(state[0])
             sequence = tg.stack(outputs)
     with tg.scope("loss"):
@@ -82,14 +89,18 @@ def tiny_net(kind="rnn", steps=3, layers=1, hidden=3, inputs=2, seed=0):
 
 
 def tiny_folded(kind="rnn", hidden=3, inputs=2, seed=0):
-    """One step on placeholders "x[t]", "h[t-1]" ("c[t-1]") with a loop edge per state."""
+    """One step on placeholders "x[t]", "h[t-1]" ("c[t-1]") with a loop edge per state, recorded as
+    the one step of a loop (as ``Recurrent.folded()`` traces it)."""
     rng = np.random.default_rng(seed)
     params = _params(rng, 4 if kind == "lstm" else 1, inputs, hidden, 0)
     with tg.scope(kind), tg.scope("l0"):
-        x = tg.tensor(np.zeros((1, inputs)), name="x[t]")
-        names = ("h", "c") if kind == "lstm" else ("h",)
-        state = tuple(tg.tensor(np.zeros((1, hidden)), name=f"{n}[t-1]") for n in names)
-        new = _step(kind, params, x, state)
+        loop = Loop(current_scope())
+        with in_step(loop, 0):
+            x = tg.tensor(np.zeros((1, inputs)), name="x[t]")
+            names = ("h", "c") if kind == "lstm" else ("h",)
+            state = tuple(tg.tensor(np.zeros((1, hidden)), name=f"{n}[t-1]") for n in names)
+            new = _step(kind, params, x, state)
+            loop.record(0, state, new, new[0])
     return tg.Graph.of(*new, loop_edges=list(zip(new, state)))
 
 
