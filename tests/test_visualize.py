@@ -270,7 +270,7 @@ def test_same_program_gives_byte_identical_dot_and_svg():
 
 def test_folded_ids_name_the_same_ops_as_the_unrolled_ids():
     unrolled = visualize.StepIndex(tiny_net("lstm", 3)[0].graph())
-    folded = visualize.StepIndex(tiny_folded("lstm"), split=visualize.structure.split_folded, timed=False)
+    folded = visualize.StepIndex(tiny_folded("lstm"))
     step1 = {sid.rsplit("@", 1)[0] for i, sid in enumerate(unrolled.stable_ids)
              if unrolled.home[i] == ("lstm/l0", 1) and i not in unrolled.attached}
     ops = {folded.stable_ids[i] for i, n in enumerate(folded.graph.nodes) if n.op is not None}
