@@ -137,6 +137,24 @@ def parse(dot):
     return nodes, edges, steps
 
 
+def enclosing(dot):
+    """``{node name: [(cluster class, cluster label), ...]}``: the clusters around each node,
+    outermost first."""
+    stack, around = [], {}
+    for line in dot.source.splitlines():
+        text = line.strip()
+        if text.startswith("subgraph "):
+            stack.append(None)      # filled in by the cluster's attribute line (none for "timeline")
+        elif text == "}":
+            if stack:
+                stack.pop()
+        elif stack and stack[-1] is None and text.startswith("class="):
+            stack[-1] = (attr(text, "class"), re.search(r"<B>(.*?)</B>", text).group(1))
+        elif NODE.match(line) and not EDGE.match(line):
+            around[NODE.match(line).group(1)] = [c for c in stack if c is not None]
+    return around
+
+
 def kind(attrs):
     return (attr(attrs, "class") or "").split()[0]
 
@@ -256,6 +274,79 @@ def test_layer_level_draws_one_box_per_layer_per_step():
     assert len(labels) == 6 and sum("lstm/l1" in a for a in labels) == 3
 
 
+def test_scopes_named_like_steps_make_no_steps_when_no_loop_was_recorded():
+    """Structure is not guessed from names: a chain built inside scopes "rnn/l0/t=<k>" without a
+    recorded Loop has no time steps, so its "t=<k>" scopes are ordinary scope clusters."""
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.uniform(-0.6, 0.6, (3, 3)), requires_grad=True, name="w")
+    h = tg.tensor(np.zeros((1, 3)), name="h0")
+    with tg.scope("rnn"), tg.scope("l0"):
+        for t in range(4):
+            with tg.scope(f"t={t}"):
+                h = tg.tanh(h @ w)
+                h.name = "h"
+    graph = h.graph()
+    assert graph.steps == [] and graph.state_edges == []
+    index = visualize.StepIndex(graph)
+    assert index.steps == [] and set(index.home) == {None} and index.shared == []
+    for level in visualize.LEVELS:
+        nodes, edges, clusters = parse(visualize.to_dot(graph, level=level))
+        assert clusters == []
+        assert {kind(a) for a in nodes.values()} <= {"op", "param", "leaf", "legend"}   # no boxes, refs
+        assert {attr(a, "class") for _, _, a in edges} == {"data"}
+    where = enclosing(visualize.to_dot(graph))
+    tanhs = [f"n{i}" for i, n in enumerate(graph.nodes) if n.name == "h"]
+    assert [where[n] for n in tanhs] == [[("scope", "rnn"), ("scope", "l0"), ("scope", f"t={t}")]
+                                         for t in range(4)]
+    with pytest.raises(ValueError, match="loop_edges"):
+        visualize.to_dot(graph, view="folded")
+
+
+def test_scopes_named_like_steps_do_not_confuse_the_recorded_steps():
+    """A user's own scopes called "t=<k>" — around the recurrence ("t=7"), inside every step
+    ("t=9") and around the loss ("t=1") — stay scope clusters: the time steps are the four the
+    loop recorded, and the loss is not put into step 1."""
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.uniform(-0.6, 0.6, (3, 3)), requires_grad=True, name="w")
+    x = tg.tensor(rng.standard_normal((4, 1, 3)), name="x")
+    h, outputs = tg.tensor(np.zeros((1, 3)), name="h0"), []
+    with tg.scope("t=7"), tg.scope("rnn"):
+        loop = Loop(current_scope())
+        for t in range(4):
+            with tg.scope(f"t={t}"), in_step(loop, t):
+                x_t = x[t]
+                with tg.scope("t=9"):
+                    new = tg.tanh(x_t + h @ w)
+                    new.name = "h"
+                loop.record(t, (h,), (new,), new)
+            h = new
+            outputs.append(h)
+    with tg.scope("t=1"):
+        loss = tg.stack(outputs).sum()
+    graph = loss.graph()
+    assert [loop.name for loop in graph.loops] == ["t=7/rnn"]
+    dot = visualize.to_dot(graph)
+    _, edges, clusters = parse(dot)
+    assert clusters == ["t=0", "t=1", "t=2", "t=3"]
+    where = enclosing(dot)
+    for i, node in enumerate(graph.nodes):
+        if graph.step_of[i] is not None:
+            step = ("step", f"t={graph.step_of[i][1]}")
+            assert where[f"n{i}"] == ([step, ("scope", "t=9")] if node.scope.endswith("/t=9") else [step])
+        elif node.scope == "t=1":
+            assert where[f"n{i}"] == [("scope", "t=1")]
+    states = [(s, d) for s, d, a in edges if attr(a, "class") == "state"]
+    assert states == [(f"n{s}", f"n{d}") for s, d, _ in graph.state_edges] and len(states) == 3
+    h2 = graph.steps[2].state_out[0]
+    assert visualize.StepIndex(graph).stable_ids[h2] == "t=7/rnn/t=9/h_0@2"
+    nodes, edges, clusters = parse(visualize.to_dot(graph, level="cell"))
+    assert clusters == ["t=0", "t=1", "t=2", "t=3"] and len([a for a in nodes.values() if kind(a) == "group"]) == 4
+    _, edges, _ = parse(visualize.to_dot(graph, view="folded"))
+    assert [(s, d) for s, d, a in edges if attr(a, "class") == "loop"] == \
+        [(f"n{graph.steps[1].state_out[0]}", f"n{d}") for s, d, _ in graph.state_edges
+         if graph.step_of[d] == (0, 1)]
+
+
 # --- stable ids, determinism, snapshots -------------------------------------------------------------
 def test_same_program_gives_byte_identical_dot_and_svg():
     def draw(**kw):
@@ -366,9 +457,11 @@ def test_names_and_scopes_are_escaped():
     scope = 'a"b<c>&d'
     with tg.scope(scope):
         x = tg.tensor(np.ones(3), requires_grad=True, name=NASTY)
-        with tg.scope("t=0"):
+        loop = Loop(current_scope())
+        with tg.scope("t=0"), in_step(loop, 0):
             y = tg.tanh(x)
             y.name = "</TD></TABLE>>"
+            loop.record(0, (), (), y)
         z = x.sum()
     for level in ("op", "cell"):
         dot = visualize.to_dot([y, z], level=level, values=True)

@@ -125,6 +125,18 @@ def _summary(array):
     return f"μ={a.mean():.3g} σ={a.std():.3g} [{a.min():.3g}, {a.max():.3g}]"
 
 
+class _Step(tuple):
+    """Time step ``t``'s cluster as a component of a cluster path (``(_Step(3), "lstm/l0")``). It is
+    no string, so it never equals a scope's name: a scope called "t=3" stays a scope cluster."""
+    __slots__ = ()
+
+    def __new__(cls, t):
+        return tuple.__new__(cls, (t,))
+
+    def __str__(self):
+        return f"t={self[0]}"
+
+
 class _Node:
     __slots__ = ("name", "kind", "label", "pos", "flow", "attrs")
 
@@ -168,7 +180,7 @@ class _Drawing:
     # --- building blocks --------------------------------------------------------------------------
     def cluster(self, path, label):
         if path not in self.items:
-            self.cluster(path[:-1], path[-2] if len(path) > 1 else "")
+            self.cluster(path[:-1], str(path[-2]) if len(path) > 1 else "")
             self.items[path] = []
             self.items[path[:-1]].append(("cluster", path))
             self.cluster_labels[path] = label
@@ -177,7 +189,7 @@ class _Drawing:
     def add_node(self, path, node):
         if node.name not in self.nodes:
             if path not in self.items:
-                self.cluster(path, path[-1])
+                self.cluster(path, str(path[-1]))
             self.nodes[node.name] = node
             self.items[path].append(("node", node.name))
         return node.name
@@ -259,8 +271,8 @@ class _Drawing:
         self.timeline = []
         for t in order:   # clusters and "…" nodes left to right in time order
             if t in self.kept:
-                self.cluster((f"t={t}",), f"t={t}")
-                self.timeline.append(self.add_node((f"t={t}",), _Node(f"a{t}", "anchor", "")))
+                self.cluster((_Step(t),), str(_Step(t)))
+                self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", "")))
             else:
                 last = next(b for a, b in gaps(kept, idx.steps) if a == t)
                 self.timeline.append(self.add_node((), _Node(self.elision[t], "elision",
@@ -276,7 +288,7 @@ class _Drawing:
         prefix, t = home
         if self.view == "folded":
             return (prefix,) if prefix and self.level == "op" else ()
-        return (f"t={t}", prefix) if self.multi_prefix and self.level == "op" else (f"t={t}",)
+        return (_Step(t), prefix) if self.multi_prefix and self.level == "op" else (_Step(t),)
 
     def _cross_step_sources(self):
         """Nodes drawn with a double border: the sources of the recorded state edges."""
@@ -460,7 +472,7 @@ class _Drawing:
         if name not in self.nodes:
             shared = self.graph.nodes[s]
             label = _html_label(node_label_name(shared), ["shared"] if self.is_param[s] else [])
-            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{'/'.join(path)}")}
+            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{'/'.join(map(str, path))}")}
             kind = "ref-param" if self.is_param[s] else "ref"
             self.add_node(path, _Node(name, kind, label, s, attrs))
         return name
@@ -601,7 +613,7 @@ class _Drawing:
             else:
                 counter[0] += 1
                 with dot.subgraph(name=f"cluster_{counter[0]}") as sub:
-                    is_step = len(item) == 1 and self.view == "unrolled" and item[0].startswith("t=")
+                    is_step = len(item) == 1 and isinstance(item[0], _Step)
                     sub.attr(label=_html_label(self.cluster_labels[item], []), style="rounded",
                              color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
                              **{"class": "step" if is_step else "scope"})
