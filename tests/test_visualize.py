@@ -340,7 +340,8 @@ def test_scopes_named_like_steps_do_not_confuse_the_recorded_steps():
     h2 = graph.steps[2].state_out[0]
     assert visualize.StepIndex(graph).stable_ids[h2] == "t=7/rnn/t=9/h_0@2"
     nodes, edges, clusters = parse(visualize.to_dot(graph, level="cell"))
-    assert clusters == ["t=0", "t=1", "t=2", "t=3"] and len([a for a in nodes.values() if kind(a) == "group"]) == 4
+    assert clusters == ["t=0", "t=1", "t=2", "t=3"]
+    assert len([a for a in nodes.values() if kind(a) == "group"]) == 4
     _, edges, _ = parse(visualize.to_dot(graph, view="folded"))
     assert [(s, d) for s, d, a in edges if attr(a, "class") == "loop"] == \
         [(f"n{graph.steps[1].state_out[0]}", f"n{d}") for s, d, _ in graph.state_edges

@@ -472,7 +472,8 @@ class _Drawing:
         if name not in self.nodes:
             shared = self.graph.nodes[s]
             label = _html_label(node_label_name(shared), ["shared"] if self.is_param[s] else [])
-            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{'/'.join(map(str, path))}")}
+            where = "/".join(map(str, path))
+            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{where}")}
             kind = "ref-param" if self.is_param[s] else "ref"
             self.add_node(path, _Node(name, kind, label, s, attrs))
         return name

@@ -8,13 +8,13 @@ layer/direction the same way, beside its ``loop_edges``. Nothing here reads a ti
 direction out of a name or a scope string: a graph that recorded no steps has none, whatever its
 scopes are called.
 
-Each node gets a *home*: ``(loop name, t)`` for a node created in step ``t`` of a loop (the name is
-the loop's label, the scope path it ran in, e.g. ``"lstm/l1_reverse"``), or for an outer node
-*attached* to one step (an output head computed only from step ``t``'s nodes, or an input slice used
-only by step ``t``: read off the edges); ``None`` for everything else. An outer node read in two or
-more time steps is *shared* (parameters, the input sequence ``x``): the renderer draws it once and
-gives each step a small reference to it, because one node with an edge into every step makes
-``dot``'s layout cost explode. A node's place *within* its step (a gate's sub-scope such as
+Each node gets a *home*: ``(loop name, t)`` for a node created in step ``t`` of a loop (``Loop.name``
+is the label its unroll gave it; rnn_models uses the scope path it ran in, ``"lstm/l1_reverse"``), or
+for an outer node *attached* to one step (an output head computed only from step ``t``'s nodes, or an
+input slice used only by step ``t``: read off the edges); ``None`` for everything else. An outer node
+read in two or more time steps is *shared* (parameters, the input sequence ``x``): the renderer draws
+it once and gives each step a small reference to it, because one node with an edge into every step
+makes ``dot``'s layout cost explode. A node's place *within* its step (a gate's sub-scope such as
 ``"forget_gate"``) is its scope relative to the scope path the step recorded (``StepRecord.scope``).
 
 Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"``: loop name / place in
@@ -72,7 +72,8 @@ class StepIndex:
     Attributes:
         graph: the Graph.
         folded: whether the graph is folded (it has ``loop_edges``): its recorded steps are the one
-            step of each loop, so stable ids carry no ``@t`` and no outer node is attached to them.
+            traced step of each loop, so stable ids carry no ``@t``, and no outer node is attached to
+            a step (with a single step there is no time step to choose for it).
         home: list, per node position, of ``(loop name, t)`` or None.
         local: per position, the node's place within its step (a scope path relative to the step's
             recorded scope; ``""`` for nodes outside the steps).
