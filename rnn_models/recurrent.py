@@ -274,18 +274,26 @@ class Recurrent(Module):
     def trace_step(self, x, reverse=False, state=None):
         """Run the cell once on state placeholders named "h[t-1]" ("h[t+1]" when reverse).
 
+        The placeholders and the step's nodes are recorded as step 0 of a one-step ``Loop`` named
+        after the current scope, as ``unroll`` records each of its steps, so a folded Graph knows
+        which nodes form the step of each layer/direction (``Graph.steps``).
+
         Returns ``(placeholders, new_state, output)``; ``zip(flat(new_state), flat(placeholders))``
         are the loop edges.
         """
         previous = "t+1" if reverse else "t-1"
         zeros = state if state is not None else self.initial_state(x.shape[0], x.dtype)
         names = self._names(len(flat(zeros)), isinstance(zeros, Tensor))
-        placeholders = tuple(Tensor._wrap(s.data, name=f"{n}[{previous}]") for n, s in zip(names, flat(zeros)))
-        state = placeholders[0] if isinstance(zeros, Tensor) else placeholders
-        output, new_state = self.call_cell(x, state, t="t")
-        for name, s in zip(names, flat(new_state)):
-            if s.name is None:
-                s.name = name
+        loop = Loop(current_scope(), reverse)
+        with in_step(loop, 0):
+            placeholders = tuple(Tensor._wrap(s.data, name=f"{n}[{previous}]")
+                                 for n, s in zip(names, flat(zeros)))
+            state = placeholders[0] if isinstance(zeros, Tensor) else placeholders
+            output, new_state = self.call_cell(x, state, t="t")
+            for name, s in zip(names, flat(new_state)):
+                if s.name is None:
+                    s.name = name
+            loop.record(0, flat(state), flat(new_state), output)
         return state, new_state, output
 
     def folded(self, batch=1, input_size=None, dtype=None):

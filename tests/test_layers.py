@@ -138,6 +138,20 @@ def test_folded_stack_has_a_loop_edge_per_layer_direction_and_state():
     assert len(graph.parameters) == 16
 
 
+def test_folded_stack_records_one_step_per_layer_direction():
+    graph = LSTM(I, H, num_layers=2, bidirectional=True, fused=False).folded()
+    assert [(loop.name, loop.reverse) for loop in graph.loops] == [
+        ("lstm/l0", False), ("lstm/l0_reverse", True), ("lstm/l1", False), ("lstm/l1_reverse", True)]
+    assert [(step.loop, step.t, step.scope) for step in graph.steps] == \
+        [(k, 0, loop.name) for k, loop in enumerate(graph.loops)]
+    # each loop edge runs from a step's new state back to that same step's placeholder
+    assert sorted(edge for step in graph.steps for edge in zip(step.state_out, step.state_in)) == \
+        sorted(graph.loop_edges)
+    assert all(graph.step_of[i] == (step.loop, 0) for step in graph.steps for i in step.nodes)
+    inputs = [i for i, n in enumerate(graph.nodes) if n.name == "x[t]"]
+    assert graph.step_of[inputs[0]] is None and graph.state_edges == []   # the input is no step's
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_lengths_equal_running_each_sequence_alone(kind):
     layer = make(kind, num_layers=2, bidirectional=True, batch_first=True)

@@ -1,7 +1,9 @@
 """visualize: Graph -> DOT/SVG for folded and unrolled recurrent nets, gradients painted on them.
 
-The nets here are written by hand with tinygraph ops, following the scope conventions rnn_models uses
-("rnn/l0/t=3/forget_gate", states named "h" and "c"), so these tests depend on the engine only.
+The nets here are written by hand with tinygraph ops and record their time steps the way any unroll
+does (a ``tg.graph.Loop``, each step inside ``in_step(loop, t)``, then ``loop.record``), with the scopes
+and names rnn_models uses ("rnn/l0/t=3/forget_gate", states "h" and "c"), so these tests depend on
+the engine only.
 
 Snapshots: tests/snapshots/*.dot hold the DOT text of a tiny RNN in both views. After an intended
 change to the drawing (or to the engine's ops), regenerate them and review the diff:
@@ -18,6 +20,8 @@ import pytest
 
 import tinygraph as tg
 import visualize
+from tinygraph.graph import Loop
+from tinygraph.modes import current_scope, in_step
 from visualize import grads as G
 
 SNAPSHOTS = pathlib.Path(__file__).parent / "snapshots"
@@ -25,7 +29,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 needs_dot = pytest.mark.skipif(not __import__("shutil").which("dot"), reason="Graphviz `dot` not installed")
 
 
-# --- hand-written nets with rnn_models' scope conventions -------------------------------------------
+# --- hand-written nets, recording their steps as an unroll does ------------------------------------
 def _params(rng, gates, inputs, hidden, layer):
     rows = gates * hidden
     shapes = {f"weight_ih_l{layer}": (rows, inputs), f"weight_hh_l{layer}": (rows, hidden),
@@ -71,9 +75,12 @@ def tiny_net(kind="rnn", steps=3, layers=1, hidden=3, inputs=2, seed=0):
             state = tuple(tg.tensor(np.zeros((1, hidden)), name=n) for n in names)
             outputs = []
             with tg.scope(f"l{layer}"):
+                loop = Loop(current_scope())
                 for t in range(steps):
-                    with tg.scope(f"t={t}"):
-                        state = _step(kind, p, sequence[t], state)
+                    with tg.scope(f"t={t}"), in_step(loop, t):
+                        new = _step(kind, p, sequence[t], state)
+                        loop.record(t, state, new, new[0])
+                    state = new
                     outputs.append(state[0])
             sequence = tg.stack(outputs)
     with tg.scope("loss"):
@@ -82,14 +89,18 @@ def tiny_net(kind="rnn", steps=3, layers=1, hidden=3, inputs=2, seed=0):
 
 
 def tiny_folded(kind="rnn", hidden=3, inputs=2, seed=0):
-    """One step on placeholders "x[t]", "h[t-1]" ("c[t-1]") with a loop edge per state."""
+    """One step on placeholders "x[t]", "h[t-1]" ("c[t-1]") with a loop edge per state, recorded as
+    the one step of a loop (as ``Recurrent.folded()`` traces it)."""
     rng = np.random.default_rng(seed)
     params = _params(rng, 4 if kind == "lstm" else 1, inputs, hidden, 0)
     with tg.scope(kind), tg.scope("l0"):
-        x = tg.tensor(np.zeros((1, inputs)), name="x[t]")
-        names = ("h", "c") if kind == "lstm" else ("h",)
-        state = tuple(tg.tensor(np.zeros((1, hidden)), name=f"{n}[t-1]") for n in names)
-        new = _step(kind, params, x, state)
+        loop = Loop(current_scope())
+        with in_step(loop, 0):
+            x = tg.tensor(np.zeros((1, inputs)), name="x[t]")
+            names = ("h", "c") if kind == "lstm" else ("h",)
+            state = tuple(tg.tensor(np.zeros((1, hidden)), name=f"{n}[t-1]") for n in names)
+            new = _step(kind, params, x, state)
+            loop.record(0, state, new, new[0])
     return tg.Graph.of(*new, loop_edges=list(zip(new, state)))
 
 
@@ -124,6 +135,24 @@ def parse(dot):
         if node and node.group(1) not in ("graph", "node", "edge"):
             nodes[node.group(1)] = node.group(2)
     return nodes, edges, steps
+
+
+def enclosing(dot):
+    """``{node name: [(cluster class, cluster label), ...]}``: the clusters around each node,
+    outermost first."""
+    stack, around = [], {}
+    for line in dot.source.splitlines():
+        text = line.strip()
+        if text.startswith("subgraph "):
+            stack.append(None)      # filled in by the cluster's attribute line (none for "timeline")
+        elif text == "}":
+            if stack:
+                stack.pop()
+        elif stack and stack[-1] is None and text.startswith("class="):
+            stack[-1] = (attr(text, "class"), re.search(r"<B>(.*?)</B>", text).group(1))
+        elif NODE.match(line) and not EDGE.match(line):
+            around[NODE.match(line).group(1)] = [c for c in stack if c is not None]
+    return around
 
 
 def kind(attrs):
@@ -245,6 +274,80 @@ def test_layer_level_draws_one_box_per_layer_per_step():
     assert len(labels) == 6 and sum("lstm/l1" in a for a in labels) == 3
 
 
+def test_scopes_named_like_steps_make_no_steps_when_no_loop_was_recorded():
+    """Structure is not guessed from names: a chain built inside scopes "rnn/l0/t=<k>" without a
+    recorded Loop has no time steps, so its "t=<k>" scopes are ordinary scope clusters."""
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.uniform(-0.6, 0.6, (3, 3)), requires_grad=True, name="w")
+    h = tg.tensor(np.zeros((1, 3)), name="h0")
+    with tg.scope("rnn"), tg.scope("l0"):
+        for t in range(4):
+            with tg.scope(f"t={t}"):
+                h = tg.tanh(h @ w)
+                h.name = "h"
+    graph = h.graph()
+    assert graph.steps == [] and graph.state_edges == []
+    index = visualize.StepIndex(graph)
+    assert index.steps == [] and set(index.home) == {None} and index.shared == []
+    for level in visualize.LEVELS:
+        nodes, edges, clusters = parse(visualize.to_dot(graph, level=level))
+        assert clusters == []
+        assert {kind(a) for a in nodes.values()} <= {"op", "param", "leaf", "legend"}   # no boxes, refs
+        assert {attr(a, "class") for _, _, a in edges} == {"data"}
+    where = enclosing(visualize.to_dot(graph))
+    tanhs = [f"n{i}" for i, n in enumerate(graph.nodes) if n.name == "h"]
+    assert [where[n] for n in tanhs] == [[("scope", "rnn"), ("scope", "l0"), ("scope", f"t={t}")]
+                                         for t in range(4)]
+    with pytest.raises(ValueError, match="loop_edges"):
+        visualize.to_dot(graph, view="folded")
+
+
+def test_scopes_named_like_steps_do_not_confuse_the_recorded_steps():
+    """A user's own scopes called "t=<k>" — around the recurrence ("t=7"), inside every step
+    ("t=9") and around the loss ("t=1") — stay scope clusters: the time steps are the four the
+    loop recorded, and the loss is not put into step 1."""
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.uniform(-0.6, 0.6, (3, 3)), requires_grad=True, name="w")
+    x = tg.tensor(rng.standard_normal((4, 1, 3)), name="x")
+    h, outputs = tg.tensor(np.zeros((1, 3)), name="h0"), []
+    with tg.scope("t=7"), tg.scope("rnn"):
+        loop = Loop(current_scope())
+        for t in range(4):
+            with tg.scope(f"t={t}"), in_step(loop, t):
+                x_t = x[t]
+                with tg.scope("t=9"):
+                    new = tg.tanh(x_t + h @ w)
+                    new.name = "h"
+                loop.record(t, (h,), (new,), new)
+            h = new
+            outputs.append(h)
+    with tg.scope("t=1"):
+        loss = tg.stack(outputs).sum()
+    graph = loss.graph()
+    assert [loop.name for loop in graph.loops] == ["t=7/rnn"]
+    dot = visualize.to_dot(graph)
+    _, edges, clusters = parse(dot)
+    assert clusters == ["t=0", "t=1", "t=2", "t=3"]
+    where = enclosing(dot)
+    for i, node in enumerate(graph.nodes):
+        if graph.step_of[i] is not None:
+            step = ("step", f"t={graph.step_of[i][1]}")
+            assert where[f"n{i}"] == ([step, ("scope", "t=9")] if node.scope.endswith("/t=9") else [step])
+        elif node.scope == "t=1":
+            assert where[f"n{i}"] == [("scope", "t=1")]
+    states = [(s, d) for s, d, a in edges if attr(a, "class") == "state"]
+    assert states == [(f"n{s}", f"n{d}") for s, d, _ in graph.state_edges] and len(states) == 3
+    h2 = graph.steps[2].state_out[0]
+    assert visualize.StepIndex(graph).stable_ids[h2] == "t=7/rnn/t=9/h_0@2"
+    nodes, edges, clusters = parse(visualize.to_dot(graph, level="cell"))
+    assert clusters == ["t=0", "t=1", "t=2", "t=3"]
+    assert len([a for a in nodes.values() if kind(a) == "group"]) == 4
+    _, edges, _ = parse(visualize.to_dot(graph, view="folded"))
+    assert [(s, d) for s, d, a in edges if attr(a, "class") == "loop"] == \
+        [(f"n{graph.steps[1].state_out[0]}", f"n{d}") for s, d, _ in graph.state_edges
+         if graph.step_of[d] == (0, 1)]
+
+
 # --- stable ids, determinism, snapshots -------------------------------------------------------------
 def test_same_program_gives_byte_identical_dot_and_svg():
     def draw(**kw):
@@ -259,7 +362,7 @@ def test_same_program_gives_byte_identical_dot_and_svg():
 
 def test_folded_ids_name_the_same_ops_as_the_unrolled_ids():
     unrolled = visualize.StepIndex(tiny_net("lstm", 3)[0].graph())
-    folded = visualize.StepIndex(tiny_folded("lstm"), split=visualize.structure.split_folded, timed=False)
+    folded = visualize.StepIndex(tiny_folded("lstm"))
     step1 = {sid.rsplit("@", 1)[0] for i, sid in enumerate(unrolled.stable_ids)
              if unrolled.home[i] == ("lstm/l0", 1) and i not in unrolled.attached}
     ops = {folded.stable_ids[i] for i, n in enumerate(folded.graph.nodes) if n.op is not None}
@@ -355,9 +458,11 @@ def test_names_and_scopes_are_escaped():
     scope = 'a"b<c>&d'
     with tg.scope(scope):
         x = tg.tensor(np.ones(3), requires_grad=True, name=NASTY)
-        with tg.scope("t=0"):
+        loop = Loop(current_scope())
+        with tg.scope("t=0"), in_step(loop, 0):
             y = tg.tanh(x)
             y.name = "</TD></TABLE>>"
+            loop.record(0, (), (), y)
         z = x.sum()
     for level in ("op", "cell"):
         dot = visualize.to_dot([y, z], level=level, values=True)

@@ -1,4 +1,5 @@
-"""`tinygraph render` / `tinygraph gradflow` and the demo pictures, on real rnn_models layers."""
+"""`tinygraph render` / `tinygraph gradflow` and the demo pictures, on real rnn_models layers, and
+pictures of what ``rnn_models.Recurrent`` records when it unrolls or folds a user's own cell."""
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -126,3 +127,68 @@ def test_bidirectional_stack_unrolled_and_folded(level):
     assert source.count("class=state") == 3 * 4 * 2        # 3 transitions x 4 layer-directions x (h, c)
     folded = visualize.to_dot(out, view="folded", level=level).source
     assert folded.count("class=loop") == 4 * 2 and "class=step" not in folded
+
+
+def step_clusters_of_nodes(source):
+    """``{position: "t=<k>"}`` for each node ``n<position>`` the DOT text draws inside a step cluster."""
+    stack, found = [], {}
+    for line in source.splitlines():
+        text = line.strip()
+        if text.startswith("subgraph"):
+            stack.append(None)
+        elif text == "}" and stack:
+            stack.pop()
+        elif text.startswith("class=step"):
+            stack[-1] = re.search(r"<B>(t=\d+)</B>", text).group(1)
+        elif re.match(r"n\d+ \[", text) and any(stack):
+            found[int(text[1:text.index(" ")])] = next(label for label in stack if label)
+    return found
+
+
+def test_a_users_own_cell_is_drawn_with_the_steps_its_unroll_recorded():
+    """A minimal gated unit written as a plain function of tg ops, unrolled by ``Recurrent``: one
+    cluster per step holding that step's ops, state edges only between neighbouring steps; folded,
+    a delay edge from its new state back to its state placeholder."""
+    import numpy as np
+    import rnn_models
+    import tinygraph as tg
+    rng = np.random.default_rng(0)
+    w = tg.tensor(rng.uniform(-0.5, 0.5, (3, 8)), requires_grad=True, name="w")
+    u = tg.tensor(rng.uniform(-0.5, 0.5, (4, 8)), requires_grad=True, name="u")
+
+    def gated(x, h):
+        """h' = z * h + (1 - z) * tanh(a), with [z | a] = x W + h U."""
+        with tg.scope("gate"):
+            z, a = tg.split(x @ w + h @ u, 2, axis=-1)
+            z = tg.sigmoid(z)
+        new = z * h + (1 - z) * tg.tanh(a)
+        new.name = "h"
+        return new
+
+    node = rnn_models.Recurrent(gated, state_size=4, input_size=3)
+    steps = 4
+    outputs, _ = node(tg.tensor(rng.standard_normal((steps, 1, 3)), name="x"))
+    graph = tg.Graph.of(tg.stack(outputs).sum())
+    source = visualize.to_dot(graph).source
+    assert re.findall(r"class=step .*<B>(t=\d+)</B>", source) == [f"t={t}" for t in range(steps)]
+    clusters = step_clusters_of_nodes(source)
+    for i, home in enumerate(graph.step_of):
+        if home is not None and graph.nodes[i].op is not None:
+            assert clusters[i] == f"t={home[1]}"
+    assert any(n.scope.endswith("/gate") for n in graph.nodes)          # the cell's own sub-scope
+    states = re.findall(r"n(\d+) -> n(\d+) \[class=state", source)
+    assert len(states) == len(graph.state_edges) == 2 * (steps - 1)      # h is read twice per step
+    assert all(graph.step_of[int(d)][1] == graph.step_of[int(s)][1] + 1 for s, d in states)
+    assert len(re.findall(r"class=group", visualize.to_dot(graph, level="cell").source)) == steps
+
+    folded = node.folded()
+    source = visualize.to_dot(folded, view="folded").source
+    loops = re.findall(r"n(\d+) -> n(\d+) \[label=<z⁻¹> class=loop", source)
+    assert [(int(s), int(d)) for s, d in loops] == folded.loop_edges
+    assert [(folded.nodes[int(s)].name, folded.nodes[int(d)].name) for s, d in loops] == [("h", "h[t-1]")]
+    assert "class=step" not in source and "<B>cell</B>" in source and "<B>gate</B>" in source
+    # an unrolled graph folded by the renderer: delay edges from step 1's h into its own readers
+    source = visualize.to_dot(graph, view="folded").source
+    loops = {(int(s), int(d)) for s, d in re.findall(r"n(\d+) -> n(\d+) \[label=<z⁻¹> class=loop", source)}
+    assert loops == {(graph.steps[1].state_out[0], d) for _, d, _ in graph.state_edges
+                     if graph.step_of[d][1] == 1}

@@ -1,7 +1,8 @@
 """Graphviz pictures of tinygraph Graphs: folded and unrolled recurrent nets, with gradients painted on.
 
-``visualize`` sees only ``tinygraph.Graph`` — nodes, edges, scope paths (``"lstm/l0/t=3/forget_gate"``)
-and ``loop_edges`` — never the model code that built it::
+``visualize`` sees only ``tinygraph.Graph`` — nodes, edges, scope paths (``"lstm/l0/t=3/forget_gate"``),
+``loop_edges`` and the time steps the unroll recorded (``Graph.steps``, ``Graph.state_edges``) — never
+the model code that built it::
 
     import visualize
     graph = visualize.retain_all(loss)           # every op keeps its gradient
@@ -19,6 +20,6 @@ from .grads import GradScale, edge_grads, node_norms, retain_all  # noqa: F401
 from .plots import gradflow, loss_curve, state_grad_norms  # noqa: F401
 from .render import (FORMATS, GraphvizNotFoundError, RenderError, dot_executable,  # noqa: F401
                      install_display_hook, layout, render, svg)
-from .structure import StepIndex, parse_steps, split_scope  # noqa: F401
+from .structure import StepIndex, parse_steps  # noqa: F401
 
 install_display_hook()

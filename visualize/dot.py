@@ -30,7 +30,7 @@ import graphviz
 import numpy as np
 
 from . import grads as G
-from .structure import StepIndex, gaps, node_label_name, parse_steps, safe_id, split_folded
+from .structure import StepIndex, common_path, gaps, node_label_name, parse_steps, safe_id
 
 VIEWS = ("unrolled", "folded")
 LEVELS = ("op", "cell", "layer")
@@ -49,10 +49,12 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
 
     Args:
         graph: ``tg.Graph``, Tensor or list of Tensors.
-        view: ``"unrolled"``: one cluster per time step ``t=k``, state edges across them.
+        view: ``"unrolled"``: one cluster per time step ``t=k`` the graph recorded (``Graph.steps``),
+            its state edges across them; a folded graph is drawn as it is, with its loop edges.
             ``"folded"``: one step drawn once with a dashed ``z⁻¹`` delay edge from each state output
             back to its state input — the graph's ``loop_edges`` if it has them (``Recurrent.folded()``),
-            else read off an unrolled graph (its second step, whose state comes from the first).
+            else read off an unrolled graph (its second step, with a delay edge for each recorded
+            state edge into it).
         level: ``"op"`` every primitive; ``"cell"`` one box per time step (all layers);
             ``"layer"`` one box per layer per time step.
         steps: which time steps to draw, the rest behind a "…" node: an int window (``5`` = first 3 and
@@ -123,6 +125,18 @@ def _summary(array):
     return f"μ={a.mean():.3g} σ={a.std():.3g} [{a.min():.3g}, {a.max():.3g}]"
 
 
+class _Step(tuple):
+    """Time step ``t``'s cluster as a component of a cluster path (``(_Step(3), "lstm/l0")``). It is
+    no string, so it never equals a scope's name: a scope called "t=3" stays a scope cluster."""
+    __slots__ = ()
+
+    def __new__(cls, t):
+        return tuple.__new__(cls, (t,))
+
+    def __str__(self):
+        return f"t={self[0]}"
+
+
 class _Node:
     __slots__ = ("name", "kind", "label", "pos", "flow", "attrs")
 
@@ -166,7 +180,7 @@ class _Drawing:
     # --- building blocks --------------------------------------------------------------------------
     def cluster(self, path, label):
         if path not in self.items:
-            self.cluster(path[:-1], path[-2] if len(path) > 1 else "")
+            self.cluster(path[:-1], str(path[-2]) if len(path) > 1 else "")
             self.items[path] = []
             self.items[path[:-1]].append(("cluster", path))
             self.cluster_labels[path] = label
@@ -175,7 +189,7 @@ class _Drawing:
     def add_node(self, path, node):
         if node.name not in self.nodes:
             if path not in self.items:
-                self.cluster(path, path[-1])
+                self.cluster(path, str(path[-1]))
             self.nodes[node.name] = node
             self.items[path].append(("node", node.name))
         return node.name
@@ -240,7 +254,9 @@ class _Drawing:
 
     # --- the unrolled view ------------------------------------------------------------------------
     def unroll(self, steps, max_nodes):
-        self.index = idx = StepIndex(self.graph)
+        # a folded graph has no time steps to lay out: it is drawn as it is, with its loop edges
+        self.index = idx = StepIndex(self.graph, read_steps=not self.graph.loop_edges)
+        self.state_edges = set(self.graph.state_edges)
         self.state_outputs = self._cross_step_sources()
         kept = parse_steps(steps, idx.steps) if idx.steps else []
         if idx.steps:
@@ -255,8 +271,8 @@ class _Drawing:
         self.timeline = []
         for t in order:   # clusters and "…" nodes left to right in time order
             if t in self.kept:
-                self.cluster((f"t={t}",), f"t={t}")
-                self.timeline.append(self.add_node((f"t={t}",), _Node(f"a{t}", "anchor", "")))
+                self.cluster((_Step(t),), str(_Step(t)))
+                self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", "")))
             else:
                 last = next(b for a, b in gaps(kept, idx.steps) if a == t)
                 self.timeline.append(self.add_node((), _Node(self.elision[t], "elision",
@@ -272,15 +288,11 @@ class _Drawing:
         prefix, t = home
         if self.view == "folded":
             return (prefix,) if prefix and self.level == "op" else ()
-        return (f"t={t}", prefix) if self.multi_prefix and self.level == "op" else (f"t={t}",)
+        return (_Step(t), prefix) if self.multi_prefix and self.level == "op" else (_Step(t),)
 
     def _cross_step_sources(self):
-        idx, out = self.index, set(self.loop_src)
-        for s, d, _ in self.graph.edges:
-            hs, hd = idx.home[s], idx.home[d]
-            if hs is not None and hd is not None and hs[1] != hd[1]:
-                out.add(s)
-        return out
+        """Nodes drawn with a double border: the sources of the recorded state edges."""
+        return set(self.loop_src) | {s for s, _, _ in self.state_edges}
 
     def _fit(self, kept, max_nodes):
         """Narrow ``kept`` to a window that fits ``max_nodes`` (with a note), if it does not."""
@@ -344,12 +356,12 @@ class _Drawing:
     # --- the folded view --------------------------------------------------------------------------
     def fold(self):
         graph = self.graph
+        self.index = StepIndex(graph)
+        self.state_edges = set()
         if graph.loop_edges:
-            self.index = StepIndex(graph, split=split_folded, timed=False)
             self.loops = list(graph.loop_edges)
             drawn = range(len(graph.nodes))
         else:
-            self.index = StepIndex(graph)
             drawn, self.loops = self._representative_step()
         self.loop_src = {s for s, _ in self.loops}
         self.state_outputs = self.loop_src
@@ -360,34 +372,36 @@ class _Drawing:
             self.add_edge(self.rep[s], self.rep[d], "loop", label="z⁻¹")
 
     def _representative_step(self):
-        """An unrolled graph's folded picture: per prefix, its second step (whose state comes from a
+        """An unrolled graph's folded picture: per loop, its second step (whose state comes from a
         neighbouring step: the first, or the third in a reverse direction), the outer nodes feeding
-        it, and a loop edge for every state edge into it."""
-        idx = self.index
+        it, and for every recorded state edge into it a loop edge from the matching state output of
+        the same step (the state it produces in the place of the state it reads)."""
+        idx, graph = self.index, self.graph
         if not idx.steps:
-            raise ValueError("to_dot(view='folded'): this graph has no loop_edges and no time-step "
-                             "scopes ('t=<k>'); build it with Recurrent(cell).folded() or unroll it "
-                             "inside tg.scope('t=<k>') blocks")
+            raise ValueError("to_dot(view='folded'): this graph has no loop_edges and recorded no time "
+                             "steps (Graph.steps); build it with Recurrent(cell).folded(), or unroll it "
+                             "with rnn_models.Recurrent (or record a tinygraph.graph.Loop)")
         rep_t = {}
         for prefix, t in idx.step_positions():
             rep_t.setdefault(prefix, []).append(t)
         rep_t = {p: (ts[1] if len(ts) > 1 else ts[0]) for p, ts in rep_t.items()}
         drawn = {i for i, home in enumerate(idx.home) if home is not None and rep_t[home[0]] == home[1]}
-        by_id = {sid: i for i, sid in enumerate(idx.stable_ids)}
         inputs = [[] for _ in idx.home]
-        for s, d, _ in self.graph.edges:
+        for s, d, _ in graph.edges:
             inputs[d].append(s)
         frontier = list(drawn)
         while frontier:   # outer ancestors: parameters, the input sequence, their transposes...
             frontier = [s for d in frontier for s in inputs[d] if idx.home[s] is None and s not in drawn]
             drawn.update(frontier)
+        records = {(step.loop, step.t): step for step in graph.steps}
         loops = []
-        for s, d, _ in self.graph.edges:
-            hs, hd = idx.home[s], idx.home[d]
-            if d in drawn and hs is not None and hd is not None and abs(hs[1] - hd[1]) == 1:
-                twin = by_id.get(idx.stable_ids[s].rsplit("@", 1)[0] + f"@{hd[1]}")
-                if twin is not None and twin in drawn and (twin, d) not in loops:
-                    loops.append((twin, d))
+        for s, d, _ in graph.state_edges:
+            if d not in drawn:
+                continue
+            step = records[graph.step_of[d]]
+            for read, made in zip(step.state_in, step.state_out):
+                if read == s and made is not None and made in drawn and (made, d) not in loops:
+                    loops.append((made, d))
         return sorted(drawn), loops
 
     # --- placing nodes and edges (both views, all levels) -----------------------------------------
@@ -423,13 +437,11 @@ class _Drawing:
             if not (is_drawn(s) and is_drawn(d)):
                 continue
             src, dst = self.source_for(s, d), self.rep[d]
-            hs, hd = idx.home[s], idx.home[d]
-            cross = hs is not None and hd is not None and hs[1] != hd[1] and self.view == "unrolled"
             if src is None or dst is None:
                 continue
             if "elision" in (self.nodes[src].kind, self.nodes[dst].kind):
                 kind = "elided"
-            elif cross:
+            elif (s, d, argnum) in self.state_edges:
                 kind = "state"
             else:
                 kind = "data"
@@ -460,7 +472,8 @@ class _Drawing:
         if name not in self.nodes:
             shared = self.graph.nodes[s]
             label = _html_label(node_label_name(shared), ["shared"] if self.is_param[s] else [])
-            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{'/'.join(path)}")}
+            where = "/".join(map(str, path))
+            attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{where}")}
             kind = "ref-param" if self.is_param[s] else "ref"
             self.add_node(path, _Node(name, kind, label, s, attrs))
         return name
@@ -523,9 +536,9 @@ class _Drawing:
         if name not in self.nodes:
             if prefix:
                 title = prefix
-            else:
-                prefixes = dict.fromkeys(self.index.home[i][0] for i in self.members[key])
-                title = " + ".join(dict.fromkeys(p.split("/")[0] for p in prefixes if p)) or "cell"
+            else:   # the loops' common scope, else their names
+                prefixes = list(dict.fromkeys(self.index.home[i][0] for i in self.members[key]))
+                title = common_path(prefixes) or " + ".join(p for p in prefixes if p) or "cell"
                 if len(prefixes) > 1:
                     title += f" ({len(prefixes)} layers)"
             params = self.box_params.get(key, [])
@@ -601,7 +614,7 @@ class _Drawing:
             else:
                 counter[0] += 1
                 with dot.subgraph(name=f"cluster_{counter[0]}") as sub:
-                    is_step = len(item) == 1 and self.view == "unrolled" and item[0].startswith("t=")
+                    is_step = len(item) == 1 and isinstance(item[0], _Step)
                     sub.attr(label=_html_label(self.cluster_labels[item], []), style="rounded",
                              color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
                              **{"class": "step" if is_step else "scope"})

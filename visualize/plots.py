@@ -89,9 +89,10 @@ def loss_curve(histories, path=None, title="training loss", log_y=False, xlabel=
 
 
 def state_grad_norms(graph, name="h"):
-    """``{step prefix: [‖∂L/∂h_t‖ for each t]}`` from a graph whose state nodes kept their gradients
-    (``retain_all`` before backward). ``name``: the state tensor's name. Steps whose state holds no
-    gradient give 0.0 (nothing flowed back to them)."""
+    """``{loop name: [‖∂L/∂h_t‖ for each t]}`` from a graph whose state nodes kept their gradients
+    (``retain_all`` before backward): the nodes called ``name`` inside each recorded time step
+    (``Graph.steps``), by loop (``"lstm/l0"``) and ``t``. Steps whose state holds no gradient give
+    0.0 (nothing flowed back to them)."""
     idx = StepIndex(graph)
     out = {}
     for i, node in enumerate(graph.nodes):
@@ -99,6 +100,6 @@ def state_grad_norms(graph, name="h"):
         if home is not None and i not in idx.attached and node.name == name:
             out.setdefault(home[0], {})[home[1]] = norm(node.grad) or 0.0
     if not out:
-        raise ValueError(f"state_grad_norms: no node named {name!r} inside a time-step scope "
-                         f"('.../t=<k>/...') in this graph")
+        raise ValueError(f"state_grad_norms: no node named {name!r} inside a recorded time step "
+                         f"(Graph.steps) of this graph")
     return {prefix: [by_t[t] for t in sorted(by_t)] for prefix, by_t in out.items()}

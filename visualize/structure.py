@@ -1,49 +1,57 @@
-"""What a picture needs to know about a Graph's shape in time, read from scope paths alone.
+"""What a picture needs to know about a Graph's shape in time, read from what the Graph recorded.
 
-Scope conventions (set by whoever builds the graph, e.g. rnn_models): a scope component ``t=<k>`` marks
-time step ``k``; the components before it are the step's *prefix* (``"lstm/l1_reverse"``: model kind,
-layer and direction), the ones after it are nested sub-scopes such as gates (``"forget_gate"``).
+Whoever unrolls a recurrence (``rnn_models.Recurrent``, or any code using ``tg.graph.Loop`` with
+``tg.modes.in_step``) records in the Graph which nodes form which time step of which loop
+(``Graph.loops``, ``Graph.step_of``, ``Graph.steps``) and which edges carry the state into the next
+step (``Graph.state_edges``). A folded graph (``Recurrent.folded()``) records its one traced step per
+layer/direction the same way, beside its ``loop_edges``. Nothing here reads a time step, a layer or a
+direction out of a name or a scope string: a graph that recorded no steps has none, whatever its
+scopes are called.
 
-Each node gets a *home*: ``(prefix, t)`` for a node inside a step scope, or for an outer node *attached*
-to one step (an output head computed only from step ``t``'s nodes, or an input slice used only by step
-``t``); ``None`` for everything else. An outer node read in two or more time steps is *shared*
-(parameters, the input sequence ``x``): the renderer draws it once and gives each step a small
-reference to it, because one node with an edge into every step makes ``dot``'s layout cost explode.
+Each node gets a *home*: ``(loop name, t)`` for a node created in step ``t`` of a loop (``Loop.name``
+is the label its unroll gave it; rnn_models uses the scope path it ran in, ``"lstm/l1_reverse"``), or
+for an outer node *attached* to one step (an output head computed only from step ``t``'s nodes, or an
+input slice used only by step ``t``: read off the edges); ``None`` for everything else. An outer node
+read in two or more time steps is *shared* (parameters, the input sequence ``x``): the renderer draws
+it once and gives each step a small reference to it, because one node with an edge into every step
+makes ``dot``'s layout cost explode. A node's place *within* its step (a gate's sub-scope such as
+``"forget_gate"``) is its scope relative to the scope path the step recorded (``StepRecord.scope``).
 
-Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"``: prefix / sub-scope / op
-name or tensor name and its ordinal within that step, counted from the step's end / ``@t``. It depends
-only on scopes, names, op names and topological order, never on ``id()``, so the same program draws
-the same ids, and the folded picture of a cell (scope ``"lstm/l0/forget_gate"`` ->
-``"lstm/l0/forget_gate/sigmoid_0"``) can link to the same op of the unrolled one.
+Every node also gets a *stable id* like ``"lstm/l0/forget_gate/sigmoid_0@3"``: loop name / place in
+the step / op name or tensor name and its ordinal within that step, counted from the step's end /
+``@t``. It depends only on the recorded steps, scopes, names, op names and topological order, never on
+``id()``, so the same program draws the same ids, and the folded picture of a cell (loop
+``"lstm/l0"``, a node in ``"forget_gate"`` -> ``"lstm/l0/forget_gate/sigmoid_0"``) can link to the
+same op of the unrolled one.
 """
 import math
 import re
 
-STEP_COMPONENT = re.compile(r"t=(\d+)$")
-LAYER_COMPONENT = re.compile(r"l\d+(_reverse)?$")
 _UNSAFE_ID_CHARS = re.compile(r"[^\w./=@:+\-\[\]]")
 
 
-def split_scope(scope):
-    """``"lstm/l1/t=3/forget_gate"`` -> ``("lstm/l1", 3, "forget_gate")``;
-    no step component -> ``(scope, None, "")``."""
-    parts = (scope or "").split("/") if scope else []
-    for i, part in enumerate(parts):
-        match = STEP_COMPONENT.match(part)
-        if match:
-            return "/".join(parts[:i]), int(match.group(1)), "/".join(parts[i + 1:])
-    return scope or "", None, ""
+def within(scope, base):
+    """``scope`` as a path relative to the recorded path ``base``: ``""`` when they are equal, the rest
+    when ``scope`` lies under ``base`` (``"lstm/t=3/forget_gate"`` in ``"lstm/t=3"`` ->
+    ``"forget_gate"``), else ``scope`` itself (a step that recorded no scope, or a node created
+    outside the scope its step recorded)."""
+    scope = scope or ""
+    if scope == base:
+        return ""
+    if base and scope.startswith(base + "/"):
+        return scope[len(base) + 1:]
+    return scope
 
 
-def split_folded(scope):
-    """Scope splitter for a folded graph, whose one "step" per layer has no ``t=`` component: the
-    prefix runs to the layer component (``"lstm/l1/forget_gate"`` -> ``("lstm/l1", 0, "forget_gate")``),
-    or is the top component when there is none (``"cell/forget_gate"`` -> ``("cell", 0, ...)``)."""
-    if not scope:
-        return "", None, ""
-    parts = scope.split("/")
-    cut = next((i + 1 for i, part in enumerate(parts) if LAYER_COMPONENT.match(part)), 1)
-    return "/".join(parts[:cut]), 0, "/".join(parts[cut:])
+def common_path(paths):
+    """The longest scope path every one of ``paths`` lies in or under (``""`` if none)."""
+    parts = [p.split("/") if p else [] for p in paths]
+    common = []
+    for column in zip(*parts):
+        if len(set(column)) > 1:
+            break
+        common.append(column[0])
+    return "/".join(common)
 
 
 def safe_id(text):
@@ -63,33 +71,39 @@ class StepIndex:
 
     Attributes:
         graph: the Graph.
-        home: list, per node position, of ``(prefix, t)`` or None.
+        folded: whether the graph is folded (it has ``loop_edges``): its recorded steps are the one
+            traced step of each loop, so stable ids carry no ``@t``, and no outer node is attached to
+            a step (with a single step there is no time step to choose for it).
+        home: list, per node position, of ``(loop name, t)`` or None.
+        local: per position, the node's place within its step (a scope path relative to the step's
+            recorded scope; ``""`` for nodes outside the steps).
         attached: ``{position: "in" | "out"}`` for outer nodes homed through a neighbour: "in" feeds
             only that step (an input slice), "out" is computed only from that step (an output head).
         shared: sorted positions of outer nodes read in two or more time steps.
         consumers: per position, the list of ``(dst, argnum)`` that read it.
-        steps: sorted distinct time steps; prefixes: step prefixes in order of first appearance.
+        steps: sorted distinct time steps; prefixes: loop names in order of first appearance.
         stable_ids: per position, the stable id (unique within the graph).
-        local_ids: per position, the stable id relative to the step prefix and without ``@t`` for
-            nodes inside a step scope (``"forget_gate/sigmoid_0"``), else None.
+        local_ids: per position, the stable id relative to the loop name and without ``@t`` for
+            nodes inside a step (``"forget_gate/sigmoid_0"``), else None.
 
-    ``split`` reads a scope path into ``(prefix, t, local)``; ``split_scope`` by default, ``split_folded``
-    for a folded graph (its top scope component is the one "step").
+    ``read_steps=False`` ignores the recorded steps (every node is outer): a folded graph drawn as
+    it is.
     """
 
-    def __init__(self, graph, split=split_scope, timed=True):
-        self.graph, self.timed = graph, timed
+    def __init__(self, graph, read_steps=True):
+        self.graph, self.folded = graph, bool(graph.loop_edges)
         nodes = graph.nodes
         self.consumers = [[] for _ in nodes]
         for src, dst, argnum in graph.edges:
             self.consumers[src].append((dst, argnum))
-        self.home, self.local = [], []
-        for node in nodes:
-            prefix, t, local = split(node.scope)
-            self.home.append(None if t is None else (prefix, t))
-            self.local.append(local)
+        self.home, self.local = [None] * len(nodes), [""] * len(nodes)
+        for step in graph.steps if read_steps else ():
+            name = graph.loops[step.loop].name
+            for i in step.nodes:
+                self.home[i] = (name, step.t)
+                self.local[i] = within(nodes[i].scope, step.scope)
         self.attached = {}  # position -> "in" (feeds one step) or "out" (computed from one step)
-        if any(h is not None for h in self.home):
+        if not self.folded and any(h is not None for h in self.home):
             self._attach()
         self.shared = [i for i in range(len(nodes))
                        if self.home[i] is None and len(self.consumer_steps(i)) >= 2]
@@ -144,7 +158,7 @@ class StepIndex:
             node, h = nodes[i], self.home[i]
             in_step = h is not None and i not in self.attached
             base = self.local[i] if in_step else node.scope or ""
-            suffix = "" if h is None or not self.timed else f"@{h[1]}"
+            suffix = "" if h is None or self.folded else f"@{h[1]}"
             key = (h[0] if in_step else None, base, node_label_name(node), suffix)
             n = counts.get(key, 0)
             counts[key] = n + 1
@@ -161,7 +175,7 @@ class StepIndex:
         return ids, local_ids
 
     def step_positions(self):
-        """``{(prefix, t): [positions]}`` in topological order, homes in order of first appearance."""
+        """``{(loop name, t): [positions]}`` in topological order, homes in order of first appearance."""
         groups = {}
         for i, h in enumerate(self.home):
             if h is not None:
