@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
-from tinygraph.ops.base import Buffer, Product, Scatter, accumulate, materialize
+from tinygraph.ops.lazy import Buffer, Product, Scatter, accumulate, materialize
 from tinygraph.ops.head import LinearCrossEntropy
 from tinygraph.ops.shape import Stack
 

@@ -291,7 +291,7 @@ def test_cross_entropy_matches_torch(reduction, z, t):
 
 def test_lstm_cell_array_rule_equals_the_generic_rule():
     """The in-place numpy form of the fused LSTM rule computes what its B-generic form computes."""
-    from tinygraph.ops.base import NUMPY_VJP
+    from tinygraph.ops import NUMPY_VJP
     from tinygraph.ops.fused import LSTMCellBlock
     rng = np.random.default_rng(3)
     B, H = 3, 5

@@ -8,30 +8,13 @@ arrays and cost what numpy costs.
 """
 import numpy as np
 
-from . import functional as F
 from .errors import GraphError, ShapeError
 from .graph import toposort
 from .modes import enable_grad, is_anomaly_enabled, no_grad
-from .ops import NUMPY_VJP, apply, unbroadcast
-from .ops.base import Product, accumulate, check_finite, materialize
-from .ops.shape import IndexAdd
+from .ops.base import check_finite
+from .ops.lazy import Product, accumulate, materialize
+from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
 from .tensor import Tensor
-
-
-class TENSOR_VJP:
-    """The namespace gradient rules compute with under ``create_graph=True``: differentiable ops."""
-    log = staticmethod(F.log)
-    tanh = staticmethod(F.tanh)
-    sign = staticmethod(F.sign)
-    concat = staticmethod(F.concat)
-    softmax = staticmethod(F.softmax)
-    broadcast_to = staticmethod(F.broadcast_to)
-    unbroadcast = staticmethod(unbroadcast)
-    where = staticmethod(F.where)
-
-    @staticmethod
-    def index_add(shape, index, g, accumulate):
-        return apply(IndexAdd(shape, index, accumulate), g)
 
 
 def _seed(output, grad):

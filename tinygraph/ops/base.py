@@ -5,11 +5,11 @@ side. ``vjp(B, g, out, *inputs)`` returns exactly one gradient per input, in ord
 that is not differentiable). It is a pure function of the upstream gradient ``g``, the forward output
 ``out`` and the inputs; the engine does the accumulation.
 
-``B`` is the namespace the rule computes with. First-order backward passes ``NUMPY_VJP`` and raw arrays,
-so it costs what hand-written numpy costs; ``create_graph=True`` passes the tensor namespace and Tensors,
-so the very same rule builds a differentiable graph (grad-of-grad, Hessian-vector products). Rules only
-use operators, the methods ndarray and Tensor share (``sum reshape transpose swapaxes astype``, indexing)
-and the handful of functions in ``B``.
+``B`` is the namespace the rule computes with (``tinygraph.ops.namespaces``). First-order backward
+passes ``NUMPY_VJP`` and raw arrays, so it costs what hand-written numpy costs; ``create_graph=True``
+passes ``TENSOR_VJP`` and Tensors, so the very same rule builds a differentiable graph (grad-of-grad,
+Hessian-vector products). Rules only use operators, the methods ndarray and Tensor share (``sum reshape
+transpose swapaxes astype``, indexing) and the handful of functions in ``B``.
 
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
 registry, so every op is covered by the gradient property tests as soon as it exists
@@ -33,7 +33,7 @@ class Op:
     domain = (-3.0, 3.0)    # value range for property tests
     kinks = ()              # non-differentiable points the numerical check keeps away from
     distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
-    lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
+    lazy_grad = False       # True: a first-order rule may take g lazily (it only indexes leading axes)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -138,127 +138,3 @@ def unbroadcast(g, shape):
     if axes:
         g = g.sum(axis=axes)
     return g.reshape(shape)
-
-
-def index_add(shape, index, g, accumulate):
-    """Zeros of ``shape`` with ``g`` added at ``index`` (``np.add.at`` only when indices can repeat)."""
-    out = np.zeros(shape, dtype=g.dtype)
-    Scatter(shape, index, g, accumulate).add_into(out)
-    return out
-
-
-class Scatter:
-    """A gradient that is zero except at ``index``: the gradient of indexing, kept lazy.
-
-    Slicing every step out of one (T, ...) tensor would otherwise allocate a full-size zero array
-    per step (quadratic in T); the engine instead adds each ``Scatter`` into one buffer it owns.
-    """
-    __slots__ = ("shape", "index", "values", "accumulate")
-
-    def __init__(self, shape, index, values, accumulate):
-        self.shape, self.index, self.values, self.accumulate = shape, index, values, accumulate
-
-    def add_into(self, out):
-        if self.accumulate:
-            np.add.at(out, self.index, self.values)
-        else:
-            out[self.index] += self.values
-
-    def dense(self):
-        out = np.zeros(self.shape, dtype=self.values.dtype)
-        self.add_into(out)
-        return out
-
-
-class Product:
-    """A gradient ``left @ right`` not yet multiplied out.  left (..., K), right (K, M) -> shape
-    left.shape[:-1] + (M,).
-
-    A head over a whole sequence produces the input gradient of a (T, B, H) stack at once; kept as
-    ``dlogits (T, B, V) @ W (V, H)``, ``Stack``'s rule hands each step its slice ``Product(dlogits[t],
-    W)``, and each (B, H) block is multiplied out only when that step is processed, so the full
-    (T, B, H) array never exists.
-    """
-    __slots__ = ("left", "right")
-
-    def __init__(self, left, right):
-        self.left, self.right = left, right
-
-    @property
-    def shape(self):
-        return self.left.shape[:-1] + self.right.shape[-1:]
-
-    @property
-    def dtype(self):
-        return np.result_type(self.left, self.right)
-
-    def dense(self):
-        left = self.left
-        if left.ndim == 2:  # a step's (B, V) slice: the common case, no reshapes
-            return left @ self.right
-        # one 2-D matmul: BLAS on (rows, K) @ (K, M) beats numpy's stacked matmul over leading dims
-        return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
-
-    def add_into(self, out):
-        out += self.dense()
-
-    def __getitem__(self, index):
-        """``self.dense()[index]``, still lazy when ``index`` only selects along the leading axes."""
-        parts = index if isinstance(index, tuple) else (index,)
-        leading = len(parts) < len(self.shape) and all(
-            isinstance(p, slice) or (isinstance(p, (int, np.integer)) and not isinstance(p, bool))
-            for p in parts)
-        return Product(self.left[index], self.right) if leading else self.dense()[index]
-
-
-class Buffer:
-    """A gradient array the engine allocated itself, so further contributions may add in place."""
-    __slots__ = ("array",)
-
-    def __init__(self, array):
-        self.array = array
-
-
-LAZY = (Scatter, Product)  # gradients that stand for an array and can add themselves into one
-
-
-def accumulate(total, g):
-    """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product`` or ``Buffer``), in
-    place when the engine owns the buffer."""
-    if type(total) is not Buffer:
-        if type(total) in LAZY:
-            total = Buffer(total.dense())
-        elif type(g) in LAZY:
-            total, g = Buffer(g.dense()), total
-        else:
-            return Buffer(total + g)
-    if type(g) in LAZY:
-        g.add_into(total.array)
-    else:
-        total.array += g
-    return total
-
-
-def materialize(g):
-    """The plain ndarray of a first-order gradient."""
-    kind = type(g)
-    return g.array if kind is Buffer else g.dense() if kind in LAZY else g
-
-
-def softmax(x):
-    """Softmax over the last axis, shifted by the max so it cannot overflow."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-class NUMPY_VJP:
-    """The namespace first-order gradient rules compute with: plain numpy, no graph."""
-    where = staticmethod(np.where)
-    tanh = staticmethod(np.tanh)
-    concat = staticmethod(lambda arrays, axis: np.concatenate(arrays, axis=axis))
-    softmax = staticmethod(softmax)
-    log = staticmethod(np.log)
-    sign = staticmethod(np.sign)
-    broadcast_to = staticmethod(np.broadcast_to)
-    unbroadcast = staticmethod(unbroadcast)
-    index_add = staticmethod(Scatter)  # lazy: the engine adds it where it is needed

@@ -18,7 +18,8 @@ activation buffer: the sequence's values exist once.
 """
 import numpy as np
 
-from .base import NUMPY_VJP, Op
+from .base import Op
+from .namespaces import NUMPY_VJP
 
 
 def sigmoid_(a):

@@ -9,7 +9,9 @@ import math
 
 import numpy as np
 
-from .base import NUMPY_VJP, Op, Product
+from .base import Op
+from .lazy import Product
+from .namespaces import NUMPY_VJP
 
 
 class LinearCrossEntropy(Op):
