@@ -36,10 +36,29 @@ def _seed(output, grad):
 
 def _rule_on_arrays(node, g, arrays=None):
     """``node``'s first-order rule for upstream gradient ``g``, on arrays (``arrays``: its inputs'
-    values, by default read from ``node.inputs``)."""
+    values, by default read from ``node.inputs``): the op's ``vjp_arrays`` when it has one, else its
+    generic ``vjp`` in ``NUMPY_VJP``. Results may be lazy (see ``ops.lazy``)."""
     if arrays is None:
         arrays = [t.data for t in node.inputs]
-    return node.op.vjp(NUMPY_VJP, g, node.data, *arrays)
+    op = node.op
+    if op.vjp_arrays is None:
+        return op.vjp(NUMPY_VJP, g, node.data, *arrays)
+    return op.vjp_arrays(g, node.data, *arrays)
+
+
+def vjp_of(node, g, inputs=None):
+    """What ``node``'s first-order rule sends back to each of its inputs for the upstream gradient
+    ``g`` (an array, or Tensor, of ``node``'s shape): a tuple with one ndarray per input, None for a
+    non-differentiable one. It is the rule ``backward`` runs, with lazy results multiplied out.
+
+    inputs: the arrays ``node`` was computed from, in order; by default read from ``node.inputs``
+    (a backward without ``retain_graph`` frees those links, so a caller holding a ``Graph`` passes
+    its nodes' values).
+    """
+    g = g.data if isinstance(g, Tensor) else np.asarray(g)
+    with no_grad():
+        grads = _rule_on_arrays(node, g, None if inputs is None else list(inputs))
+    return tuple(None if r is None else lazy.materialize(r) for r in grads)
 
 
 def _rule_on_tensors(node, g):

@@ -11,6 +11,11 @@ passes ``TENSOR_VJP`` and Tensors, so the very same rule builds a differentiable
 Hessian-vector products). Rules only use operators, the methods ndarray and Tensor share (``sum reshape
 transpose swapaxes astype``, indexing) and the handful of functions in ``B``.
 
+An op may also define ``vjp_arrays(self, g, out, *inputs)`` beside ``vjp``: the same rule for arrays
+only, written for speed (in-place numpy, one buffer, lazy results), with the same return convention.
+First-order backward runs it instead of ``vjp(NUMPY_VJP, ...)``; ``vjp`` stays the definition, which
+``create_graph=True`` runs and the second-order tests check, and a registry test checks the two agree.
+
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
 registry, so every op is covered by the gradient property tests as soon as it exists
 (``class MyOp(Op, register=False)`` keeps a private or throwaway op out of it). ``sample`` names
@@ -47,6 +52,8 @@ class Op:
 
     def vjp(self, B, g, out, *inputs):
         raise NotImplementedError(f"{self.name}: no gradient rule")
+
+    vjp_arrays = None  # optional: ``vjp_arrays(self, g, out, *inputs)``, the first-order rule on arrays
 
     def explain(self, *arrays):
         """A readable reason why ``forward`` rejected these arrays (only called on failure)."""

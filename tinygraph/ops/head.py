@@ -11,7 +11,6 @@ import numpy as np
 
 from .base import Op
 from .lazy import Product
-from .namespaces import NUMPY_VJP
 
 
 class LinearCrossEntropy(Op):
@@ -63,24 +62,30 @@ class LinearCrossEntropy(Op):
         d[rows, self.targets] -= 1
         return d, losses
 
+    def _scale(self, g):
+        """The upstream gradient as a factor of each row's dlogits: (N, 1) or ()."""
+        return g.reshape((-1, 1)) if self.reduction == "none" else g * (
+            1.0 / len(self.targets) if self.reduction == "mean" else 1.0)
+
     def vjp(self, B, g, out, x, w, b):
-        cached = self._dlogits if self._out is out else None
-        self._dlogits = self._out = None  # taken (or stale): never scaled twice, freed with the result
+        # recomputed from differentiable ops, so the rule can itself be differentiated
         N, H = len(self.targets), x.shape[-1]
-        scale = g.reshape((-1, 1)) if self.reduction == "none" else g * (
-            1.0 / N if self.reduction == "mean" else 1.0)
-        if B is NUMPY_VJP:
-            d = cached if cached is not None else self._dlogits_and_losses(x, w, b)[0]
-            d *= scale
-            dx = Product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)  # multiplied out per row block
-            return dx, d.T @ x.reshape(-1, H), d.sum(axis=0)
-        # create_graph: recompute from differentiable ops, so the rule can itself be differentiated
         x2 = x.reshape((N, H))
         logits = x2 @ w.T + b
         onehot = np.zeros(logits.shape, dtype=logits.dtype)
         onehot[np.arange(N), self.targets] = 1
-        d = (B.softmax(logits) - onehot) * scale
+        d = (B.softmax(logits) - onehot) * self._scale(g)
         return (d @ w).reshape(x.shape), d.T @ x2, d.sum(axis=0)
+
+    def vjp_arrays(self, g, out, x, w, b):
+        """The same rule on arrays: the forward's dlogits scaled in place (recomputed when a backward
+        has taken them), and the gradient of x left as a lazy ``Product`` multiplied out per row block."""
+        cached = self._dlogits if self._out is out else None
+        self._dlogits = self._out = None  # taken (or stale): never scaled twice, freed with the result
+        d = cached if cached is not None else self._dlogits_and_losses(x, w, b)[0]
+        d *= self._scale(g)
+        dx = Product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
+        return dx, d.T @ x.reshape(-1, x.shape[-1]), d.sum(axis=0)
 
     def explain(self, x, w, b):
         V, H = w.shape if w.ndim == 2 else ("V", "H")
