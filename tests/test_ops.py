@@ -61,9 +61,21 @@ def test_second_derivative_matches_central_differences(name, data):
 
 @pytest.mark.parametrize("name", ALL_OPS)
 @given(data=st.data())
-def test_forward_and_backward_leave_inputs_unmodified(name, data):
+def test_forward_and_backward_leave_inputs_and_the_op_unmodified(name, data):
+    """An op is a description: what its backward reads lives on the node it made, so its attributes
+    are still its constructor's, the very same objects."""
     op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
-    assert_not_mutated(run_op(op), inputs)
+    attributes = dict(vars(op))
+
+    def op_unchanged():
+        return vars(op).keys() == attributes.keys() and all(vars(op)[k] is v for k, v in attributes.items())
+
+    def forward(*tensors):
+        out = apply(op, *tensors)
+        assert op_unchanged(), f"forward changed the op: {vars(op)} (was {attributes})"
+        return out
+    assert_not_mutated(forward, inputs)
+    assert op_unchanged(), f"backward changed the op: {vars(op)} (was {attributes})"
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE + ["sign"])
@@ -105,9 +117,10 @@ def test_detect_anomaly_lets_finite_values_and_gradients_through(name, data):
 @given(data=st.data())
 def test_fast_array_rule_equals_the_generic_rule(name, data):
     """An op's optional ``vjp_arrays`` (what first-order backward runs) returns, for every input, what
-    its generic ``vjp`` returns in the numpy namespace: called on arrays, and run by the engine on the
-    node the op made (``vjp_of``). Lazy results are multiplied out first; g covers every output element
-    (the gate columns of a cell too, as in a double backward)."""
+    its generic ``vjp`` returns in the numpy namespace: called on arrays (recomputing anything its
+    forward may cache), and run by the engine on the node the op made (``vjp_of``, reading the node's
+    cache). Lazy results are multiplied out first; g covers every output element (the gate columns of
+    a cell too, as in a double backward)."""
     op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
     node = apply(op, *leaves(inputs))
     g = data.draw(arrays(node.shape, node.dtype), label="g")
@@ -122,6 +135,7 @@ def test_fast_array_rule_equals_the_generic_rule(name, data):
                 mine, ref = materialize(mine), materialize(ref)
                 assert mine.shape == ref.shape and mine.dtype == ref.dtype, (path, argnum)
                 np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-12, err_msg=f"{path} {argnum}")
+    assert node._cache is None  # a cache the forward left is handed to the first rule run, once
 
 
 @pytest.mark.parametrize("name", NON_DIFFERENTIABLE)

@@ -36,20 +36,26 @@ def _seed(output, grad):
 
 def _rule_on_arrays(node, g, arrays=None):
     """``node``'s first-order rule for upstream gradient ``g``, on arrays (``arrays``: its inputs'
-    values, by default read from ``node.inputs``): the op's ``vjp_arrays`` when it has one, else its
-    generic ``vjp`` in ``NUMPY_VJP``. Results may be lazy (see ``ops.lazy``)."""
+    values, by default read from ``node.inputs``): the op's ``vjp_arrays`` when it has one, handed the
+    node's cache if its forward left one (``ops.base.Cached``), else its generic ``vjp`` in
+    ``NUMPY_VJP``. Results may be lazy (see ``ops.lazy``)."""
     if arrays is None:
         arrays = [t.data for t in node.inputs]
     op = node.op
     if op.vjp_arrays is None:
         return op.vjp(NUMPY_VJP, g, node.data, *arrays)
-    return op.vjp_arrays(g, node.data, *arrays)
+    cache = node._cache
+    if cache is None:
+        return op.vjp_arrays(g, node.data, *arrays)
+    node._cache = None  # taken: the rule may consume it, so no later pass reads it
+    return op.vjp_arrays(g, node.data, *arrays, cache=cache)
 
 
 def vjp_of(node, g, inputs=None):
     """What ``node``'s first-order rule sends back to each of its inputs for the upstream gradient
     ``g`` (an array, or Tensor, of ``node``'s shape): a tuple with one ndarray per input, None for a
-    non-differentiable one. It is the rule ``backward`` runs, with lazy results multiplied out.
+    non-differentiable one. It is the rule ``backward`` runs, with lazy results multiplied out; like
+    a backward, it takes the cache the node's forward left, if no backward has taken it yet.
 
     inputs: the arrays ``node`` was computed from, in order; by default read from ``node.inputs``
     (a backward without ``retain_graph`` frees those links, so a caller holding a ``Graph`` passes

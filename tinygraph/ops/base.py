@@ -15,6 +15,8 @@ An op may also define ``vjp_arrays(self, g, out, *inputs)`` beside ``vjp``: the 
 only, written for speed (in-place numpy, one buffer, lazy results), with the same return convention.
 First-order backward runs it instead of ``vjp(NUMPY_VJP, ...)``; ``vjp`` stays the definition, which
 ``create_graph=True`` runs and the second-order tests check, and a registry test checks the two agree.
+A forward may return ``Cached(value, cache)`` to leave values on the node for that fast rule; an op
+object itself holds only its constructor parameters, so one op may be applied any number of times.
 
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
 registry, so every op is covered by the gradient property tests as soon as it exists
@@ -79,7 +81,10 @@ def apply(op, *inputs):
         if type(op).explain is Op.explain:  # the generic message: numpy's reason adds the detail
             reason = f"{reason} ({exc})"
         raise ShapeError(reason) from None
+    cache = None
     if not isinstance(data, np.ndarray):
+        if type(data) is Cached:
+            data, cache = data.value, data.cache
         data = np.asarray(data)
     out = Tensor.__new__(Tensor)
     out.data = data
@@ -89,6 +94,7 @@ def apply(op, *inputs):
     out._retain = False
     out._site = None
     out._step = current_step()
+    out._cache = None
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
@@ -99,6 +105,8 @@ def apply(op, *inputs):
                     requires = True
                     break
         out.requires_grad = requires
+        if requires:  # only a node backward can reach keeps what its rule may read
+            out._cache = cache
     else:
         out.op = None
         out.inputs = ()
@@ -107,6 +115,22 @@ def apply(op, *inputs):
         out._site = creation_site()
         check_finite(out, data, "forward value")
     return out
+
+
+class Cached:
+    """What ``forward`` returns to leave values for its own first-order rule: ``Cached(value, cache)``.
+
+    ``apply`` makes ``value`` the node's data and keeps ``cache`` on the node it creates (when that node
+    requires grad), never on the op. The first first-order backward through the node takes it off the
+    node and hands it to ``vjp_arrays(g, out, *inputs, cache=cache)``, so the rule may consume it (scale
+    it in place and pass it on). Later passes (a second backward with ``retain_graph=True``, a drawing
+    after backward) and direct calls of ``vjp_arrays`` get no cache, and the rule recomputes what it
+    needs; the generic ``vjp`` (``create_graph``) never reads it.
+    """
+    __slots__ = ("value", "cache")
+
+    def __init__(self, value, cache):
+        self.value, self.cache = value, cache
 
 
 def creation_site():
