@@ -150,8 +150,8 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
 
 
 def _check_input_grads(node, input_grads, values):
-    """Anomaly mode: blame the op whose gradient rule produced a NaN/Inf (sqrt at 0), not the node the
-    gradient flows into."""
+    """Anomaly mode: blame the op whose gradient rule produced a NaN/Inf (a derivative infinite at a
+    point), not the node the gradient flows into."""
     for argnum, g in enumerate(input_grads):
         if g is not None:
             check_finite(node, values(g), f"gradient for input {argnum}")

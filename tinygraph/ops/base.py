@@ -21,8 +21,9 @@ object itself holds only its constructor parameters, so one op may be applied an
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
 registry, so every op is covered by the gradient property tests as soon as it exists
 (``class MyOp(Op, register=False)`` keeps a private or throwaway op out of it). ``sample`` names
-the shape family the tests draw inputs from; ``domain`` bounds the values (e.g. ``log`` needs x > 0);
-``kinks`` are points where the op is not differentiable, kept away from in numerical checks.
+the shape family the tests draw inputs from; ``domain`` bounds the values (an op defined for x > 0
+only says so); ``kinks`` are points where the op is not differentiable, kept away from in numerical
+checks.
 """
 import numpy as np
 
@@ -35,12 +36,12 @@ OPS = {}
 
 class Op:
     name = None
-    differentiable = True   # False: the output never requires grad (comparisons, sign)
+    differentiable = True   # False: the output never requires grad (piecewise-constant outputs)
     sample = None           # which input family the property tests draw from (see tinygraph.testing)
     domain = (-3.0, 3.0)    # value range for property tests
     kinks = ()              # non-differentiable points the numerical check keeps away from
-    distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
-    lazy_grad = False       # True: a first-order rule may take g lazily (it only indexes leading axes)
+    distinct = False        # property tests draw distinct values (for a gradient not unique at ties)
+    lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
