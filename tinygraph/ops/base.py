@@ -126,7 +126,8 @@ class Cached:
     node and hands it to ``vjp_arrays(g, out, *inputs, cache=cache)``, so the rule may consume it (scale
     it in place and pass it on). Later passes (a second backward with ``retain_graph=True``, a drawing
     after backward) and direct calls of ``vjp_arrays`` get no cache, and the rule recomputes what it
-    needs; the generic ``vjp`` (``create_graph``) never reads it.
+    needs; the generic ``vjp`` (``create_graph``) never reads it, so an op returning ``Cached``
+    defines ``vjp_arrays``.
     """
     __slots__ = ("value", "cache")
 

@@ -2,7 +2,8 @@
 
 They exist because they are measurably faster (fewer Python-level nodes, fewer temporaries) and store
 less for backward; the property tests cover them like every other op, and tests check them equal to
-their composed definitions. Every rule is written with ``B``, so they stay twice differentiable.
+their composed definitions. Every rule is written with ``B``, so they stay twice differentiable; where
+an in-place array form is faster, it is the op's ``vjp_arrays`` beside it, checked equal to the rule.
 
 A recurrent cell block receives the *input projection* ``p = x @ W_ih.T + b_ih`` (computed by
 ``affine``, once per sequence when the whole input is known) and does the recurrent part. An op has one
