@@ -52,6 +52,26 @@ def test_retain_graph_allows_a_second_backward_and_grads_add_up():
     np.testing.assert_allclose(x.grad, 2 * (2 * x.data))
 
 
+def test_compute_gradient_returns_the_requested_gradients_and_stores_nothing():
+    """The walk returns {node: gradient}; backward and grad_of only store or hand it out."""
+    from tinygraph.autograd import compute_gradient
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    w = tg.tensor([3.0, -1.0], requires_grad=True)
+    h = (x * w).retain_grad()
+    z = tg.tensor([5.0, 7.0], requires_grad=True)  # no path to the loss
+    loss = (h * h).sum()
+    found = compute_gradient([loss], [np.ones(())], retain_graph=True)
+    assert set(map(id, found)) == {id(x), id(w), id(h)}  # leaves and retained tensors by default
+    np.testing.assert_allclose(found[x], 2 * h.data * w.data)
+    np.testing.assert_allclose(found[w], 2 * h.data * x.data)
+    np.testing.assert_allclose(found[h], 2 * h.data)
+    assert x.grad is None and w.grad is None and h.grad is None
+    only = compute_gradient([loss], [np.full((), 3.0)], wanted=[h, z])
+    assert set(map(id, only)) == {id(h)}
+    np.testing.assert_allclose(only[h], 6 * h.data)
+    assert loss.inputs is None  # without retain_graph the walk frees the links it used
+
+
 def test_non_scalar_backward_needs_an_explicit_grad():
     x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * 2.0

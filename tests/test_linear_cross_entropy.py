@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
-from tinygraph.ops.base import Buffer, Product, Scatter, accumulate, materialize
+from tinygraph.ops.lazy import Buffer, Product, Scatter, accumulate, materialize
 from tinygraph.ops.head import LinearCrossEntropy
 from tinygraph.ops.shape import Stack
 
@@ -83,26 +83,38 @@ def test_a_second_backward_recomputes_what_the_first_took_from_the_cache():
     arrays, targets = problem((3, 2))
     params = leaves(arrays)
     loss = tg.linear_cross_entropy(*params, targets)
-    op = loss.op
-    assert op._dlogits.shape == (6, V)  # the node's only (N, V) array: no logits beside it
+    assert loss._cache.shape == (6, V)  # the node's only (N, V) array: no logits beside it
+    assert vars(loss.op).keys() == {"targets", "reduction"}  # the op holds no state of its own
     first = tg.grad_of(loss, params, retain_graph=True)
-    assert op._dlogits is None          # taken (and scaled) by the first backward
+    assert loss._cache is None          # taken (and scaled) by the first backward
     second = tg.grad_of(loss, params, retain_graph=True)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a.data, b.data)
 
 
-def test_a_stale_cache_from_another_forward_is_not_used():
-    """An op instance applied twice (as the property tests do) keeps only the newest cache; the older
-    node's backward must recompute instead of reading it."""
+def test_no_cache_is_kept_where_no_backward_can_come():
+    arrays, targets = problem((3, 2))
+    with tg.no_grad():
+        assert tg.linear_cross_entropy(*leaves(arrays), targets)._cache is None
+    constants = [tg.tensor(a) for a in arrays]
+    assert tg.linear_cross_entropy(*constants, targets)._cache is None
+
+
+def test_one_op_applied_twice_gives_each_node_its_own_gradient():
+    """The cache lives on the node, so an op instance applied twice (as the property tests do) leaves
+    each node its own dlogits, and each backward takes only its node's."""
     (x, w, b), targets = problem((3,))
     op = LinearCrossEntropy(targets, "sum")
     older = tg.ops.apply(op, *leaves([x, w, b]))
-    tg.ops.apply(op, *leaves([x + 1.0, w, b]))
-    params = leaves([x, w, b])
-    expected = tg.grad_of(composed(*params, targets, "sum"), params)
-    for g, ref in zip(tg.grad_of(older, older.inputs), expected):
-        close(g.data, ref.data)
+    newer = tg.ops.apply(op, *leaves([x + 1.0, w, b]))
+    assert older._cache is not None and newer._cache is not None and older._cache is not newer._cache
+    for node, shift in [(older, 0.0), (newer, 1.0)]:
+        params = leaves([x + shift, w, b])
+        expected = tg.grad_of(composed(*params, targets, "sum"), params)
+        for g, ref in zip(tg.grad_of(node, node.inputs), expected):
+            close(g.data, ref.data)
+        assert node._cache is None
+    assert vars(op).keys() == {"targets", "reduction"}
 
 
 # --- a head over a stacked sequence ------------------------------------------------------------------

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygraph as tg
-from tinygraph.ops import OPS, apply
+from tinygraph.autograd import vjp_of
+from tinygraph.ops import NUMPY_VJP, OPS, apply
+from tinygraph.ops.lazy import materialize
 from tinygraph.ops.shape import AsType
 from tinygraph.testing import (SAMPLERS, arrays, assert_not_mutated, broadcastable_pairs, check_grads,
                                op_samples, shapes)
@@ -18,6 +20,7 @@ from tinygraph.testing import (SAMPLERS, arrays, assert_not_mutated, broadcastab
 ALL_OPS = sorted(OPS)
 DIFFERENTIABLE = [name for name in ALL_OPS if OPS[name].differentiable]
 NON_DIFFERENTIABLE = [name for name in ALL_OPS if not OPS[name].differentiable]
+FAST_RULES = [name for name in ALL_OPS if OPS[name].vjp_arrays is not None]
 
 
 def run_op(op):
@@ -58,9 +61,21 @@ def test_second_derivative_matches_central_differences(name, data):
 
 @pytest.mark.parametrize("name", ALL_OPS)
 @given(data=st.data())
-def test_forward_and_backward_leave_inputs_unmodified(name, data):
+def test_forward_and_backward_leave_inputs_and_the_op_unmodified(name, data):
+    """An op is a description: what its backward reads lives on the node it made, so its attributes
+    are still its constructor's, the very same objects."""
     op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
-    assert_not_mutated(run_op(op), inputs)
+    attributes = dict(vars(op))
+
+    def op_unchanged():
+        return vars(op).keys() == attributes.keys() and all(vars(op)[k] is v for k, v in attributes.items())
+
+    def forward(*tensors):
+        out = apply(op, *tensors)
+        assert op_unchanged(), f"forward changed the op: {vars(op)} (was {attributes})"
+        return out
+    assert_not_mutated(forward, inputs)
+    assert op_unchanged(), f"backward changed the op: {vars(op)} (was {attributes})"
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE + ["sign"])
@@ -96,6 +111,31 @@ def test_detect_anomaly_lets_finite_values_and_gradients_through(name, data):
             assert (mine.grad is None) == (ref.grad is None)
             if mine.grad is not None:
                 np.testing.assert_array_equal(mine.grad, ref.grad)
+
+
+@pytest.mark.parametrize("name", FAST_RULES)
+@given(data=st.data())
+def test_fast_array_rule_equals_the_generic_rule(name, data):
+    """An op's optional ``vjp_arrays`` (what first-order backward runs) returns, for every input, what
+    its generic ``vjp`` returns in the numpy namespace: called on arrays (recomputing anything its
+    forward may cache), and run by the engine on the node the op made (``vjp_of``, reading the node's
+    cache). Lazy results are multiplied out first; g covers every output element (the gate columns of
+    a cell too, as in a double backward)."""
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    node = apply(op, *leaves(inputs))
+    g = data.draw(arrays(node.shape, node.dtype), label="g")
+    generic = op.vjp(NUMPY_VJP, g.copy(), node.data, *inputs)
+    assert len(generic) == len(inputs)
+    for path, fast in [("vjp_arrays", op.vjp_arrays(g.copy(), node.data, *inputs)),
+                       ("vjp_of", vjp_of(node, g.copy()))]:
+        assert len(fast) == len(inputs), path
+        for argnum, (mine, ref) in enumerate(zip(fast, generic)):
+            assert (mine is None) == (ref is None), (path, argnum)
+            if ref is not None:
+                mine, ref = materialize(mine), materialize(ref)
+                assert mine.shape == ref.shape and mine.dtype == ref.dtype, (path, argnum)
+                np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-12, err_msg=f"{path} {argnum}")
+    assert node._cache is None  # a cache the forward left is handed to the first rule run, once
 
 
 @pytest.mark.parametrize("name", NON_DIFFERENTIABLE)
@@ -287,22 +327,3 @@ def test_cross_entropy_matches_torch(reduction, z, t):
     out.sum().backward()
     np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(x.grad, zt.grad.numpy(), rtol=1e-10, atol=1e-12)
-
-
-def test_lstm_cell_array_rule_equals_the_generic_rule():
-    """The in-place numpy form of the fused LSTM rule computes what its B-generic form computes."""
-    from tinygraph.ops.base import NUMPY_VJP
-    from tinygraph.ops.fused import LSTMCellBlock
-    rng = np.random.default_rng(3)
-    B, H = 3, 5
-    p, h, c = rng.standard_normal((B, 4 * H)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    w, b = rng.standard_normal((4 * H, H)), rng.standard_normal(4 * H)
-    op = LSTMCellBlock()
-    out = op.forward(p, h, c, w, b)
-    g = rng.standard_normal(out.shape)  # gate part non-zero too, as in a double backward
-
-    class Generic(NUMPY_VJP):  # the same namespace under another name takes the generic path
-        pass
-
-    for fast, generic in zip(op.vjp(NUMPY_VJP, g, out, p, h, c, w, b), op.vjp(Generic, g, out, p, h, c, w, b)):
-        np.testing.assert_allclose(fast, generic, rtol=1e-13, atol=1e-13)

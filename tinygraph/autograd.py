@@ -1,37 +1,23 @@
-"""Reverse-mode autodiff: one walk over the graph in reverse topological order.
+"""Reverse-mode autodiff: one walk over the graph in reverse topological order, then storing.
 
-``backward`` accumulates into leaves' ``.grad``; ``grad_of`` returns gradients for chosen tensors
-without touching ``.grad`` (like ``torch.autograd.grad``); ``grad``/``value_and_grad`` are the JAX-style
-function transforms built on it. With ``create_graph=True`` the gradient rules run on Tensors (the
-``TENSOR_VJP`` namespace), so the gradients are themselves differentiable; otherwise they run on raw
-arrays and cost what numpy costs.
+``compute_gradient`` is the walk: it returns ``{node: gradient}`` for the nodes asked for and stores
+nothing. ``backward`` stores its result into leaves' ``.grad`` (and retained non-leaves');
+``grad_of`` returns it for chosen tensors without touching ``.grad`` (like ``torch.autograd.grad``);
+``grad``/``value_and_grad`` are the JAX-style function transforms built on it. With
+``create_graph=True`` the gradient rules run on Tensors (the ``TENSOR_VJP`` namespace), so the
+gradients are themselves differentiable; otherwise they run on raw arrays and cost what numpy costs.
 """
+import operator
+
 import numpy as np
 
-from . import functional as F
 from .errors import GraphError, ShapeError
 from .graph import toposort
 from .modes import enable_grad, is_anomaly_enabled, no_grad
-from .ops import NUMPY_VJP, apply, unbroadcast
-from .ops.base import Product, accumulate, check_finite, materialize
-from .ops.shape import IndexAdd
+from .ops import lazy
+from .ops.base import check_finite
+from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
 from .tensor import Tensor
-
-
-class TENSOR_VJP:
-    """The namespace gradient rules compute with under ``create_graph=True``: differentiable ops."""
-    log = staticmethod(F.log)
-    tanh = staticmethod(F.tanh)
-    sign = staticmethod(F.sign)
-    concat = staticmethod(F.concat)
-    softmax = staticmethod(F.softmax)
-    broadcast_to = staticmethod(F.broadcast_to)
-    unbroadcast = staticmethod(unbroadcast)
-    where = staticmethod(F.where)
-
-    @staticmethod
-    def index_add(shape, index, g, accumulate):
-        return apply(IndexAdd(shape, index, accumulate), g)
 
 
 def _seed(output, grad):
@@ -48,94 +34,151 @@ def _seed(output, grad):
     return g.astype(output.dtype, copy=False)
 
 
-def _run(outputs, seeds, retain_graph, create_graph, capture=None):
-    """Propagate ``seeds`` from ``outputs`` back through the graph.
+def _rule_on_arrays(node, g, arrays=None):
+    """``node``'s first-order rule for upstream gradient ``g``, on arrays (``arrays``: its inputs'
+    values, by default read from ``node.inputs``): the op's ``vjp_arrays`` when it has one, handed the
+    node's cache if its forward left one (``ops.base.Cached``), else its generic ``vjp`` in
+    ``NUMPY_VJP``. Results may be lazy (see ``ops.lazy``)."""
+    if arrays is None:
+        arrays = [t.data for t in node.inputs]
+    op = node.op
+    if op.vjp_arrays is None:
+        return op.vjp(NUMPY_VJP, g, node.data, *arrays)
+    cache = node._cache
+    if cache is None:
+        return op.vjp_arrays(g, node.data, *arrays)
+    node._cache = None  # taken: the rule may consume it, so no later pass reads it
+    return op.vjp_arrays(g, node.data, *arrays, cache=cache)
 
-    ``capture``: ids of tensors whose gradient is returned instead of being accumulated into leaves.
+
+def vjp_of(node, g, inputs=None):
+    """What ``node``'s first-order rule sends back to each of its inputs for the upstream gradient
+    ``g`` (an array, or Tensor, of ``node``'s shape): a tuple with one ndarray per input, None for a
+    non-differentiable one. It is the rule ``backward`` runs, with lazy results multiplied out; like
+    a backward, it takes the cache the node's forward left, if no backward has taken it yet.
+
+    inputs: the arrays ``node`` was computed from, in order; by default read from ``node.inputs``
+    (a backward without ``retain_graph`` frees those links, so a caller holding a ``Graph`` passes
+    its nodes' values).
+    """
+    g = g.data if isinstance(g, Tensor) else np.asarray(g)
+    with no_grad():
+        grads = _rule_on_arrays(node, g, None if inputs is None else list(inputs))
+    return tuple(None if r is None else lazy.materialize(r) for r in grads)
+
+
+def _rule_on_tensors(node, g):
+    """``node``'s rule under ``create_graph``: on Tensors, recorded, so it can be differentiated."""
+    return node.op.vjp(TENSOR_VJP, g, node, *node.inputs)
+
+
+class _FirstOrder:
+    """How a first-order walk holds gradients: ndarrays or the lazy forms behind ``ops.lazy``'s
+    accumulator; rules run on arrays."""
+    seed = staticmethod(lambda array: array)
+    add = staticmethod(lazy.accumulate)        # a node's total plus one more contribution
+    for_rule = staticmethod(lazy.for_rule)     # what the node's rule receives
+    dense = staticmethod(lazy.materialize)     # what callers receive
+    values = staticmethod(lazy.materialize)    # what anomaly mode checks
+    rule = staticmethod(_rule_on_arrays)
+
+
+class _CreateGraph:
+    """How a ``create_graph`` walk holds gradients: Tensors, added with recorded ops."""
+    seed = staticmethod(Tensor._wrap)
+    add = staticmethod(operator.add)
+    for_rule = staticmethod(lambda g, op: g)
+    dense = staticmethod(lambda g: g)
+    values = staticmethod(lambda g: g.data)
+    rule = staticmethod(_rule_on_tensors)
+
+
+def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False):
+    """``{node: gradient}``: d(sum_k <outputs[k], seeds[k]>) / d node for every requested node that
+    the outputs depend on (tinygrad's ``compute_gradient``). Stores nothing.
+
+    outputs: Tensors that require grad; seeds: one ndarray per output, of its shape and dtype.
+    wanted: the Tensors whose gradients to return; None means every leaf that requires grad and every
+    tensor that called ``retain_grad()`` (what ``backward`` stores). A gradient is a dense ndarray
+    (a Tensor with ``create_graph``) and may share memory with arrays the rules handed on: copy it
+    before storing it anywhere a user may write.
+
+    The walk pops nodes off the topological order, so gradients and, unless ``retain_graph``, the
+    nodes' links (``node.inputs = None``) are freed as soon as they are used. With ``create_graph``
+    the rules run on Tensors; call it under ``enable_grad()`` so they are recorded.
     """
     for out in outputs:
         if not out.requires_grad:
             raise GraphError(
                 f"backward: the output (shape {out.shape}) does not require grad — no input it depends "
                 f"on has requires_grad=True, or it was computed inside no_grad()")
+    mode = _CreateGraph if create_graph else _FirstOrder
+    add, for_rule, rule = mode.add, mode.for_rule, mode.rule
     order = toposort(outputs, requires_grad_only=True)
-    grads = {}
+    grads = {}  # id(node) -> its gradient so far, in the mode's representation
     for out, seed in zip(outputs, seeds):
-        seed = Tensor._wrap(seed) if create_graph else seed
-        grads[id(out)] = seed if id(out) not in grads else grads[id(out)] + seed
-    captured = {}
+        prev, seed = grads.get(id(out)), mode.seed(seed)
+        grads[id(out)] = seed if prev is None else add(prev, seed)
+    wanted_ids = None if wanted is None else {id(t) for t in wanted}
     anomaly = is_anomaly_enabled()
-    B = TENSOR_VJP if create_graph else NUMPY_VJP
+    found = {}
     while order:
         node = order.pop()  # reverse topological order; popping lets used arrays be freed early
         g = grads.pop(id(node), None)
         if g is None:
             continue
         op = node.op
-        # an op that only slices g (stack) takes a lazy Product as it is, so a (T, B, H) gradient is
-        # multiplied out one step at a time; everything else, and everything users see, is dense
-        lazy = type(g) is Product and op is not None and op.lazy_grad
-        if not create_graph and not lazy:
-            g = materialize(g)
+        g = for_rule(g, op)
         if anomaly:
-            check_finite(node, g.data if create_graph else materialize(g), "gradient")
-        if capture is not None and id(node) in capture:
-            captured[id(node)] = materialize(g) if lazy else g
-            if op is None:
-                continue
+            check_finite(node, mode.values(g), "gradient")
+        if (op is None or node._retain) if wanted_ids is None else id(node) in wanted_ids:
+            found[node] = mode.dense(g)
         if op is None:
-            if capture is None:
-                _accumulate(node, g, create_graph)
             continue
-        if node._retain and capture is None:
-            node.grad = g if create_graph else np.array(materialize(g))
-        inputs = node.inputs
-        if create_graph:
-            input_grads = op.vjp(B, g, node, *inputs)
-        else:
-            input_grads = op.vjp(B, g, node.data, *[t.data for t in inputs])
+        input_grads = rule(node, g)
         if anomaly:
-            _check_input_grads(node, input_grads, create_graph)
-        for t, tg in zip(inputs, input_grads):
+            _check_input_grads(node, input_grads, mode.values)
+        for t, tg in zip(node.inputs, input_grads):
             if tg is None or not t.requires_grad:
                 continue
             key = id(t)
             prev = grads.get(key)
-            if prev is None:
-                grads[key] = tg
-            else:
-                grads[key] = prev + tg if create_graph else accumulate(prev, tg)
+            grads[key] = tg if prev is None else add(prev, tg)
         if not retain_graph:
             node.inputs = None  # frees the arrays only this graph held
-    return captured
+    return found
 
 
-def _check_input_grads(node, input_grads, create_graph):
-    """Anomaly mode: blame the op whose gradient rule produced a NaN/Inf (sqrt at 0), not the node the
-    gradient flows into."""
+def _check_input_grads(node, input_grads, values):
+    """Anomaly mode: blame the op whose gradient rule produced a NaN/Inf (a derivative infinite at a
+    point), not the node the gradient flows into."""
     for argnum, g in enumerate(input_grads):
         if g is not None:
-            check_finite(node, g.data if create_graph else materialize(g), f"gradient for input {argnum}")
+            check_finite(node, values(g), f"gradient for input {argnum}")
 
 
-def _accumulate(leaf, g, create_graph):
-    if create_graph:
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
-    elif leaf.grad is None:
-        leaf.grad = np.array(g, dtype=leaf.dtype)  # own copy: rules may hand one array to several inputs
+def _store(node, g, create_graph):
+    """``node.grad`` after this backward: a retained non-leaf holds this backward's gradient, a leaf
+    accumulates across backward calls. Stored arrays are copies (rules may hand one array to several
+    inputs)."""
+    if node.op is not None:
+        node.grad = g if create_graph else np.array(g)
+    elif create_graph:
+        node.grad = g if node.grad is None else node.grad + g
+    elif node.grad is None:
+        node.grad = np.array(g, dtype=node.dtype)
     else:
-        leaf.grad = leaf.grad + g
+        node.grad = node.grad + g
 
 
 def backward(output, grad=None, retain_graph=False, create_graph=False):
-    """Accumulate d(output)/d(leaf) into ``.grad`` of every leaf that requires grad."""
+    """Accumulate d(output)/d(leaf) into ``.grad`` of every leaf that requires grad (and set ``.grad``
+    of every tensor that called ``retain_grad()``)."""
     retain_graph = retain_graph or create_graph
-    if create_graph:
-        with enable_grad():
-            _run([output], [_seed(output, grad)], retain_graph, True)
-    else:
-        with no_grad():
-            _run([output], [_seed(output, grad)], retain_graph, False)
+    with (enable_grad() if create_graph else no_grad()):
+        grads = compute_gradient([output], [_seed(output, grad)], None, retain_graph, create_graph)
+        while grads:
+            _store(*grads.popitem(), create_graph)
 
 
 def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -154,10 +197,10 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
     seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
     retain_graph = create_graph if retain_graph is None else retain_graph
     with (enable_grad() if create_graph else no_grad()):
-        captured = _run(outputs, seeds, retain_graph, create_graph, capture={id(t) for t in inputs})
+        grads = compute_gradient(outputs, seeds, inputs, retain_graph, create_graph)
     result = []
     for t in inputs:
-        g = captured.get(id(t))
+        g = grads.get(t)  # Tensors hash by identity
         if g is None and not allow_unused:
             g = np.zeros_like(t.data)
         result.append(g if g is None or isinstance(g, Tensor) else Tensor._wrap(g))

@@ -35,7 +35,7 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
     __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "_step", "__weakref__")
+                 "_step", "_cache", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -48,6 +48,7 @@ class Tensor:
         self._retain = False
         self._site = None
         self._step = current_step()
+        self._cache = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -133,6 +134,7 @@ class Tensor:
         t.data, t.grad, t.requires_grad, t.op, t.inputs = array, None, requires_grad, None, ()
         t.name, t.scope, t._retain, t._site = name, current_scope(), False, None
         t._step = current_step()
+        t._cache = None
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):

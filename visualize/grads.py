@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.ops import NUMPY_VJP
 
 # blue (small) -> red (large); ColorBrewer RdYlBu, reversed
 PALETTE = ("#313695", "#4575b4", "#74add1", "#abd9e9", "#e0f3f8",
@@ -75,7 +74,7 @@ def edge_grads(graph):
         g = node.grad.data if isinstance(node.grad, tg.Tensor) else node.grad
         inputs = [nodes[by_arg[k]].data for k in range(len(by_arg))]
         with tg.no_grad():
-            grads = node.op.vjp(NUMPY_VJP, g, node.data, *inputs)
+            grads = tg.autograd.vjp_of(node, g, inputs)
         for argnum, flow in enumerate(grads):
             if flow is not None and nodes[by_arg[argnum]].requires_grad:
                 flows[(by_arg[argnum], dst, argnum)] = _dense(flow)

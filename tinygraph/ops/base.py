@@ -5,17 +5,25 @@ side. ``vjp(B, g, out, *inputs)`` returns exactly one gradient per input, in ord
 that is not differentiable). It is a pure function of the upstream gradient ``g``, the forward output
 ``out`` and the inputs; the engine does the accumulation.
 
-``B`` is the namespace the rule computes with. First-order backward passes ``NUMPY_VJP`` and raw arrays,
-so it costs what hand-written numpy costs; ``create_graph=True`` passes the tensor namespace and Tensors,
-so the very same rule builds a differentiable graph (grad-of-grad, Hessian-vector products). Rules only
-use operators, the methods ndarray and Tensor share (``sum reshape transpose swapaxes astype``, indexing)
-and the handful of functions in ``B``.
+``B`` is the namespace the rule computes with (``tinygraph.ops.namespaces``). First-order backward
+passes ``NUMPY_VJP`` and raw arrays, so it costs what hand-written numpy costs; ``create_graph=True``
+passes ``TENSOR_VJP`` and Tensors, so the very same rule builds a differentiable graph (grad-of-grad,
+Hessian-vector products). Rules only use operators, the methods ndarray and Tensor share (``sum reshape
+transpose swapaxes astype``, indexing) and the handful of functions in ``B``.
+
+An op may also define ``vjp_arrays(self, g, out, *inputs)`` beside ``vjp``: the same rule for arrays
+only, written for speed (in-place numpy, one buffer, lazy results), with the same return convention.
+First-order backward runs it instead of ``vjp(NUMPY_VJP, ...)``; ``vjp`` stays the definition, which
+``create_graph=True`` runs and the second-order tests check, and a registry test checks the two agree.
+A forward may return ``Cached(value, cache)`` to leave values on the node for that fast rule; an op
+object itself holds only its constructor parameters, so one op may be applied any number of times.
 
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
 registry, so every op is covered by the gradient property tests as soon as it exists
 (``class MyOp(Op, register=False)`` keeps a private or throwaway op out of it). ``sample`` names
-the shape family the tests draw inputs from; ``domain`` bounds the values (e.g. ``log`` needs x > 0);
-``kinks`` are points where the op is not differentiable, kept away from in numerical checks.
+the shape family the tests draw inputs from; ``domain`` bounds the values (an op defined for x > 0
+only says so); ``kinks`` are points where the op is not differentiable, kept away from in numerical
+checks.
 """
 import numpy as np
 
@@ -28,11 +36,11 @@ OPS = {}
 
 class Op:
     name = None
-    differentiable = True   # False: the output never requires grad (comparisons, sign)
+    differentiable = True   # False: the output never requires grad (piecewise-constant outputs)
     sample = None           # which input family the property tests draw from (see tinygraph.testing)
     domain = (-3.0, 3.0)    # value range for property tests
     kinks = ()              # non-differentiable points the numerical check keeps away from
-    distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
+    distinct = False        # property tests draw distinct values (for a gradient not unique at ties)
     lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
 
     def __init_subclass__(cls, register=True, **kwargs):
@@ -47,6 +55,8 @@ class Op:
 
     def vjp(self, B, g, out, *inputs):
         raise NotImplementedError(f"{self.name}: no gradient rule")
+
+    vjp_arrays = None  # optional: ``vjp_arrays(self, g, out, *inputs)``, the first-order rule on arrays
 
     def explain(self, *arrays):
         """A readable reason why ``forward`` rejected these arrays (only called on failure)."""
@@ -72,7 +82,10 @@ def apply(op, *inputs):
         if type(op).explain is Op.explain:  # the generic message: numpy's reason adds the detail
             reason = f"{reason} ({exc})"
         raise ShapeError(reason) from None
+    cache = None
     if not isinstance(data, np.ndarray):
+        if type(data) is Cached:
+            data, cache = data.value, data.cache
         data = np.asarray(data)
     out = Tensor.__new__(Tensor)
     out.data = data
@@ -82,6 +95,7 @@ def apply(op, *inputs):
     out._retain = False
     out._site = None
     out._step = current_step()
+    out._cache = None
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
@@ -92,6 +106,8 @@ def apply(op, *inputs):
                     requires = True
                     break
         out.requires_grad = requires
+        if requires:  # only a node backward can reach keeps what its rule may read
+            out._cache = cache
     else:
         out.op = None
         out.inputs = ()
@@ -100,6 +116,23 @@ def apply(op, *inputs):
         out._site = creation_site()
         check_finite(out, data, "forward value")
     return out
+
+
+class Cached:
+    """What ``forward`` returns to leave values for its own first-order rule: ``Cached(value, cache)``.
+
+    ``apply`` makes ``value`` the node's data and keeps ``cache`` on the node it creates (when that node
+    requires grad), never on the op. The first first-order backward through the node takes it off the
+    node and hands it to ``vjp_arrays(g, out, *inputs, cache=cache)``, so the rule may consume it (scale
+    it in place and pass it on). Later passes (a second backward with ``retain_graph=True``, a drawing
+    after backward) and direct calls of ``vjp_arrays`` get no cache, and the rule recomputes what it
+    needs; the generic ``vjp`` (``create_graph``) never reads it, so an op returning ``Cached``
+    defines ``vjp_arrays``.
+    """
+    __slots__ = ("value", "cache")
+
+    def __init__(self, value, cache):
+        self.value, self.cache = value, cache
 
 
 def creation_site():
@@ -138,127 +171,3 @@ def unbroadcast(g, shape):
     if axes:
         g = g.sum(axis=axes)
     return g.reshape(shape)
-
-
-def index_add(shape, index, g, accumulate):
-    """Zeros of ``shape`` with ``g`` added at ``index`` (``np.add.at`` only when indices can repeat)."""
-    out = np.zeros(shape, dtype=g.dtype)
-    Scatter(shape, index, g, accumulate).add_into(out)
-    return out
-
-
-class Scatter:
-    """A gradient that is zero except at ``index``: the gradient of indexing, kept lazy.
-
-    Slicing every step out of one (T, ...) tensor would otherwise allocate a full-size zero array
-    per step (quadratic in T); the engine instead adds each ``Scatter`` into one buffer it owns.
-    """
-    __slots__ = ("shape", "index", "values", "accumulate")
-
-    def __init__(self, shape, index, values, accumulate):
-        self.shape, self.index, self.values, self.accumulate = shape, index, values, accumulate
-
-    def add_into(self, out):
-        if self.accumulate:
-            np.add.at(out, self.index, self.values)
-        else:
-            out[self.index] += self.values
-
-    def dense(self):
-        out = np.zeros(self.shape, dtype=self.values.dtype)
-        self.add_into(out)
-        return out
-
-
-class Product:
-    """A gradient ``left @ right`` not yet multiplied out.  left (..., K), right (K, M) -> shape
-    left.shape[:-1] + (M,).
-
-    A head over a whole sequence produces the input gradient of a (T, B, H) stack at once; kept as
-    ``dlogits (T, B, V) @ W (V, H)``, ``Stack``'s rule hands each step its slice ``Product(dlogits[t],
-    W)``, and each (B, H) block is multiplied out only when that step is processed, so the full
-    (T, B, H) array never exists.
-    """
-    __slots__ = ("left", "right")
-
-    def __init__(self, left, right):
-        self.left, self.right = left, right
-
-    @property
-    def shape(self):
-        return self.left.shape[:-1] + self.right.shape[-1:]
-
-    @property
-    def dtype(self):
-        return np.result_type(self.left, self.right)
-
-    def dense(self):
-        left = self.left
-        if left.ndim == 2:  # a step's (B, V) slice: the common case, no reshapes
-            return left @ self.right
-        # one 2-D matmul: BLAS on (rows, K) @ (K, M) beats numpy's stacked matmul over leading dims
-        return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
-
-    def add_into(self, out):
-        out += self.dense()
-
-    def __getitem__(self, index):
-        """``self.dense()[index]``, still lazy when ``index`` only selects along the leading axes."""
-        parts = index if isinstance(index, tuple) else (index,)
-        leading = len(parts) < len(self.shape) and all(
-            isinstance(p, slice) or (isinstance(p, (int, np.integer)) and not isinstance(p, bool))
-            for p in parts)
-        return Product(self.left[index], self.right) if leading else self.dense()[index]
-
-
-class Buffer:
-    """A gradient array the engine allocated itself, so further contributions may add in place."""
-    __slots__ = ("array",)
-
-    def __init__(self, array):
-        self.array = array
-
-
-LAZY = (Scatter, Product)  # gradients that stand for an array and can add themselves into one
-
-
-def accumulate(total, g):
-    """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product`` or ``Buffer``), in
-    place when the engine owns the buffer."""
-    if type(total) is not Buffer:
-        if type(total) in LAZY:
-            total = Buffer(total.dense())
-        elif type(g) in LAZY:
-            total, g = Buffer(g.dense()), total
-        else:
-            return Buffer(total + g)
-    if type(g) in LAZY:
-        g.add_into(total.array)
-    else:
-        total.array += g
-    return total
-
-
-def materialize(g):
-    """The plain ndarray of a first-order gradient."""
-    kind = type(g)
-    return g.array if kind is Buffer else g.dense() if kind in LAZY else g
-
-
-def softmax(x):
-    """Softmax over the last axis, shifted by the max so it cannot overflow."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-class NUMPY_VJP:
-    """The namespace first-order gradient rules compute with: plain numpy, no graph."""
-    where = staticmethod(np.where)
-    tanh = staticmethod(np.tanh)
-    concat = staticmethod(lambda arrays, axis: np.concatenate(arrays, axis=axis))
-    softmax = staticmethod(softmax)
-    log = staticmethod(np.log)
-    sign = staticmethod(np.sign)
-    broadcast_to = staticmethod(np.broadcast_to)
-    unbroadcast = staticmethod(unbroadcast)
-    index_add = staticmethod(Scatter)  # lazy: the engine adds it where it is needed

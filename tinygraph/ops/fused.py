@@ -2,7 +2,8 @@
 
 They exist because they are measurably faster (fewer Python-level nodes, fewer temporaries) and store
 less for backward; the property tests cover them like every other op, and tests check them equal to
-their composed definitions. Every rule is written with ``B``, so they stay twice differentiable.
+their composed definitions. Every rule is written with ``B``, so they stay twice differentiable; where
+an in-place array form is faster, it is the op's ``vjp_arrays`` beside it, checked equal to the rule.
 
 A recurrent cell block receives the *input projection* ``p = x @ W_ih.T + b_ih`` (computed by
 ``affine``, once per sequence when the whole input is known) and does the recurrent part. An op has one
@@ -18,7 +19,7 @@ activation buffer: the sequence's values exist once.
 """
 import numpy as np
 
-from .base import NUMPY_VJP, Op
+from .base import Op
 
 
 def sigmoid_(a):
@@ -133,8 +134,6 @@ class LSTMCellBlock(CellBlock):
     def vjp(self, B, g, out, p, h, c, w_hh, b_hh):
         # g covers the whole output; its gate part is zero unless something reads the gates (as a
         # double backward does), so it is included to keep the rule exact.
-        if B is NUMPY_VJP:
-            return self.vjp_arrays(g, out, h, c, w_hh)
         H = h.shape[-1]
         gh, gc, gi, gf, gg, go = (g[:, k * H:(k + 1) * H] for k in range(6))
         c_new, i, f, g_act, o = (out[:, k * H:(k + 1) * H] for k in range(1, 6))
@@ -146,8 +145,7 @@ class LSTMCellBlock(CellBlock):
                            (gh * tanh_c + go) * o * (1 - o)], axis=-1)
         return dgates, dgates @ w_hh, dc * f, dgates.T @ h, dgates.sum(axis=0)
 
-    @staticmethod
-    def vjp_arrays(g, out, h, c, w_hh):
+    def vjp_arrays(self, g, out, p, h, c, w_hh, b_hh):
         """The same rule on arrays, each gate's gradient written into its block of one buffer."""
         H = h.shape[-1]
         gh, gc = g[:, :H], g[:, H:2 * H]
@@ -238,17 +236,21 @@ class CrossEntropy(Op):
         total = losses.sum()
         return total / len(x) if self.reduction == "mean" else total
 
-    def vjp(self, B, g, out, x):
-        rows = np.arange(len(self.targets))
-        scale = g.reshape((-1, 1)) if self.reduction == "none" else g * (
+    def _scale(self, g):
+        """The upstream gradient as a factor of each row's (softmax - onehot): (N, 1) or ()."""
+        return g.reshape((-1, 1)) if self.reduction == "none" else g * (
             1.0 / len(self.targets) if self.reduction == "mean" else 1.0)
-        if B is NUMPY_VJP:  # one (N, C) buffer instead of softmax, one-hot and two products
-            dx = x - x.max(axis=-1, keepdims=True)
-            np.exp(dx, out=dx)
-            dx /= dx.sum(axis=-1, keepdims=True)
-            dx[rows, self.targets] -= 1
-            dx *= scale
-            return (dx,)
+
+    def vjp(self, B, g, out, x):
         onehot = np.zeros(x.shape, dtype=x.dtype)
-        onehot[rows, self.targets] = 1
-        return ((B.softmax(x) - onehot) * scale,)
+        onehot[np.arange(len(self.targets)), self.targets] = 1
+        return ((B.softmax(x) - onehot) * self._scale(g),)
+
+    def vjp_arrays(self, g, out, x):
+        """The same rule in one (N, C) buffer instead of softmax, one-hot and two products."""
+        dx = x - x.max(axis=-1, keepdims=True)
+        np.exp(dx, out=dx)
+        dx /= dx.sum(axis=-1, keepdims=True)
+        dx[np.arange(len(self.targets)), self.targets] -= 1
+        dx *= self._scale(g)
+        return (dx,)

@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from .base import NUMPY_VJP, Op, Product
+from .base import Cached, Op
+from .lazy import Product
 
 
 class LinearCrossEntropy(Op):
@@ -19,9 +20,10 @@ class LinearCrossEntropy(Op):
     x.shape[:-1] and are stored flattened (N,). reduction "mean" -> (), "sum" -> (), "none" ->
     x.shape[:-1]. Equal to ``cross_entropy((x @ weight.T + bias).reshape(N, V), targets.reshape(N))``.
 
-    Forward leaves the unscaled dlogits = softmax(logits) - onehot(targets), (N, V), on the op; the
-    first backward scales it in place by the upstream gradient and hands it on. A later backward
-    (``retain_graph=True``) finds the cache gone and recomputes it from x, weight and bias.
+    Forward leaves the unscaled dlogits = softmax(logits) - onehot(targets), (N, V), on the node it
+    makes (``Cached``); the first backward scales it in place by the upstream gradient and hands it on.
+    A later backward (``retain_graph=True``) finds the cache gone and recomputes it from x, weight and
+    bias.
     """
     name = "linear_cross_entropy"
     sample = "linear_cross_entropy"
@@ -29,8 +31,6 @@ class LinearCrossEntropy(Op):
     def __init__(self, targets, reduction="mean"):
         self.targets = np.asarray(targets).reshape(-1)
         self.reduction = reduction
-        self._dlogits = None  # (N, V) softmax - onehot from the last forward, until a backward takes it
-        self._out = None      # that forward's output: the cache is valid only for a vjp of this node
 
     def forward(self, x, w, b):
         dlogits, losses = self._dlogits_and_losses(x, w, b)
@@ -38,10 +38,8 @@ class LinearCrossEntropy(Op):
             out = losses.reshape(x.shape[:-1])
         else:
             total = losses.sum()
-            # an ndarray, not a numpy scalar, so ``apply`` keeps this very object as the node's data
-            out = np.asarray(total / len(losses) if self.reduction == "mean" else total)
-        self._dlogits, self._out = dlogits, out
-        return out
+            out = total / len(losses) if self.reduction == "mean" else total
+        return Cached(out, dlogits)  # (N, V) dlogits stay on the node until its first backward
 
     def _dlogits_and_losses(self, x, w, b):
         """(softmax(logits) - onehot, losses), (N, V) and (N,), computed in one (N, V) buffer."""
@@ -61,24 +59,29 @@ class LinearCrossEntropy(Op):
         d[rows, self.targets] -= 1
         return d, losses
 
+    def _scale(self, g):
+        """The upstream gradient as a factor of each row's dlogits: (N, 1) or ()."""
+        return g.reshape((-1, 1)) if self.reduction == "none" else g * (
+            1.0 / len(self.targets) if self.reduction == "mean" else 1.0)
+
     def vjp(self, B, g, out, x, w, b):
-        cached = self._dlogits if self._out is out else None
-        self._dlogits = self._out = None  # taken (or stale): never scaled twice, freed with the result
+        # recomputed from differentiable ops, so the rule can itself be differentiated
         N, H = len(self.targets), x.shape[-1]
-        scale = g.reshape((-1, 1)) if self.reduction == "none" else g * (
-            1.0 / N if self.reduction == "mean" else 1.0)
-        if B is NUMPY_VJP:
-            d = cached if cached is not None else self._dlogits_and_losses(x, w, b)[0]
-            d *= scale
-            dx = Product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)  # multiplied out per row block
-            return dx, d.T @ x.reshape(-1, H), d.sum(axis=0)
-        # create_graph: recompute from differentiable ops, so the rule can itself be differentiated
         x2 = x.reshape((N, H))
         logits = x2 @ w.T + b
         onehot = np.zeros(logits.shape, dtype=logits.dtype)
         onehot[np.arange(N), self.targets] = 1
-        d = (B.softmax(logits) - onehot) * scale
+        d = (B.softmax(logits) - onehot) * self._scale(g)
         return (d @ w).reshape(x.shape), d.T @ x2, d.sum(axis=0)
+
+    def vjp_arrays(self, g, out, x, w, b, cache=None):
+        """The same rule on arrays: the forward's dlogits (``cache``, (N, V)) scaled in place, recomputed
+        when a backward has taken them; the gradient of x is left as a lazy ``Product`` multiplied out
+        per row block."""
+        d = cache if cache is not None else self._dlogits_and_losses(x, w, b)[0]
+        d *= self._scale(g)
+        dx = Product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
+        return dx, d.T @ x.reshape(-1, x.shape[-1]), d.sum(axis=0)
 
     def explain(self, x, w, b):
         V, H = w.shape if w.ndim == 2 else ("V", "H")

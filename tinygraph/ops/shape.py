@@ -1,7 +1,8 @@
 """Reductions and structural primitives: sum, max, reshape, transpose, broadcast, indexing, concat."""
 import numpy as np
 
-from .base import Op, index_add
+from .base import Op
+from .lazy import index_add
 
 
 def kept_shape(shape, axis):

@@ -1,0 +1,127 @@
+"""Lazy first-order gradients, and the one accumulator the backward walk adds gradients up with.
+
+A first-order rule may return, instead of an ndarray, a form that stands for one:
+
+- ``Scatter``: zeros except ``values`` at ``index`` (the gradient of indexing). Slicing every step out
+  of one (T, ...) tensor would otherwise allocate a full-size zero array per step (quadratic in T);
+  the accumulator instead adds each ``Scatter`` into one buffer it owns.
+- ``Product``: ``left @ right`` not yet multiplied out. A head over a whole sequence produces the
+  input gradient of a (T, B, H) stack at once; kept as ``dlogits (T, B, V) @ W (V, H)``, an op that
+  only slices its upstream gradient hands each step ``Product(dlogits[t], W)``, and each (B, H) block
+  is multiplied out only when that step is processed, so the full (T, B, H) array never exists.
+- ``Buffer``: an array the accumulator allocated itself, so further contributions add in place.
+
+The walk sees none of these types; it uses three functions:
+
+- ``accumulate(total, g)``: the running total of a node's gradient plus one more contribution;
+- ``materialize(g)``: the plain ndarray (what users, anomaly checks and ``grad_of`` get);
+- ``for_rule(g, op)``: what ``op``'s first-order rule receives, dense unless the op declares
+  ``lazy_grad`` (it only indexes g along leading axes) and g is a ``Product``.
+"""
+import numpy as np
+
+
+class Scatter:
+    """A gradient of ``shape`` that is zero except ``values`` added at ``index`` (``np.add.at`` when
+    ``accumulate``: the index holds arrays, so positions can repeat)."""
+    __slots__ = ("shape", "index", "values", "accumulate")
+
+    def __init__(self, shape, index, values, accumulate):
+        self.shape, self.index, self.values, self.accumulate = shape, index, values, accumulate
+
+    def add_into(self, out):
+        if self.accumulate:
+            np.add.at(out, self.index, self.values)
+        else:
+            out[self.index] += self.values
+
+    def dense(self):
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        self.add_into(out)
+        return out
+
+
+def index_add(shape, index, g, accumulate):
+    """Zeros of ``shape`` with ``g`` added at ``index``: a ``Scatter`` multiplied out."""
+    return Scatter(shape, index, g, accumulate).dense()
+
+
+class Product:
+    """A gradient ``left @ right`` not yet multiplied out.  left (..., K), right (K, M) -> shape
+    left.shape[:-1] + (M,). Indexing the leading axes stays lazy (see the module docstring)."""
+    __slots__ = ("left", "right")
+
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+    @property
+    def shape(self):
+        return self.left.shape[:-1] + self.right.shape[-1:]
+
+    @property
+    def dtype(self):
+        return np.result_type(self.left, self.right)
+
+    def dense(self):
+        left = self.left
+        if left.ndim == 2:  # a step's (B, V) slice: the common case, no reshapes
+            return left @ self.right
+        # one 2-D matmul: BLAS on (rows, K) @ (K, M) beats numpy's stacked matmul over leading dims
+        return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
+
+    def add_into(self, out):
+        out += self.dense()
+
+    def __getitem__(self, index):
+        """``self.dense()[index]``, still lazy when ``index`` only selects along the leading axes."""
+        parts = index if isinstance(index, tuple) else (index,)
+        leading = len(parts) < len(self.shape) and all(
+            isinstance(p, slice) or (isinstance(p, (int, np.integer)) and not isinstance(p, bool))
+            for p in parts)
+        return Product(self.left[index], self.right) if leading else self.dense()[index]
+
+
+class Buffer:
+    """A gradient array the accumulator allocated itself, so further contributions may add in place."""
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+
+LAZY = (Scatter, Product)  # gradients that stand for an array and can add themselves into one
+
+
+def accumulate(total, g):
+    """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product`` or ``Buffer``), in
+    place when the accumulator owns the buffer. ``g`` is what a rule returned: never a ``Buffer``."""
+    if type(total) is not Buffer:
+        if type(total) in LAZY:
+            total = Buffer(total.dense())
+        elif type(g) in LAZY:
+            total, g = Buffer(g.dense()), total
+        else:
+            return Buffer(total + g)
+    if type(g) in LAZY:
+        g.add_into(total.array)
+    else:
+        total.array += g
+    return total
+
+
+def materialize(g):
+    """The plain ndarray of a first-order gradient."""
+    kind = type(g)
+    return g.array if kind is Buffer else g.dense() if kind in LAZY else g
+
+
+def for_rule(g, op):
+    """What ``op``'s first-order rule receives for the accumulated gradient ``g`` (``op`` None: a
+    leaf, which has no rule): a ``Product`` as it is when the op declares ``lazy_grad``, otherwise
+    the dense array."""
+    kind = type(g)
+    if kind is Buffer:
+        return g.array
+    if kind is Scatter or (kind is Product and (op is None or not op.lazy_grad)):
+        return g.dense()
+    return g  # ndarray, numpy scalar, or a Product the op takes as it is
