@@ -18,10 +18,11 @@ Reading checks the whole file before allocating any array: a zip of exactly the 
 names, each stored or deflated and not encrypted, each ``.npy`` header (parsed with numpy's header
 reader, which allocates nothing) of a numeric dtype whose shape accounts for the member's size, the
 total under ``max_bytes``, the metadata JSON no deeper than ``MAX_DEPTH`` (checked without recursion)
-and of the right types, and the model config consistent with the saved arrays. Only then are the
-arrays read, and each is compared with the CRC-32 the metadata recorded for it (so members cannot be
-swapped or re-headed unnoticed). Every problem is a ``CheckpointError`` naming the file, the member and
-what is wrong; nothing is unpickled, ever.
+and of the right types, each array reference at the place in its tree that its name says, and the
+model config consistent with the saved arrays. Only then are the arrays read, and each is compared
+with the CRC-32 the metadata recorded for it (so members cannot be swapped or re-headed unnoticed).
+Every problem is a ``CheckpointError`` naming the file, the member and what is wrong; nothing is
+unpickled, ever.
 """
 import io
 import json
@@ -145,6 +146,8 @@ def save_checkpoint(path, model, optimizer=None, config=None, trainer_state=None
     ``config`` entries that ``load_checkpoint`` checks (``model``, ``lr``, ``seq_len``, ...) must be
     valid, so that every file written can be read back.
     """
+    if trainer_state is not None and not isinstance(trainer_state, dict):
+        raise TypeError(f"save_checkpoint: trainer_state must be a dict, got {type(trainer_state).__name__}")
     arrays = {f"model/{name}": np.asarray(value) for name, value in model.state_dict().items()}
     for name, value in arrays.items():
         if value.dtype.kind not in "biuf":
@@ -464,6 +467,9 @@ def _read_meta(path, archive, infos):
     repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
     if repeated:
         raise _meta_error(path, f"'model_keys' repeats {repeated}")
+    for part in ("optimizer", "trainer"):
+        if meta.get(part) is not None and not isinstance(meta[part], dict):
+            raise _meta_error(path, f"{part!r} must be null or a dict, got {type(meta[part]).__name__}")
     table = meta.get("arrays")
     if table is not None:
         _check_table(path, table)
@@ -525,7 +531,8 @@ def _expected_entries(path, meta, infos):
 
 
 def _tree_refs(path, tree, where, refs):
-    """Collect the array references of an encoded tree, checking the tags ``_decode`` relies on."""
+    """Collect the array references of an encoded tree, checking the tags ``_decode`` relies on, and
+    that each array is named by its place in the tree (as ``_encode`` names them), so none was moved."""
     if isinstance(tree, list):
         for i, value in enumerate(tree):
             _tree_refs(path, value, f"{where}/{i}", refs)
@@ -546,6 +553,9 @@ def _tree_refs(path, tree, where, refs):
     if tag == "__array__":
         if not isinstance(value, str):
             raise _meta_error(path, f"{where}: an array reference must be a string, got {_short(value)}")
+        if value != where and not (value.startswith(where + "#") and value[len(where) + 1:].isdigit()):
+            raise _meta_error(path, f"{where} refers to the array {_short(value)}, which belongs elsewhere "
+                                    f"in the tree (moved or renamed)")
         refs.append(value)
     elif tag == "__tuple__":
         if not isinstance(value, list):
@@ -557,7 +567,7 @@ def _tree_refs(path, tree, where, refs):
         for key, item in value:
             if not _is_key(key):
                 raise _meta_error(path, f"{where}: {_short(key)} cannot be a dict key")
-            _tree_refs(path, item, f"{where}/{key}", refs)
+            _tree_refs(path, item, f"{where}/{_hashable(_decode(key, {}))}", refs)
 
 
 def _is_key(node):

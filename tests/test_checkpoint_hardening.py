@@ -337,19 +337,25 @@ BAD = {
     "unexpected_non_npy_member": (member("readme.txt", b"hi"), r"\['readme.txt'\]"),
     "reference_not_a_string": (variant(meta=tree_edit(["loss"], {"__array__": 3})),
                                "trainer/loss: an array reference must be a string"),
-    "reference_twice": (variant(meta=tree_edit(["again"], {"__array__": "trainer/loss"})),
-                        r"the array entries \['trainer/loss'\] are referenced more than once"),
-    "reference_to_meta": (variant(meta=tree_edit(["m"], {"__array__": "__meta__"})), "referenced more than once"),
+    "reference_twice": (variant(meta=lambda m: tree_edit(["x/y"], {"__array__": "trainer/x/y"})(
+                            tree_edit(["x"], {"y": {"__array__": "trainer/x/y"}})(m))),
+                        r"the array entries \['trainer/x/y'\] are referenced more than once"),
+    "reference_moved": (variant(meta=tree_edit(["loss"], [{"__array__": "trainer/loss"}])),
+                        "trainer/loss/0 refers to the array 'trainer/loss', which belongs elsewhere"),
+    "reference_renamed": (variant(meta=tree_edit(["loss"], {"__array__": "trainer/loss#x"})), "belongs elsewhere"),
+    "reference_to_meta": (variant(meta=tree_edit(["m"], {"__array__": "__meta__"})), "belongs elsewhere"),
     "reference_to_a_model_entry": (variant(meta=tree_edit(["m"], {"__array__": "model/head.bias"})),
-                                   "referenced more than once"),
+                                   "belongs elsewhere"),
     "unknown_tag": (variant(meta=tree_edit(["x"], {"__code__": "print(1)"})), "unknown tags"),
     "tag_with_company": (variant(meta=tree_edit(["x"], {"__tuple__": [], "y": 1})), "unknown tags"),
     "tuple_of_a_dict": (variant(meta=tree_edit(["x"], {"__tuple__": {"a": 1}})), "__tuple__ must hold a list"),
     "items_not_pairs": (variant(meta=tree_edit(["x"], {"__items__": [[1, 2, 3]]})), r"\[key, value\] pairs"),
     "items_unhashable_key": (variant(meta=tree_edit(["x"], {"__items__": [[{"a": 1}, 2]]})), "cannot be a dict key"),
-    "items_array_key": (variant(meta=tree_edit(["x"], {"__items__": [[{"__array__": "trainer/loss"}, 2]]})),
+    "items_array_key": (variant(meta=tree_edit(["x"], {"__items__": [[{"__array__": "trainer/x/k"}, 2]]})),
                         "cannot be a dict key"),
-    "trainer_not_a_tree": (variant(meta=edit(trainer=[{"__array__": ["a"]}])), "must be a string"),
+    "trainer_a_list": (variant(meta=lambda m: edit(trainer=[m["trainer"]])(m)), "'trainer' must be null or a dict"),
+    "optimizer_a_string": (variant(meta=edit(optimizer="adam")), "'optimizer' must be null or a dict, got str"),
+    "trainer_bad_reference": (variant(meta=tree_edit(["loss"], {"__array__": ["a"]})), "must be a string"),
     "table_not_a_dict": (variant(meta=edit(arrays=[1])), "'arrays' must be a dict"),
     "table_entry_bad": (variant(meta=table_edit("model/head.bias", shape=[-1])), "'arrays' entry 'model/head.bias'"),
     "table_crc_too_big": (variant(meta=table_edit("model/head.bias", crc32=2**40)), "'arrays' entry"),
@@ -470,6 +476,19 @@ def test_a_file_without_the_arrays_table_still_loads(good, tmp_path):
     bad = good.variant(tmp_path / "old_bad.npz", meta=edit(arrays=None),
                        members={BIAS: npy_raw(header(shape=(2**40,)), bytes(8))})
     assert "8796093022208 bytes" in load_error(bad)
+
+
+def test_arrays_whose_tree_paths_collide_round_trip(tmp_path):
+    """``{"a/b": x, "a": {"b": y}}`` puts two arrays at the path trainer/a/b; the second is named
+    trainer/a/b#<n>, and the reader accepts both where they are."""
+    state = {"a/b": np.ones(2), "a": {"b": np.zeros(3)}, 7: {"c": np.arange(2)}, "7": {"c": np.arange(3)},
+             (1, "x"): np.ones(1)}
+    save_checkpoint(tmp_path / "c.npz", trained_model()[0], trainer_state=state)
+    loaded = load_checkpoint(tmp_path / "c.npz").trainer_state
+    assert loaded.keys() == state.keys()
+    np.testing.assert_array_equal(loaded["a"]["b"], np.zeros(3))
+    np.testing.assert_array_equal(loaded[7]["c"], np.arange(2))
+    np.testing.assert_array_equal(loaded["7"]["c"], np.arange(3))
 
 
 def test_fortran_and_big_endian_arrays_round_trip(tmp_path):
