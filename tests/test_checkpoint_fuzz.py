@@ -35,7 +35,7 @@ from rnn_models.training import make_optimizer
 from tinygraph_app.cli import build_parser, main
 from tinygraph_app.train import resume, setup
 
-EXAMPLES = settings.default.max_examples * 12   # 300 under the ci profile, 4800 under thorough
+EXAMPLES = settings.default.max_examples * 8   # 200 under the ci profile, 3200 under thorough
 fuzz = settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck), deadline=None)
 DIR = tempfile.mkdtemp(prefix="tinygraph-fuzz-")
 TRAIN = ["--task", "sine", "--hidden", "3", "--seq-len", "6", "--batch-size", "2", "--tbptt", "3",
