@@ -15,10 +15,12 @@ but well-formed checkpoint is a legitimate outcome (a changed learning rate is s
 so there the property is weaker: ``CheckpointError``, or a checkpoint that resuming either accepts or
 refuses with ``CheckpointError``.
 """
+import atexit
 import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -38,6 +40,7 @@ from tinygraph_app.train import resume, setup
 EXAMPLES = settings.default.max_examples * 8   # 200 under the ci profile, 3200 under thorough
 fuzz = settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck), deadline=None)
 DIR = tempfile.mkdtemp(prefix="tinygraph-fuzz-")
+atexit.register(shutil.rmtree, DIR, ignore_errors=True)
 TRAIN = ["--task", "sine", "--hidden", "3", "--seq-len", "6", "--batch-size", "2", "--tbptt", "3",
          "--steps", "2", "--quiet"]
 
