@@ -3,7 +3,7 @@ from .cells import GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .layers import GRU, LSTM, RNN, RecurrentLayer  # noqa: F401
 from .recurrent import Recurrent  # noqa: F401
 from .registry import CELL_KINDS, make_layer, resolve_cell  # noqa: F401
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401
+from .checkpoint import Checkpoint, CheckpointError, NonFiniteError, load_checkpoint, save_checkpoint  # noqa: F401
 from .models import CharRNN, SequenceModel, build_model  # noqa: F401
 from .tasks import TASKS, make_task  # noqa: F401
 from .training import Trainer, TruncatedBPTT, make_optimizer  # noqa: F401

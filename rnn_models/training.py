@@ -6,7 +6,9 @@ last ``k2`` steps. The state is carried across windows *detached*, so no gradien
 common case is ``k1 == k2 == k``: the sequence is cut into chunks of k steps. ``k2 >= T`` is full BPTT.
 
 ``Trainer`` runs the loop: batches from a task, truncated BPTT, ``clip_grad_norm_``, the optimiser
-step, a smoothed loss, periodic evaluation and a progress line, deterministic under a seed.
+step, a smoothed loss, periodic evaluation and a progress line, deterministic under a seed. It never
+applies a non-finite update: a NaN/inf loss or gradient stops training with ``NonFiniteError`` (or, with
+``skip_nonfinite=True``, the update is skipped and counted).
 """
 import math
 import sys
@@ -18,6 +20,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.nn.utils import clip_grad_norm_
 
+from .checkpoint import NonFiniteError
 from .models import detach_state
 from .tasks import check_positive
 
@@ -170,6 +173,8 @@ def format_record(record):
              f"|grad| {record['grad_norm']:.3g}", f"{record['elapsed']:.1f}s"]
     for name, value in record.get("eval", {}).items():
         parts.append(f"eval {name} {value:.4f}")
+    if record.get("skipped_total"):
+        parts.append(f"skipped {record['skipped_total']} non-finite")
     return "  ".join(parts)
 
 
@@ -188,11 +193,22 @@ class Trainer:
     ``log`` receives a record dict after every step (``ConsoleProgress`` prints it); None is silent.
     The batch stream is drawn from ``np.random.default_rng(seed)``: the same seed and the same initial
     model give the same losses, and ``state_dict``/``load_state_dict`` make a resumed run identical.
+
+    Non-finite values: before each optimiser step the window's loss and the gradient norm are checked.
+    If either is NaN/inf, ``NonFiniteError`` names the step and nothing is applied; with
+    ``skip_nonfinite=True`` the update is skipped instead and counted in ``skipped_updates`` (and in the
+    records as ``skipped``/``skipped_total``); such a step's loss stays in ``history`` but not in the
+    smoothed loss.
+
+    Stopping: ``request_stop()`` (e.g. from a SIGINT handler) makes ``train`` return after the step in
+    progress. A step that raises (an interrupt, an error) before its first update is undone (the batch
+    RNGs are rewound), so ``state_dict`` is again the state after the previous step; one that raises
+    after an update leaves the model between two steps, and ``state_dict`` refuses until a step completes.
     """
 
     def __init__(self, model, task, optimizer, *, batch_size=None, seq_len=None, tbptt=None,
                  tbptt_k2=None, clip=None, seed=0, log=None, eval_every=0, eval_batches=4,
-                 smoothing=0.98):
+                 smoothing=0.98, skip_nonfinite=False):
         self.model, self.task, self.optimizer = model, task, optimizer
         self.batch_size = batch_size or task.default_batch_size
         self.seq_len = seq_len or task.default_seq_len
@@ -213,35 +229,99 @@ class Trainer:
         self._ema, self._ema_weight = 0.0, 0.0
         self.history = {"loss": [], "smoothed_loss": [], "grad_norm": [], "eval": []}
         self._eval_data = None
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_updates = 0       # updates skipped for a non-finite loss or gradient, in all steps
+        self.stop_requested = False    # set by request_stop(); train() returns after the current step
+        self._torn = None              # why the model is between two steps (a step raised mid-way)
+        self._in_step = None           # (updates applied, updates skipped) in the step running now
 
     @property
     def smoothed_loss(self):
         return self._ema / self._ema_weight if self._ema_weight else float("nan")
 
-    def _update(self):
+    def request_stop(self):
+        """Ask ``train`` to return after the step in progress (safe to call from a signal handler)."""
+        self.stop_requested = True
+
+    @property
+    def at_step_boundary(self):
+        """False while the model is between two steps: a step raised after applying an update."""
+        return self._torn is None
+
+    def _update(self, loss):
+        """Clip, check, and apply one window's gradient; returns the pre-clipping gradient norm."""
         norm = clip_grad_norm_(self.model.parameters(), self.clip if self.clip else float("inf"))
+        applied, skipped = self._in_step
+        problem = (f"the loss is {loss}" if not math.isfinite(loss) else
+                   f"the gradient norm is {norm}" if not math.isfinite(norm) else None)
+        if problem is not None:
+            self.optimizer.zero_grad()
+            if self.skip_nonfinite:
+                self._in_step = (applied, skipped + 1)
+                self.skipped_updates += 1
+                return norm
+            updates = len(self.tbptt.windows(self.seq_len))
+            which = f" (update {applied + skipped + 1} of {updates})" if updates > 1 else ""
+            finding = f"step {self.step + 1}{which}: {problem}"
+            raise NonFiniteError(
+                f"Trainer: {finding}; training stopped before this update was applied. Lower the learning "
+                f"rate (now {getattr(self.optimizer, 'lr', '?')}) or clip the gradient, or pass "
+                f"skip_nonfinite=True to skip such updates", finding)
+        self._in_step = (applied + 1, skipped)   # from here on the model is inside this step
         self.optimizer.step()
         self.optimizer.zero_grad()
         return norm
 
     def train_step(self):
         """One batch; returns its record (also appended to ``history``)."""
+        rng_state = self.rng.bit_generator.state
+        init_state = tg.random.default_generator().bit_generator.state
+        self._in_step = (0, 0)
+        try:
+            record = self._run_step()
+        except BaseException as exc:
+            if self._in_step[0] == 0:   # nothing applied: rewind to the end of the previous step
+                self.rng.bit_generator.state = rng_state
+                tg.random.default_generator().bit_generator.state = init_state
+            else:
+                self._torn = (f"step {self.step + 1} stopped ({type(exc).__name__}) after "
+                              f"{self._in_step[0]} of its updates")
+            raise
+        finally:
+            self._in_step = None
+        self._torn = None
+        return record
+
+    def _run_step(self):
         inputs, targets = self.task.batch(self.rng, self.batch_size, self.seq_len)
         self.model.train()
         self.optimizer.zero_grad()
-        results, _ = self.tbptt.run(
-            self.model, inputs, None,
-            lambda outputs, a, b: self.task.loss_terms(outputs, targets, a, b, self.seq_len),
-            self._update)
+        window = []   # the loss pieces of the window being run, checked before its update
+
+        def loss_terms(outputs, a, b):
+            terms = self.task.loss_terms(outputs, targets, a, b, self.seq_len)
+            if terms is not None:
+                window.append(terms)
+            return terms
+
+        def update():
+            loss = sum(t[0].item() for t in window) / sum(t[1] for t in window)
+            window.clear()
+            return self._update(loss)
+
+        results, _ = self.tbptt.run(self.model, inputs, None, loss_terms, update)
         count = sum(r.count for r in results)
         loss = sum(r.loss * r.count for r in results) / count
         grad_norm = float(np.mean([r.update for r in results]))
+        skipped = self._in_step[1]
         self.step += 1
-        self._ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
-        self._ema_weight = self.smoothing * self._ema_weight + (1 - self.smoothing)
+        if math.isfinite(loss):  # a skipped non-finite step is in the history, not in the average
+            self._ema = self.smoothing * self._ema + (1 - self.smoothing) * loss
+            self._ema_weight = self.smoothing * self._ema_weight + (1 - self.smoothing)
         for key, value in (("loss", loss), ("smoothed_loss", self.smoothed_loss), ("grad_norm", grad_norm)):
             self.history[key].append(value)
-        return {"step": self.step, "loss": loss, "smoothed_loss": self.smoothed_loss, "grad_norm": grad_norm}
+        return {"step": self.step, "loss": loss, "smoothed_loss": self.smoothed_loss, "grad_norm": grad_norm,
+                "skipped": skipped, "skipped_total": self.skipped_updates}
 
     def evaluate(self):
         """Mean loss and metric on the task's fixed evaluation batches (eval mode, no graph)."""
@@ -261,14 +341,15 @@ class Trainer:
 
     def train(self, steps=None, time_limit=None):
         """Run ``steps`` more steps, stopping early once ``time_limit`` seconds have passed (``steps``
-        None: until the time limit); returns ``history``."""
+        None: until the time limit) or after the step during which ``request_stop()`` was called;
+        returns ``history``."""
         if steps is None and time_limit is None:
             raise ValueError("Trainer.train: give steps, time_limit or both")
         if steps is not None:
             check_positive("Trainer.train", steps=steps)
         begin = time.perf_counter()
         last = None if steps is None else self.step + steps
-        while last is None or self.step < last:
+        while (last is None or self.step < last) and not self.stop_requested:
             record = self.train_step()
             record.update(total_steps=last, elapsed=time.perf_counter() - begin)
             out_of_time = time_limit is not None and record["elapsed"] >= time_limit
@@ -279,28 +360,54 @@ class Trainer:
                 self.history["eval"].append({"step": self.step, **record["eval"]})
             if self.log is not None:
                 self.log(record)
-            if out_of_time:
+            if out_of_time or self.stop_requested:
                 break
         return self.history
 
     # --- checkpointing ---------------------------------------------------------------------------
     def state_dict(self):
-        """Everything besides the model and optimiser that a resumed run needs (JSON values/arrays)."""
+        """Everything besides the model and optimiser that a resumed run needs (JSON values/arrays).
+
+        Raises ``RuntimeError`` while the model is between two steps (see the class docstring): such a
+        state would not resume exactly."""
+        if self._torn is not None:
+            raise RuntimeError(f"Trainer.state_dict: {self._torn}, so the model is between two steps and "
+                               f"a resumed run would not be exact; complete a step first")
         return {"step": self.step, "rng": self.rng.bit_generator.state,
                 "init_rng": tg.random.default_generator().bit_generator.state,
-                "ema": self._ema, "ema_weight": self._ema_weight,
+                "ema": self._ema, "ema_weight": self._ema_weight, "skipped_updates": self.skipped_updates,
                 "history": {k: np.asarray(v) if k != "eval" else v for k, v in self.history.items()}}
 
     def load_state_dict(self, state):
+        """Restore ``state_dict()``'s state; all-or-nothing (``ValueError`` names what is wrong)."""
         try:
-            self.step = int(state["step"])
-            self.rng.bit_generator.state = state["rng"]
-            tg.random.default_generator().bit_generator.state = state["init_rng"]
-            self._ema, self._ema_weight = float(state["ema"]), float(state["ema_weight"])
+            step, skipped = state["step"], state.get("skipped_updates", 0)
+            for name, value in (("step", step), ("skipped_updates", skipped)):
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                    raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            rng = _checked_rng_state(self.rng, state["rng"])
+            init_rng = _checked_rng_state(tg.random.default_generator(), state["init_rng"])
+            ema, ema_weight = float(state["ema"]), float(state["ema_weight"])
             history = state["history"]
-            self.history = {k: (list(history[k]) if k == "eval" else [float(v) for v in history[k]])
-                            for k in ("loss", "smoothed_loss", "grad_norm", "eval")}
-        except (KeyError, TypeError, ValueError) as exc:
+            restored = {k: list(history[k]) if k == "eval" else
+                        [float(v) for v in np.asarray(history[k], dtype=np.float64).ravel()]
+                        for k in ("loss", "smoothed_loss", "grad_norm", "eval")}
+            if not all(isinstance(e, dict) for e in restored["eval"]):
+                raise ValueError("history['eval'] must be a list of dicts")
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as exc:
             raise ValueError(f"Trainer.load_state_dict: the trainer state is incomplete or corrupt "
                              f"({type(exc).__name__}: {exc})") from None
+        self.step, self.skipped_updates = int(step), int(skipped)
+        self.rng.bit_generator.state = rng
+        tg.random.default_generator().bit_generator.state = init_rng
+        self._ema, self._ema_weight = ema, ema_weight
+        self.history = restored
+        self._torn = None
         return self
+
+
+def _checked_rng_state(generator, state):
+    """``state`` after checking that ``generator``'s kind of bit generator accepts it (on a scratch copy)."""
+    scratch = type(generator.bit_generator)()
+    scratch.state = state
+    return state

@@ -1,5 +1,8 @@
 """The `tinygraph` command line. Each sub-command is a module with ``add_arguments(parser)`` and
 ``run(args) -> exit code``; bad input prints one clear line and exits with code 2 (never a traceback).
+
+Exit codes: 0 done; 2 bad arguments, a bad or refused file, or (train) a NaN/inf loss or gradient that
+stopped training; 130 interrupted (Ctrl-C; `train` saves a final checkpoint first when it can).
 """
 import argparse
 import importlib

@@ -4,15 +4,29 @@ Tasks: chars (character-level language model on the shipped text), adding (the a
 copy (the copy/memory task), sine (next-value prediction). With --save the model, optimiser and trainer
 state go to an .npz checkpoint (written atomically, no pickle); --resume continues from it, so training
 k steps, saving and resuming for N-k steps gives the same parameters as training N steps.
+
+Work is never lost: the --save path is checked before the first step; a NaN/inf loss or gradient stops
+training with an error naming the step (exit code 2) and leaves the last checkpoint as it was, unless
+--skip-nonfinite skips such updates; a checkpoint with NaN/inf values is never written; Ctrl-C stops
+after the step in progress, saves a final checkpoint (with --save) and exits with code 130 (a second
+Ctrl-C stops at once, without saving).
 """
 import argparse
+import contextlib
 import ctypes
+import signal
+import sys
+import threading
+
+import numpy as np
 
 import tinygraph as tg
-from rnn_models.checkpoint import CheckpointError, check_config, load_checkpoint, restore, save_checkpoint
+from rnn_models.checkpoint import (CheckpointError, NonFiniteError, check_config, load_checkpoint, restore,
+                                   save_checkpoint)
 from rnn_models.models import CharRNN, build_model
 from rnn_models.tasks import TASKS, make_task
 from rnn_models.training import OPTIMIZERS, ConsoleProgress, Trainer, make_optimizer
+from tinygraph.io import check_writable
 
 from .cells import HELP as CELL_HELP
 from .cells import cell_spec
@@ -113,12 +127,64 @@ def add_arguments(parser):
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save")
     parser.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--skip-nonfinite", action="store_true",
+                        help="skip (and count) an update whose loss or gradient is NaN/inf, instead of "
+                             "stopping with an error")
 
 
 def run(args):
-    if args.resume and not args.save:
+    if args.resume and args.save is None:
         raise ValueError("--resume needs --save PATH (the checkpoint to continue from and to update)")
+    if args.save is not None:
+        try:
+            check_writable(args.save)
+        except ValueError as exc:
+            raise ValueError(f"--save {args.save!r}: {exc}") from None
     configure_runtime(args.threads)
+    trainer, config = setup(args)
+    model, task = trainer.model, trainer.task
+    if args.resume:
+        resume(trainer, config, args.save)
+    saved = Saved(args.save, trainer.step if args.resume else None,
+                  fix=f"Lower --lr (now {args.lr:g}) or --clip")
+    print(f"training {type(model).__name__} ({args.cell}, hidden {args.hidden}, layers {args.layers}, "
+          f"{model.num_parameters()} parameters) on task {task.name!r} from step {trainer.step}")
+    skipped_before = trainer.skipped_updates
+    save_every = args.save_every or args.steps
+    remaining = args.steps
+    try:
+        # the Trainer checks every loss and gradient itself: numpy's overflow warnings would only repeat it
+        with stop_on_interrupt(trainer), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while remaining and not trainer.stop_requested:
+                chunk = min(save_every, remaining)
+                try:
+                    trainer.train(chunk)
+                except NonFiniteError as exc:
+                    raise NonFiniteError(f"{exc.finding}; training stopped before that update was applied. "
+                                         f"{saved.status()} {saved.fix}, or pass --skip-nonfinite to skip "
+                                         f"such updates") from None
+                remaining -= chunk
+                if args.save and not trainer.stop_requested:
+                    saved.write(trainer, config)
+    except KeyboardInterrupt:
+        # a second Ctrl-C (stop_requested already set) means "now, without saving"
+        return interrupted(trainer, saved, config, save=not trainer.stop_requested)
+    if trainer.stop_requested:
+        return interrupted(trainer, saved, config)
+    skipped = trainer.skipped_updates - skipped_before
+    if skipped:
+        print(f"skipped {skipped} update{'s' if skipped > 1 else ''} with a non-finite loss or gradient "
+              f"(--skip-nonfinite)")
+    if args.save:
+        print(f"saved checkpoint {args.save} (step {trainer.step})")
+    if isinstance(model, CharRNN):
+        print("sample:", repr(model.sample(model.vocab[0] if "\n" not in model.vocab else "\n", 200,
+                                           temperature=0.8, seed=args.seed)))
+    return 0
+
+
+def setup(args):
+    """The trainer (model, task, optimiser) and the config that checkpoints record, from the arguments."""
     task = make_task(args.task)
     tg.manual_seed(args.seed)
     model = build_model(task.model_config(args.cell, args.hidden, args.layers))
@@ -126,28 +192,80 @@ def run(args):
     log = None if args.quiet else ConsoleProgress(every=args.log_every or max(1, args.steps // 20))
     trainer = Trainer(model, task, optimizer, batch_size=args.batch_size, seq_len=args.seq_len,
                       tbptt=args.tbptt, clip=args.clip, seed=args.seed, log=log,
-                      eval_every=args.eval_every or max(1, args.steps // 5))
+                      eval_every=args.eval_every or max(1, args.steps // 5),
+                      skip_nonfinite=args.skip_nonfinite)
     config = {"task": task.config(), "model": model.config(), "optimizer": args.optim, "lr": args.lr,
               "clip": args.clip, "tbptt": args.tbptt, "seq_len": trainer.seq_len,
               "batch_size": trainer.batch_size, "seed": args.seed}
-    if args.resume:
-        resume(trainer, config, args.save)
-    print(f"training {type(model).__name__} ({args.cell}, hidden {args.hidden}, layers {args.layers}, "
-          f"{model.num_parameters()} parameters) on task {task.name!r} from step {trainer.step}")
-    save_every = args.save_every or args.steps
-    remaining = args.steps
-    while remaining:
-        chunk = min(save_every, remaining)
-        trainer.train(chunk)
-        remaining -= chunk
-        if args.save:
-            save_checkpoint(args.save, model, optimizer, config, trainer.state_dict())
-    if args.save:
-        print(f"saved checkpoint {args.save} (step {trainer.step})")
-    if isinstance(model, CharRNN):
-        print("sample:", repr(model.sample(model.vocab[0] if "\n" not in model.vocab else "\n", 200,
-                                           temperature=0.8, seed=args.seed)))
-    return 0
+    return trainer, config
+
+
+class Saved:
+    """Where the checkpoint goes and which step the file there holds (None: not written by this run)."""
+
+    def __init__(self, path, step=None, fix=""):
+        self.path, self.step, self.fix = path, step, fix
+
+    def write(self, trainer, config):
+        """Save atomically; NaN/inf values are refused (``NonFiniteError``) and the file left as it was."""
+        try:
+            save_checkpoint(self.path, trainer.model, trainer.optimizer, config, trainer.state_dict())
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"after step {trainer.step}: {exc.finding}, so no checkpoint was written. "
+                                 f"{self.status()} {self.fix}") from None
+        self.step = trainer.step
+
+    def status(self):
+        if self.path is None:
+            return "Nothing was saved (no --save)."
+        if self.step is None:
+            return f"No checkpoint was written; {self.path!r} was not touched."
+        return f"The checkpoint {self.path!r} (step {self.step}) was left as it was."
+
+
+def interrupted(trainer, saved, config, save=True):
+    """After Ctrl-C: save a final checkpoint if there is a place, a whole step and finite values; 130."""
+    where = f"at step {trainer.step}"
+    if saved.path is None:
+        message = f"interrupted {where}; nothing saved (no --save)"
+    elif not trainer.at_step_boundary:
+        message = (f"interrupted during step {trainer.step + 1}, after some of its updates; not saved, "
+                   f"since the model is between two steps and would not resume exactly. "
+                   f"{saved.status()}")
+    elif saved.step == trainer.step:
+        message = f"interrupted {where}; checkpoint {saved.path} holds step {trainer.step}"
+    elif not save:
+        message = f"interrupted again, {where}; not saved, as asked. {saved.status()}"
+    else:
+        try:
+            saved.write(trainer, config)
+            message = f"interrupted {where}; saved checkpoint {saved.path} (step {trainer.step})"
+        except NonFiniteError:
+            message = f"interrupted {where}; not saved: the model holds NaN/inf values. {saved.status()}"
+    print(f"tinygraph train: {message}", file=sys.stderr)
+    return 130
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(trainer):
+    """While training, the first Ctrl-C (SIGINT) asks the trainer to stop after the step in progress;
+    a second one raises ``KeyboardInterrupt`` at once. Only the main thread can handle signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+        print("\ntinygraph train: stopping after this step (Ctrl-C again to stop at once, without saving)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def resume(trainer, config, path):
