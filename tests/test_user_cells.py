@@ -401,3 +401,16 @@ def test_examples_equal_the_same_cell_written_in_pytorch(kind):
     np.testing.assert_allclose(tg.stack(outputs).data, torch.stack(ys).detach().numpy(), rtol=0, atol=1e-12)
     for name, q in node.cell.named_parameters():
         np.testing.assert_allclose(q.grad, p[name].grad.numpy(), rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_sampling_a_checkpoint_that_names_a_users_cell_needs_trust(capsys, tmp_path):
+    """The cell's module name comes from the file: importing it is the user's decision."""
+    path = tmp_path / "chars.npz"
+    code, _, err = run_cli(["train", "--task", "chars", "--cell", "examples.cells:MinimalGatedUnit", "--hidden",
+                            "6", "--seq-len", "8", "--batch-size", "2", "--steps", "2", "--quiet", "--save",
+                            str(path)], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["sample", "--load", str(path), "-n", "5"], capsys)
+    assert code == 2 and "names its cell 'examples.cells:MinimalGatedUnit'" in err and "--trust-cell" in err
+    code, out, err = run_cli(["sample", "--load", str(path), "-n", "5", "--trust-cell"], capsys)
+    assert code == 0 and len(out.strip()) >= 5, err

@@ -1,6 +1,7 @@
 """Generate text from a character-level model saved by `tinygraph train --task chars --save PATH`."""
 from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
 from rnn_models.models import CharRNN, build_model
+from rnn_models.registry import is_spec
 
 from .train import positive_float, positive_int
 
@@ -13,16 +14,26 @@ def add_arguments(parser):
     parser.add_argument("--temperature", type=positive_float, default=1.0,
                         help="sampling temperature > 0; lower is more conservative (default 1.0)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trust-cell", action="store_true",
+                        help="allow a checkpoint whose model uses your own cell (package.module:ClassName) "
+                             "to import that module; a file could otherwise make any installed module run")
 
 
-def load_char_model(path):
-    """The ``CharRNN`` saved in checkpoint ``path`` (its architecture comes from the saved config)."""
+def load_char_model(path, trust_cell=False):
+    """The ``CharRNN`` saved in checkpoint ``path`` (its architecture comes from the saved config).
+
+    A config naming a user's cell as ``package.module:ClassName`` imports that module; only with
+    ``trust_cell``, since the name comes from the file."""
     checkpoint = load_checkpoint(path)
     model_config = checkpoint.config.get("model")
     if not isinstance(model_config, dict) or model_config.get("kind") != CharRNN.kind:
         kind = model_config.get("kind") if isinstance(model_config, dict) else None
         raise CheckpointError(f"checkpoint {path!r} holds a {kind or 'unknown'} model, not a CharRNN; "
                               f"sampling needs a model trained with --task chars")
+    cell = model_config.get("cell")
+    if is_spec(cell) and not trust_cell:
+        raise CheckpointError(f"checkpoint {path!r} names its cell {cell!r}; building it imports module "
+                              f"{cell.partition(':')[0]!r}. Pass --trust-cell if you trust this file")
     try:
         model = build_model(model_config)
     except ValueError as exc:
@@ -32,7 +43,7 @@ def load_char_model(path):
 
 
 def run(args):
-    model = load_char_model(args.load)
+    model = load_char_model(args.load, trust_cell=args.trust_cell)
     prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in model.vocab else model.vocab[0])
     text = model.sample(prompt, args.n, temperature=args.temperature, seed=args.seed)
     print(prompt + text)
