@@ -30,11 +30,13 @@ import graphviz
 import numpy as np
 
 from . import grads as G
+from .labels import altered, label_text, tooltip_text, url_text
 from .structure import StepIndex, common_path, gaps, node_label_name, parse_steps, safe_id
 
 VIEWS = ("unrolled", "folded")
 LEVELS = ("op", "cell", "layer")
 DEFAULT_MAX_NODES = 2500
+MAX_DEPTH = 100   # clusters nested deeper are drawn in one box (dot's parser stops near 2500 levels)
 
 FILL = {"op": "#eeeeee", "param": "#cfe2f3", "leaf": "#ffffff", "group": "#fff2cc", "io": "#ffffff"}
 STATE_EDGE = "#1f4e79"
@@ -138,6 +140,8 @@ class _Step(tuple):
 
 
 class _Node:
+    """A node to draw. ``label``: ``(title, small lines, bold)`` as user text (made safe when it is
+    written), or None for no text."""
     __slots__ = ("name", "kind", "label", "pos", "flow", "attrs")
 
     def __init__(self, name, kind, label, pos=None, attrs=None):
@@ -179,15 +183,30 @@ class _Drawing:
 
     # --- building blocks --------------------------------------------------------------------------
     def cluster(self, path, label):
-        if path not in self.items:
-            self.cluster(path[:-1], str(path[-2]) if len(path) > 1 else "")
-            self.items[path] = []
-            self.items[path[:-1]].append(("cluster", path))
-            self.cluster_labels[path] = label
+        """The cluster at ``path`` (a tuple of components), made with its missing ancestors (each
+        titled by its last component) if it is new."""
+        path = self._capped(path)
+        missing = []
+        while path[:len(path) - len(missing)] not in self.items:
+            missing.append(path[:len(path) - len(missing)])
+        for p in reversed(missing):
+            self.items[p] = []
+            self.items[p[:-1]].append(("cluster", p))
+            self.cluster_labels[p] = label if p == path else str(p[-1])
         return path
+
+    def _capped(self, path):
+        """``path`` with the components below depth ``MAX_DEPTH`` joined into the last one."""
+        if len(path) <= MAX_DEPTH:
+            return path
+        note = f"scopes nested deeper than {MAX_DEPTH} are drawn in the box of their level {MAX_DEPTH}"
+        if note not in self.notes:
+            self.notes.append(note)
+        return path[:MAX_DEPTH - 1] + ("/".join(map(str, path[MAX_DEPTH - 1:])),)
 
     def add_node(self, path, node):
         if node.name not in self.nodes:
+            path = self._capped(path)
             if path not in self.items:
                 self.cluster(path, str(path[-1]))
             self.nodes[node.name] = node
@@ -220,7 +239,7 @@ class _Drawing:
             sid, local = self.index.stable_ids[pos], self.index.local_ids[pos]
             url = self.link(sid, local) if callable(self.link) else self.link.format(id=sid, local=local)
             if url:
-                attrs["URL"] = graphviz.escape(url)
+                attrs["URL"] = graphviz.escape(url_text(url))
         if pos in self.state_outputs:
             attrs["peripheries"] = "2"
         return self.add_node(path, _Node(f"n{pos}", kind, self.node_label(pos), pos, attrs))
@@ -250,7 +269,7 @@ class _Drawing:
             small.append(_summary(node.data))
         if self.grads and self.norms[pos] is not None:
             small.append(f"‖∂L/∂·‖={G.format_norm(self.norms[pos])}")
-        return _html_label(title, small)
+        return title, small, True
 
     # --- the unrolled view ------------------------------------------------------------------------
     def unroll(self, steps, max_nodes):
@@ -272,7 +291,7 @@ class _Drawing:
         for t in order:   # clusters and "…" nodes left to right in time order
             if t in self.kept:
                 self.cluster((_Step(t),), str(_Step(t)))
-                self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", "")))
+                self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", None)))
             else:
                 last = next(b for a, b in gaps(kept, idx.steps) if a == t)
                 self.timeline.append(self.add_node((), _Node(self.elision[t], "elision",
@@ -346,7 +365,7 @@ class _Drawing:
             self.nodes.pop(name, None)
         for path, items in self.items.items():
             self.items[path] = [it for it in items if not (it[0] == "node" and it[1] in gone)]
-        self.add_node((), _Node("e_far", "elision", _html_label("…", [f"{len(far)} nodes elided"])))
+        self.add_node((), _Node("e_far", "elision", ("…", [f"{len(far)} nodes elided"], True)))
         edges, self.edges = self.edges, {}
         for (src, dst, kind), edge in edges.items():
             src, dst = ("e_far" if src in gone else src), ("e_far" if dst in gone else dst)
@@ -471,7 +490,7 @@ class _Drawing:
         name = f"r{s}_{home[1]}" + (f"_{self.prefix_number[home[0]]}" if len(path) > 1 else "")
         if name not in self.nodes:
             shared = self.graph.nodes[s]
-            label = _html_label(node_label_name(shared), ["shared"] if self.is_param[s] else [])
+            label = (node_label_name(shared), ["shared"] if self.is_param[s] else [], True)
             where = "/".join(map(str, path))
             attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{where}")}
             kind = "ref-param" if self.is_param[s] else "ref"
@@ -545,7 +564,7 @@ class _Drawing:
             small = [self.level] + ([", ".join(params[:4]) + (" …" if len(params) > 4 else "")]
                                     if params else [])
             box_id = f"{prefix or 'cell'}@{t}" if self.view == "unrolled" else prefix or "cell"
-            node = _Node(name, "group", _html_label(title, small), self.members[key],
+            node = _Node(name, "group", (title, small, True), self.members[key],
                          {"id": safe_id(box_id)})
             self.add_node(self.home_path(home), node)
         return name
@@ -562,7 +581,7 @@ class _Drawing:
                 title = ", ".join(f"{n}[{t}]" for n in names) or f"input[{t}]"
             else:
                 title = ", ".join(names[-2:]) or f"ŷ[{t}]"
-            node = _Node(name, "io", _html_label(title, []), members, {"id": f"{role}@{t}"})
+            node = _Node(name, "io", (title, [], True), members, {"id": f"{role}@{t}"})
             self.add_node(self.home_path(home), node)
         return name
 
@@ -576,7 +595,7 @@ class _Drawing:
             edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6"})
         if title or self.notes:
             dot.attr(label=_html_label(title or "", self.notes))
-        self._emit_items(dot, (), scale, [0])
+        self._emit_items(dot, scale)
         for (src, dst, kind), edge in self.edges.items():
             dot.edge(src, dst, **self._edge_attrs(kind, edge, scale))
         if len(self.timeline) > 1:
@@ -601,24 +620,43 @@ class _Drawing:
                 dot.edge(f"tl{k - 1}", f"tl{k}", style="invis")
             dot.edge(f"tl{k}", anchor, style="invis")
 
-    def _emit_items(self, dot, path, scale, counter):
-        for kind, item in self.items[path]:
-            if kind == "node":
+    def _emit_items(self, dot, scale):
+        """Write the nodes and the nested clusters into ``dot``, each cluster's items in order.
+        Clusters are numbered in the order a depth-first walk meets them and written innermost
+        first (no recursion, however deep the scopes)."""
+        order, stack = [], [()]
+        while stack:
+            path = stack.pop()
+            order.append(path)
+            stack.extend(item for kind, item in reversed(self.items[path]) if kind == "cluster")
+        number = {path: k for k, path in enumerate(order)}
+        written = {}
+        for path in reversed(order):
+            graph = dot if not path else graphviz.Digraph(name=f"cluster_{number[path]}")
+            if path:
+                is_step = len(path) == 1 and isinstance(path[0], _Step)
+                text = self.cluster_labels[path]
+                extra = {"tooltip": tooltip_text(text)} if altered(text) else {}
+                graph.attr(label=_html_label(text, []), style="rounded",
+                           color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
+                           **{"class": "step" if is_step else "scope"}, **extra)
+            for kind, item in self.items[path]:
+                if kind == "cluster":
+                    graph.subgraph(written.pop(item))
+                    continue
                 node = self.nodes[item]
-                label = node.label
+                attrs = self._node_attrs(node, scale)
+                if node.label is None:
+                    graph.node(node.name, "", **attrs)
+                    continue
+                title, small, bold = node.label
                 if scale is not None and node.kind.startswith("ref") and node.flow:
                     # this step's term of the shared node's gradient (the terms sum to its .grad)
-                    term = G.format_norm(self._node_value(node))
-                    label = label[:-1] + f'<BR/><FONT POINT-SIZE="8">{h("step term ‖·‖=" + term)}</FONT>>'
-                dot.node(node.name, label, **self._node_attrs(node, scale))
-            else:
-                counter[0] += 1
-                with dot.subgraph(name=f"cluster_{counter[0]}") as sub:
-                    is_step = len(item) == 1 and isinstance(item[0], _Step)
-                    sub.attr(label=_html_label(self.cluster_labels[item], []), style="rounded",
-                             color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
-                             **{"class": "step" if is_step else "scope"})
-                    self._emit_items(sub, item, scale, counter)
+                    small = small + ["step term ‖·‖=" + G.format_norm(self._node_value(node))]
+                if altered(title) or any(altered(line) for line in small):
+                    attrs["tooltip"] = tooltip_text([title, *small])
+                graph.node(node.name, _html_label(title, small, bold), **attrs)
+            written[path] = graph
 
     def _node_attrs(self, node, scale):
         kind = node.kind
@@ -692,16 +730,18 @@ def _components(path):
 
 
 def _html_label(title, small, bold=True):
-    """An HTML-like label: escaped ``title`` (bold) over escaped small lines."""
+    """An HTML-like label: ``title`` (bold) over small lines, each made safe (``labels.label_text``:
+    control characters and surrogates written out, cut to a few hundred characters) and escaped."""
+    title = label_text(title)
     text = f"<B>{h(title)}</B>" if bold and title else h(title)
     for line in small:
-        text += f'<BR/><FONT POINT-SIZE="8">{h(line)}</FONT>'
+        text += f'<BR/><FONT POINT-SIZE="8">{h(label_text(line))}</FONT>'
     return f"<{text}>"
 
 
 def _elision_label(first, last):
     steps = f"t={first}" if first == last else f"t={first}…{last}"
-    return _html_label("…", [f"{steps} elided"], bold=False)
+    return "…", [f"{steps} elided"], False
 
 
 def _legend(scale, view):

@@ -26,8 +26,10 @@ same op of the unrolled one.
 """
 import math
 import re
+import zlib
 
 _UNSAFE_ID_CHARS = re.compile(r"[^\w./=@:+\-\[\]]")
+ID_CHARS = 200   # a longer id is cut and ends in a hash of the whole, so distinct ids stay distinct
 
 
 def within(scope, base):
@@ -54,9 +56,15 @@ def common_path(paths):
     return "/".join(common)
 
 
-def safe_id(text):
-    """``text`` with every character outside ``[\\w./=@:+-[]]`` replaced by ``_`` (an SVG/DOT-safe id)."""
-    return _UNSAFE_ID_CHARS.sub("_", text)
+def safe_id(text, limit=ID_CHARS):
+    """``text`` with every character outside ``[\\w./=@:+-[]]`` replaced by ``_`` (an SVG/DOT-safe id),
+    at most ``limit`` characters: a longer one keeps its start and ends in ``-`` and the CRC-32 of
+    the whole text (deterministic, and two long ids differing anywhere stay apart)."""
+    safe = _UNSAFE_ID_CHARS.sub("_", text)
+    if len(safe) <= limit:
+        return safe
+    digest = zlib.crc32(text.encode("utf-8", "surrogatepass"))
+    return f"{safe[:limit - 9]}-{digest:08x}"
 
 
 def node_label_name(node):
@@ -163,7 +171,8 @@ class StepIndex:
             n = counts.get(key, 0)
             counts[key] = n + 1
             local = "/".join(p for p in (base, f"{key[2]}_{n}") if p)
-            ids[i] = safe_id("/".join(p for p in (h[0] if in_step else "", local) if p) + suffix)
+            # the suffix is kept whole, so a folded node's id + "@t" is the id of its op at step t
+            ids[i] = safe_id("/".join(p for p in (h[0] if in_step else "", local) if p)) + suffix
             local_ids[i] = safe_id(local) if in_step else None
         seen = set()
         for i, stem in enumerate(ids):   # two names that differ only in unsafe characters
