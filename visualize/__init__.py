@@ -20,6 +20,6 @@ from .grads import GradScale, edge_grads, node_norms, retain_all  # noqa: F401
 from .plots import gradflow, loss_curve, state_grad_norms  # noqa: F401
 from .render import (FORMATS, SUFFIXES, GraphvizNotFoundError, RenderError, check_timeout,  # noqa: F401
                      dot_executable, format_of, install_display_hook, layout, render, svg)
-from .structure import StepIndex, parse_steps  # noqa: F401
+from .structure import StepIndex, fit_window, gaps, parse_steps  # noqa: F401
 
 install_display_hook()

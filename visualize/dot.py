@@ -9,7 +9,8 @@ Legend (what the pictures mean)::
                          drawn once elsewhere; ``dot`` lays out T references in linear time, but one
                          node with an edge into every step costs it minutes at T=200
     yellow box           a collapsed cell (level="cell") or layer (level="layer") for one time step
-    "…" text             elided time steps (``steps=``) or nodes (graph over ``max_nodes``)
+    "…" text             elided time steps (``steps=``, or numbers between the steps a graph
+                         recorded) or nodes (graph over ``max_nodes``)
     thin arrow           data: argument of an op (inputs below, outputs above)
     bold blue arrow      a state edge h_{t-1} -> step t, across time-step clusters
     dashed arrow "z⁻¹"   the folded view's delay edge: state output back to the state input
@@ -19,19 +20,22 @@ Legend (what the pictures mean)::
                          of its source's gradient that flows back along it; a reference's is that
                          step's term of the shared node's gradient (Σ over steps = the whole).
 
+Names, scopes, titles and links are written safely whatever they hold (``visualize.labels``):
+control characters and lone surrogates as ``\\xNN``/``\\uXXXX`` text, lines cut to 200 characters
+with the whole text in the node's tooltip, scopes nested more than 100 deep drawn in one box.
+
 Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``), so
 the same program gives byte-identical DOT; each real node also carries its stable ``id``
 (``rnn/l0/tanh_0@3``, see ``structure``) in the SVG.
 """
 import html
-import math
 
 import graphviz
 import numpy as np
 
 from . import grads as G
 from .labels import altered, label_text, tooltip_text, url_text
-from .structure import StepIndex, common_path, gaps, node_label_name, parse_steps, safe_id
+from .structure import StepIndex, common_path, fit_window, gaps, node_label_name, parse_steps, safe_id
 
 VIEWS = ("unrolled", "folded")
 LEVELS = ("op", "cell", "layer")
@@ -61,6 +65,8 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
             ``"layer"`` one box per layer per time step.
         steps: which time steps to draw, the rest behind a "…" node: an int window (``5`` = first 3 and
             last 2) or slices over the step list (``"0:3,-2:"``). Default: all that fit ``max_nodes``.
+            A graph that recorded only some steps of a longer run (0, 1, 2 and 998, 999) has the
+            numbers between them drawn elided too, its state edges passing through the "…".
         grads: paint ``log10‖∂L/∂·‖`` (needs ``.grad`` on the nodes: ``visualize.retain_all`` before
             ``backward``). values: add shapes and value summaries to the labels.
         max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
@@ -282,20 +288,20 @@ class _Drawing:
             kept = self._fit(kept, max_nodes)
         self.kept = set(kept)
         self.elision = {}
-        for first, last in gaps(kept, idx.steps):
+        self.runs = gaps(kept, idx.steps)   # also the numbers between recorded steps: not in the graph
+        for first, last in self.runs:
             for t in idx.steps:
                 if first <= t <= last:
                     self.elision[t] = f"e{first}"
-        order = sorted(set(kept) | {first for first, _ in gaps(kept, idx.steps)})
+        ends = dict(self.runs)
         self.timeline = []
-        for t in order:   # clusters and "…" nodes left to right in time order
+        for t in sorted(self.kept | set(ends)):   # clusters and "…" nodes left to right in time order
             if t in self.kept:
                 self.cluster((_Step(t),), str(_Step(t)))
                 self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", None)))
             else:
-                last = next(b for a, b in gaps(kept, idx.steps) if a == t)
-                self.timeline.append(self.add_node((), _Node(self.elision[t], "elision",
-                                                           _elision_label(t, last))))
+                self.timeline.append(self.add_node((), _Node(f"e{t}", "elision",
+                                                           _elision_label(t, ends[t]))))
         self.multi_prefix = len(idx.prefixes) > 1
         self.place_and_connect(lambda pos: True)
         for s, d in self.graph.loop_edges:   # a folded graph drawn as it is
@@ -330,14 +336,7 @@ class _Drawing:
         cost = outer + sum(per_step[t] for t in kept)
         if cost <= max_nodes:
             return kept
-        budget, window = max_nodes - outer, []
-        for n in range(2, len(kept) + 1):
-            candidate = kept[:math.ceil(n / 2)] + kept[len(kept) - n // 2:]
-            if sum(per_step[t] for t in candidate) > budget:
-                break
-            window = candidate
-        if not window:
-            window = kept[:1]
+        window = fit_window(kept, per_step.__getitem__, max_nodes - outer)
         self.notes.append(f"{cost} nodes is over max_nodes={max_nodes}: drawing {len(window)} of "
                           f"{len(kept)} time steps; pass steps=... or max_nodes=... to choose")
         return window
@@ -384,7 +383,7 @@ class _Drawing:
             drawn, self.loops = self._representative_step()
         self.loop_src = {s for s, _ in self.loops}
         self.state_outputs = self.loop_src
-        self.kept, self.elision, self.multi_prefix, self.timeline = None, {}, False, []
+        self.kept, self.elision, self.multi_prefix, self.timeline, self.runs = None, {}, False, [], []
         drawn = set(drawn)
         self.place_and_connect(lambda pos: pos in drawn)
         for s, d in self.loops:
@@ -466,11 +465,23 @@ class _Drawing:
                 kind = "data"
             if collapsed and src in self.exported_names and self.box_of_name.get(src) == dst:
                 continue  # a state output read again inside its own cell (c_t -> tanh(c_t))
+            skipped = self._run_between(idx.home[s], idx.home[d])
+            if skipped is not None:   # steps the graph has no record of lie between: through the "…"
+                self.add_edge(src, f"e{skipped}", "elided", (s, d, argnum))
+                self.add_edge(f"e{skipped}", dst, "elided", (s, d, argnum))
+                continue
             self.add_edge(src, dst, kind, (s, d, argnum))
             flow = self.flows.get((s, d, argnum))
             source = self.nodes[src]
             if flow is not None and (source.kind.startswith("ref") or source.kind == "io"):
                 source.flow[s] = flow + source.flow[s] if s in source.flow else flow
+
+    def _run_between(self, a, b):
+        """The first step of an elided run lying strictly between homes ``a`` and ``b``, if any."""
+        if a is None or b is None or abs(a[1] - b[1]) < 2 or not self.runs:
+            return None
+        low, high = sorted((a[1], b[1]))
+        return next((first for first, last in self.runs if low < first and last < high), None)
 
     def outer_path(self, pos):
         scope = self.graph.nodes[pos].scope

@@ -236,16 +236,40 @@ def _positions(part, n_steps, spec):
     return set(range(n_steps)[slice(*bounds)])
 
 
+def fit_window(kept, cost, budget):
+    """The steps of ``kept`` (time steps in order) to draw within ``budget`` nodes when step ``t``
+    costs ``cost(t)``: for the largest ``n`` that fits, the first ``ceil(n/2)`` and the last
+    ``floor(n/2)`` of them (as an int ``steps=`` window), and at least the first step."""
+    head, tail, total = 1, 0, cost(kept[0]) if kept else 0
+    while head + tail < len(kept):
+        t = kept[head] if head == tail else kept[len(kept) - tail - 1]   # n + 1 odd: one more first
+        if total + cost(t) > budget:
+            break
+        total += cost(t)
+        head, tail = (head + 1, tail) if head == tail else (head, tail + 1)
+    return list(kept[:head]) + list(kept[len(kept) - tail:])
+
+
 def gaps(kept, steps):
-    """Runs of consecutive dropped steps: list of ``(first, last)`` step values, in order."""
-    kept, runs, current = set(kept), [], []
+    """Runs of consecutive time steps not drawn: a list of ``(first, last)`` step values, in order.
+
+    A step is not drawn when it is in ``steps`` but not in ``kept``, or when its number lies between
+    two of ``steps`` without being one of them: a graph that recorded steps 0, 1, 2 and 998, 999 (an
+    unroll of the steps a picture keeps of a longer one) has ``(3, 997)`` elided.
+    """
+    kept, runs, first, last, previous = set(kept), [], None, None, None
     for t in steps:
+        if previous is not None and t > previous + 1:   # numbers the graph holds no step for
+            first = previous + 1 if first is None else first
+            last = t - 1
         if t in kept:
-            if current:
-                runs.append((current[0], current[-1]))
-            current = []
+            if first is not None:
+                runs.append((first, last))
+            first = None
         else:
-            current.append(t)
-    if current:
-        runs.append((current[0], current[-1]))
+            first = t if first is None else first
+            last = t
+        previous = t
+    if first is not None:
+        runs.append((first, last))
     return runs
