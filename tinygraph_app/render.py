@@ -15,47 +15,52 @@ import visualize
 
 from .cells import HELP as CELL_HELP
 from .cells import cell_spec
+from .limits import SEED, integer, number, output_file
 
-
-def positive(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {value}")
-    return value
+STEPS = integer(1, 1_000_000)
+LAYERS = integer(1, 8, size=True)
+SIZE = integer(1, 1024, size=True)    # hidden size, input size, batch of a picture
+MAX_NODES = integer(10, 20_000)       # dot takes minutes past some thousands of nodes
+TIMEOUT = number(0, 3600)
 
 
 def window(text):
-    """``--window``: an int (that many steps) or slices like ``0:3,-2:``."""
-    return int(text) if text.strip().lstrip("-").isdigit() else text
+    """``--window``: an int in [1, 1000000] (that many steps: the first half and the last) or
+    comma-separated slices and indices over the steps like ``0:3,-2:`` (read against --steps, before
+    any work, by ``run``)."""
+    return STEPS(text) if text.strip().lstrip("-").isdigit() else text
 
 
-def add_model_arguments(parser):
-    parser.add_argument("--steps", type=positive, default=4, metavar="T", help="time steps (default 4)")
-    parser.add_argument("--layers", type=positive, default=1, metavar="N", help="stacked layers")
-    parser.add_argument("--hidden", type=positive, default=3, metavar="N", help="hidden size (default 3)")
-    parser.add_argument("--input-size", type=positive, default=2, metavar="N", help="input size")
-    parser.add_argument("--batch", type=positive, default=1, metavar="B", help="batch size")
-    parser.add_argument("--seed", type=int, default=0)
+def add_model_arguments(parser, steps=STEPS):
+    parser.add_argument("--steps", type=steps, default=4, metavar="T", help=f"time steps, {steps.text}")
+    parser.add_argument("--layers", type=LAYERS, default=1, metavar="N", help=f"stacked layers, {LAYERS.text}")
+    parser.add_argument("--hidden", type=SIZE, default=3, metavar="N", help=f"hidden size, {SIZE.text}")
+    parser.add_argument("--input-size", type=SIZE, default=2, metavar="N", help=f"input size, {SIZE.text}")
+    parser.add_argument("--batch", type=SIZE, default=1, metavar="B", help=f"batch size, {SIZE.text}")
+    parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
 
 
 def add_arguments(parser):
-    parser.add_argument("--cell", type=cell_spec, default="rnn", help=CELL_HELP + " (default rnn)")
+    parser.add_argument("--cell", type=cell_spec, default="rnn", help=CELL_HELP)
     add_model_arguments(parser)
-    parser.add_argument("--view", choices=visualize.VIEWS, default="unrolled")
+    parser.add_argument("--view", choices=visualize.VIEWS, default="unrolled", help="what to draw")
     parser.add_argument("--level", choices=visualize.LEVELS, default="op",
                         help="op: every primitive; cell: one box per step; layer: one box per layer")
     parser.add_argument("--grads", action="store_true",
                         help="paint log10 |dL/d.| of a last-step loss on the unrolled graph")
     parser.add_argument("--values", action="store_true", help="add shapes and value summaries")
     parser.add_argument("--window", type=window, default=None, metavar="SPEC",
-                        help="time steps to draw, the rest elided: an int or slices like 0:3,-2:")
-    parser.add_argument("--max-nodes", type=positive, default=visualize.DEFAULT_MAX_NODES)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed for dot")
+                        help="time steps to draw, the rest elided: an int or slices like 0:3,-2: "
+                             "(default: all that fit --max-nodes)")
+    parser.add_argument("--max-nodes", type=MAX_NODES, default=visualize.DEFAULT_MAX_NODES,
+                        help=f"most nodes to draw, {MAX_NODES.text}; past it the middle steps are elided")
+    parser.add_argument("--timeout", type=TIMEOUT, default=120.0,
+                        help=f"seconds allowed for dot, {TIMEOUT.text}")
     parser.add_argument("--link", default=None, metavar="URL",
                         help="folded view: link each node to the same op at t=0 of the unrolled "
                              "picture at URL (drawn with the same --cell/--steps/... options)")
-    parser.add_argument("-o", "--output", required=True,
-                        help="output file; .svg, .png, .pdf, or .dot for the DOT text")
+    parser.add_argument("-o", "--output", required=True, type=output_file("svg", "png", "pdf", "dot"),
+                        help="output file: .svg, .png, .pdf, or .dot (.gv) for the DOT text")
 
 
 def build_model(cell, input_size, hidden, layers, seed, fused=True):
@@ -84,6 +89,8 @@ def unrolled_graph(model, steps, batch, seed, grads=False):
 
 
 def run(args):
+    if args.window is not None:   # before any work: a window that cannot be read, or past --steps
+        visualize.parse_steps(args.window, range(args.steps))
     model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed,
                         fused=args.level != "op")
     if args.view == "folded":

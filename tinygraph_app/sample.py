@@ -2,17 +2,21 @@
 from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
 from rnn_models.models import CharRNN, build_model
 
-from .train import positive_float, positive_int
+from .limits import SEED, integer, number
+
+LENGTH = integer(1, 100_000)
+# softmax(logits / T) stays finite for T in this range (a smaller T is argmax in all but name)
+TEMPERATURE = number(1e-3, 1e3)
 
 
 def add_arguments(parser):
     parser.add_argument("--load", metavar="PATH", required=True, help="checkpoint written by train --save")
     parser.add_argument("--prompt", default=None,
                         help="text to start from (default: a newline, or the first vocabulary character)")
-    parser.add_argument("-n", type=positive_int, default=200, help="characters to generate (default 200)")
-    parser.add_argument("--temperature", type=positive_float, default=1.0,
-                        help="sampling temperature > 0; lower is more conservative (default 1.0)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", type=LENGTH, default=200, help=f"characters to generate, {LENGTH.text}")
+    parser.add_argument("--temperature", type=TEMPERATURE, default=1.0,
+                        help=f"sampling temperature, {TEMPERATURE.text}; lower is more conservative")
+    parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
 
 
 def load_char_model(path):
