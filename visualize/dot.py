@@ -321,18 +321,7 @@ class _Drawing:
 
     def _fit(self, kept, max_nodes):
         """Narrow ``kept`` to a window that fits ``max_nodes`` (with a note), if it does not."""
-        idx = self.index
-        per_step = {}
-        for i, home in enumerate(idx.home):
-            if home is not None:
-                per_step[home[1]] = per_step.get(home[1], 0) + 1
-        if self.level == "op":
-            for i in idx.shared:
-                for home in idx.consumer_homes(i):
-                    per_step[home[1]] += 1
-        else:
-            per_step = {t: 3 * len(idx.prefixes) + 2 for t in per_step}
-        outer = sum(1 for home in idx.home if home is None)
+        outer, per_step = _step_costs(self.index, self.level)
         cost = outer + sum(per_step[t] for t in kept)
         if cost <= max_nodes:
             return kept
@@ -734,6 +723,30 @@ class _Drawing:
                 attrs.update(color=scale.colour(value), penwidth=str(scale.pen_width(value)))
                 attrs["class"] = f"{kind} grad{scale.index(value)}"
         return attrs
+
+
+def step_costs(graph, level="op"):
+    """``(outer, {t: nodes})``: how many nodes the unrolled picture of ``graph`` at ``level`` draws
+    outside the time steps, and for each recorded step ``t`` (its nodes and references; a box per
+    layer and its inputs and outputs at the cell and layer levels). ``max_nodes`` is checked against
+    ``outer + Σ nodes[t]`` over the steps drawn."""
+    if level not in LEVELS:
+        raise ValueError(f"step_costs: level must be one of {LEVELS}, got {level!r}")
+    return _step_costs(StepIndex(G.as_graph(graph)), level)
+
+
+def _step_costs(idx, level):
+    per_step = {}
+    for home in idx.home:
+        if home is not None:
+            per_step[home[1]] = per_step.get(home[1], 0) + 1
+    if level == "op":
+        for i in idx.shared:
+            for home in idx.consumer_homes(i):
+                per_step[home[1]] += 1
+    else:
+        per_step = {t: 3 * len(idx.prefixes) + 2 for t in per_step}
+    return sum(1 for home in idx.home if home is None), per_step
 
 
 def _components(path):
