@@ -7,9 +7,10 @@ import resource
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from rnn_models.checkpoint import load_checkpoint
+from rnn_models.checkpoint import load_checkpoint, restore, save_checkpoint
 from rnn_models.models import build_model as build_saved_model
 from tinygraph_app import cli
 from tinygraph_app.limits import Range
@@ -213,6 +214,19 @@ def test_sampling_at_the_ends_of_the_temperature_range_gives_text(temperature, c
     text = out[:-1]
     assert code == 0 and err == "" and text.startswith("The ") and len(text) == 44
     assert set(text) <= vocab
+
+
+def test_sampling_a_checkpoint_holding_nan_is_refused(char_checkpoint, capsys, tmp_path):
+    checkpoint = load_checkpoint(char_checkpoint)
+    model = build_saved_model(checkpoint.config["model"])
+    restore(checkpoint, model)
+    name, parameter = next(iter(model.named_parameters()))
+    parameter.data[...] = np.nan
+    path = str(tmp_path / "nan.npz")
+    save_checkpoint(path, model, config=checkpoint.config)
+    code, out, err = run_cli(["sample", "--load", path], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "holds non-finite values (NaN or inf) in 1 parameter(s)" in err and name in err
 
 
 # --- help ----------------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 """Generate text from a character-level model saved by `tinygraph train --task chars --save PATH`."""
+import numpy as np
+
 from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
 from rnn_models.models import CharRNN, build_model
 
@@ -32,6 +34,12 @@ def load_char_model(path):
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {path!r}: its model config is invalid ({exc})") from None
     restore(checkpoint, model)
+    bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
+    if bad:   # sampling would meet NaN probabilities
+        raise CheckpointError(f"checkpoint {path!r} holds non-finite values (NaN or inf) in {len(bad)} "
+                              f"parameter(s), {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}; "
+                              f"it was saved after training diverged: train again, e.g. with a lower "
+                              f"--lr or --clip")
     return model
 
 
