@@ -1,5 +1,5 @@
 """The ranges of the command line's flags, as argparse ``type=`` functions that refuse anything else
-in one line naming the range: ``argument --seq-len: must be an integer in [1, 100000], got 1000000000``.
+in one line naming the range: ``argument --seq-len: must be an integer in [1, 10000], got 1000000000``.
 
 Every bound is finite and chosen so that one flag at its bound, the others at their defaults, runs
 on a laptop; several at once can still ask for more memory than there is, and the CLI turns that
@@ -51,9 +51,10 @@ class Range:
         return above and value <= self.high
 
     def __call__(self, text):
-        plain = "an integer" if self.kind is int else "a number"
+        word = "integer" if self.kind is int else "number"
+        plain = f"an {word}" if self.kind is int else f"a {word}"
         positive = self.low > 0 or (self.low == 0 and self.low_open)
-        noun = plain.replace("an ", "a ").replace("a ", "a positive ", 1) if positive else plain
+        noun = f"a positive {word}" if positive else plain
         try:
             value = self.kind(text)
         except (ValueError, OverflowError):
