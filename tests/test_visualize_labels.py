@@ -318,3 +318,13 @@ def test_ordinary_names_get_no_tooltip():
     outputs, _ = node(tg.tensor(np.ones((3, 1, 3)), name="x"))
     for level in visualize.LEVELS:
         assert "tooltip" not in visualize.to_dot(tg.Graph.of(tg.stack(outputs).sum()), level=level).source
+
+
+def test_plots_with_bad_titles_and_run_names_are_valid_svg():
+    pytest.importorskip("matplotlib", reason="plots need matplotlib")
+    runs = {f"run{ch}": [1.0, 0.5, 0.25] for ch in ["\x00", "\x1b", "\ud800", "\x85"]}
+    runs["r" * 20000] = [1.0, 2.0, 3.0]
+    title = "title \x01\x1b[31m\ud800" + "t" * 20000
+    for plot in (visualize.gradflow, visualize.loss_curve):
+        root = ET.fromstring(plot(runs, title=title))
+        assert len([g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("run-")]) == 5
