@@ -320,6 +320,7 @@ def test_ordinary_names_get_no_tooltip():
         assert "tooltip" not in visualize.to_dot(tg.Graph.of(tg.stack(outputs).sum()), level=level).source
 
 
+@pytest.mark.filterwarnings("ignore:Tight layout not applied")   # a 200-character title is wide
 def test_plots_with_bad_titles_and_run_names_are_valid_svg():
     pytest.importorskip("matplotlib", reason="plots need matplotlib")
     runs = {f"run{ch}": [1.0, 0.5, 0.25] for ch in ["\x00", "\x1b", "\ud800", "\x85"]}
