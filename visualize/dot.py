@@ -192,9 +192,10 @@ class _Drawing:
         """The cluster at ``path`` (a tuple of components), made with its missing ancestors (each
         titled by its last component) if it is new."""
         path = self._capped(path)
-        missing = []
-        while path[:len(path) - len(missing)] not in self.items:
-            missing.append(path[:len(path) - len(missing)])
+        missing, p = [], path
+        while p not in self.items:   # () always is
+            missing.append(p)
+            p = p[:-1]
         for p in reversed(missing):
             self.items[p] = []
             self.items[p[:-1]].append(("cluster", p))
@@ -205,7 +206,7 @@ class _Drawing:
         """``path`` with the components below depth ``MAX_DEPTH`` joined into the last one."""
         if len(path) <= MAX_DEPTH:
             return path
-        note = f"scopes nested deeper than {MAX_DEPTH} are drawn in the box of their level {MAX_DEPTH}"
+        note = f"scopes nested deeper than {MAX_DEPTH} levels are drawn in their level-{MAX_DEPTH} box"
         if note not in self.notes:
             self.notes.append(note)
         return path[:MAX_DEPTH - 1] + ("/".join(map(str, path[MAX_DEPTH - 1:])),)
