@@ -250,3 +250,14 @@ def test_help_states_every_default(command):
 def test_gradflow_help_shows_its_own_defaults():
     text = " ".join(COMMANDS["gradflow"].format_help().split())
     assert "time steps, [1, 10000] (default: 50)" in text and "hidden size, [1, 1024] (default: 16)" in text
+
+
+def test_an_error_of_several_lines_is_printed_as_one(capsys, monkeypatch, tmp_path):
+    import tinygraph_app.render as render
+
+    def failing(*args, **kwargs):
+        raise ValueError("dot failed to lay out the graph: Error: first\n  second line\n\n")
+    monkeypatch.setattr(render, "build_model", failing)
+    code, _, err = run_cli(["render", "-o", str(tmp_path / "x.svg")], capsys)
+    assert code == 2 and err == ("tinygraph render: error: dot failed to lay out the graph: Error: first; "
+                                 "second line\n")

@@ -66,13 +66,19 @@ def out_of_memory(args, exc):
             f"machine could give; try smaller values")
 
 
+def one_line(exc):
+    """An error's message on one line: its lines (dot's stderr can have several) joined by "; "."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
     except (TinygraphError, ValueError, TypeError, KeyError, FileNotFoundError, OSError) as exc:
-        print(f"tinygraph {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tinygraph {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError as exc:
         print(f"tinygraph {args.command}: error: {out_of_memory(args, exc)}", file=sys.stderr)
