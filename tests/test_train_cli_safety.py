@@ -29,7 +29,15 @@ def run_cli(argv, capsys):
     return code, out, err
 
 
-def test_a_diverging_run_stops_with_one_line_and_keeps_the_checkpoint(tmp_path, capsys):
+@pytest.fixture
+def any_lr(monkeypatch):
+    """The CLI refuses --lr above 10 (tinygraph_app.limits); these tests need a run that diverges on
+    its second step, so they widen the range and reach the non-finite path itself."""
+    import tinygraph_app.train as train_command
+    monkeypatch.setattr(train_command, "LEARNING_RATE", train_command.number(0, 1e300))
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_the_checkpoint(tmp_path, capsys, any_lr):
     path = tmp_path / "good.npz"
     assert run_cli(["train", *TINY, "--steps", "3", "--save", str(path)], capsys)[0] == 0
     before = path.read_bytes()
@@ -42,7 +50,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_checkpoint(tmp_path, 
     assert path.read_bytes() == before
 
 
-def test_a_diverging_run_names_the_last_checkpoint_it_wrote(tmp_path, capsys):
+def test_a_diverging_run_names_the_last_checkpoint_it_wrote(tmp_path, capsys, any_lr):
     path = tmp_path / "run.npz"
     code, _, err = run_cli(["train", *TINY, "--steps", "5", "--lr", "1e300", "--save-every", "1",
                             "--save", str(path)], capsys)
@@ -50,7 +58,7 @@ def test_a_diverging_run_names_the_last_checkpoint_it_wrote(tmp_path, capsys):
     assert load_checkpoint(path).trainer_state["step"] == 1
 
 
-def test_skip_nonfinite_on_the_command_line(tmp_path, capsys):
+def test_skip_nonfinite_on_the_command_line(tmp_path, capsys, any_lr):
     path = tmp_path / "run.npz"
     code, out, err = run_cli(["train", *TINY[:-1], "--steps", "4", "--lr", "1e300", "--skip-nonfinite",
                               "--log-every", "1", "--save", str(path)], capsys)

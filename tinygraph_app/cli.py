@@ -3,12 +3,16 @@
 
 Exit codes: 0 done; 2 bad arguments, a bad or refused file, or (train) a NaN/inf loss or gradient that
 stopped training; 130 interrupted (Ctrl-C; `train` saves a final checkpoint first when it can).
+Every numeric flag has a range (``tinygraph_app.limits``), checked before any work; running out of
+memory is one line too, naming the size flags that asked for it.
 """
 import argparse
 import importlib
 import sys
 
 from tinygraph.errors import TinygraphError
+
+from .limits import size_flags
 
 # sub-command -> (module, one-line help)
 COMMANDS = {
@@ -21,15 +25,53 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that keeps the docstrings' line breaks and ends each option's text with its default,
+    ``(default: 64)``, unless the text already says what the default is or there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False or \
+                action.default == argparse.SUPPRESS or not action.option_strings:
+            return text
+        default = action.default
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with errors in one line (no usage block above them), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tinygraph", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="tinygraph", description=__doc__.split("\n")[0],
+                            formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=module.__doc__)
+        command = sub.add_parser(name, help=help_text, description=module.__doc__,
+                                 formatter_class=HelpFormatter)
         module.add_arguments(command)
-        command.set_defaults(run=module.run)
+        command.set_defaults(run=module.run, size_flags=size_flags(command))
     return parser
+
+
+def out_of_memory(args, exc):
+    """One line for a MemoryError: numpy's words for it, and the size flags with their values."""
+    asked = ", ".join(f"{flag} {getattr(args, dest)}" for flag, dest in args.size_flags
+                      if getattr(args, dest, None) is not None)
+    detail = f" ({exc})" if str(exc) else ""
+    return (f"out of memory{detail}: {asked or 'this command'} asked for more memory than this "
+            f"machine could give; try smaller values")
+
+
+def one_line(exc):
+    """An error's message on one line: its lines (dot's stderr can have several) joined by "; "."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def main(argv=None):
@@ -38,7 +80,10 @@ def main(argv=None):
     try:
         return args.run(args) or 0
     except (TinygraphError, ValueError, TypeError, KeyError, FileNotFoundError, OSError) as exc:
-        print(f"tinygraph {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tinygraph {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print(f"tinygraph {args.command}: error: {out_of_memory(args, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tinygraph {args.command}: interrupted", file=sys.stderr)

@@ -13,7 +13,10 @@ from rnn_models.training import ConsoleProgress, Trainer, make_optimizer
 
 from .render import write_demo_pictures
 from .cells import KINDS
-from .train import configure_runtime, positive_float, positive_int
+from .limits import SEED, THREADS, number
+from .train import HIDDEN, configure_runtime
+
+SECONDS = number(0, 3600)
 
 # Chosen so the loss falls visibly within a minute on 2 cores. The text is small (57 KB): a 1-layer net
 # starts to overfit after ~25 s; two layers with dropout between them keep the held-out loss falling.
@@ -22,11 +25,11 @@ DEMO = dict(cell="gru", hidden=128, layers=2, dropout=0.3, batch_size=32, seq_le
 
 
 def add_arguments(parser):
-    parser.add_argument("--seconds", type=positive_float, default=60.0, help="training time budget (default 60)")
-    parser.add_argument("--cell", choices=KINDS, default=DEMO["cell"])
-    parser.add_argument("--hidden", type=positive_int, default=DEMO["hidden"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--seconds", type=SECONDS, default=60.0, help=f"training time budget, {SECONDS.text}")
+    parser.add_argument("--cell", choices=KINDS, default=DEMO["cell"], help="recurrent cell")
+    parser.add_argument("--hidden", type=HIDDEN, default=DEMO["hidden"], help=f"hidden size, {HIDDEN.text}")
+    parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
+    parser.add_argument("--threads", type=THREADS, default=1, help=f"BLAS threads, {THREADS.text}")
 
 
 def train_char_rnn(seconds=60.0, cell=DEMO["cell"], hidden=DEMO["hidden"], seed=0, log=None):

@@ -13,7 +13,10 @@ Examples:
 import os
 
 from .experiments import EXPERIMENTS, run_experiment
-from .train import configure_runtime, positive_int
+from .limits import SEED, integer
+from .train import configure_runtime
+
+JOBS = integer(1, 64)
 
 
 def add_arguments(parser):
@@ -21,10 +24,11 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
                         help="the scaled-down version (seconds, not minutes), as run by the tests")
     parser.add_argument("--out", default=os.path.join("out", "experiments"), metavar="DIR",
-                        help="output directory (default out/experiments)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=positive_int, default=min(2, os.cpu_count() or 1),
-                        help="processes for independent training runs (default: 2 if there are 2 cores)")
+                        help="output directory")
+    parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
+    parser.add_argument("--jobs", type=JOBS, default=min(2, os.cpu_count() or 1),
+                        help=f"processes for independent training runs, {JOBS.text} (default: "
+                             f"{min(2, os.cpu_count() or 1)}, the cores up to 2)")
 
 
 def run(args):

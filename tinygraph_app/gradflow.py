@@ -9,7 +9,10 @@ Example:
 import visualize
 
 from .cells import KINDS, cell_spec
+from .limits import integer, output_file
 from .render import add_model_arguments, build_model, unrolled_graph
+
+STEPS = integer(1, 10_000)   # every step is unrolled, with its gradients
 
 
 def cell_list(text):
@@ -22,11 +25,11 @@ def cell_list(text):
 
 def add_arguments(parser):
     parser.add_argument("--cell", type=cell_list, default=["rnn", "lstm"],
-                        help="comma-separated cells to compare (default rnn,lstm)")
-    add_model_arguments(parser)
+                        help="comma-separated cells to compare")
+    add_model_arguments(parser, steps=STEPS)
     parser.set_defaults(steps=50, hidden=16, input_size=4)
-    parser.add_argument("--title", default=None)
-    parser.add_argument("-o", "--output", required=True, help="output SVG file")
+    parser.add_argument("--title", default=None, help="the plot's title (default: says what is plotted)")
+    parser.add_argument("-o", "--output", required=True, type=output_file("svg"), help="output SVG file")
 
 
 def state_norms(cell, steps, hidden=16, input_size=4, layers=1, batch=1, seed=0):

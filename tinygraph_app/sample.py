@@ -1,19 +1,25 @@
 """Generate text from a character-level model saved by `tinygraph train --task chars --save PATH`."""
+import numpy as np
+
 from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
 from rnn_models.models import CharRNN, build_model
 from rnn_models.registry import is_spec
 
-from .train import positive_float, positive_int
+from .limits import SEED, integer, number
+
+LENGTH = integer(1, 100_000)
+# softmax(logits / T) stays finite for T in this range (a smaller T is argmax in all but name)
+TEMPERATURE = number(1e-3, 1e3)
 
 
 def add_arguments(parser):
     parser.add_argument("--load", metavar="PATH", required=True, help="checkpoint written by train --save")
     parser.add_argument("--prompt", default=None,
                         help="text to start from (default: a newline, or the first vocabulary character)")
-    parser.add_argument("-n", type=positive_int, default=200, help="characters to generate (default 200)")
-    parser.add_argument("--temperature", type=positive_float, default=1.0,
-                        help="sampling temperature > 0; lower is more conservative (default 1.0)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", type=LENGTH, default=200, help=f"characters to generate, {LENGTH.text}")
+    parser.add_argument("--temperature", type=TEMPERATURE, default=1.0,
+                        help=f"sampling temperature, {TEMPERATURE.text}; lower is more conservative")
+    parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
     parser.add_argument("--trust-cell", action="store_true",
                         help="allow a checkpoint whose model uses your own cell (package.module:ClassName) "
                              "to import that module; a file could otherwise make any installed module run")
@@ -39,6 +45,12 @@ def load_char_model(path, trust_cell=False):
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {path!r}: its model config is invalid ({exc})") from None
     restore(checkpoint, model)
+    bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
+    if bad:   # sampling would meet NaN probabilities
+        raise CheckpointError(f"checkpoint {path!r} holds non-finite values (NaN or inf) in {len(bad)} "
+                              f"parameter(s), {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}; "
+                              f"it was saved after training diverged: train again, e.g. with a lower "
+                              f"--lr or --clip")
     return model
 
 

@@ -11,7 +11,6 @@ training with an error naming the step (exit code 2) and leaves the last checkpo
 after the step in progress, saves a final checkpoint (with --save) and exits with code 130 (a second
 Ctrl-C stops at once, without saving).
 """
-import argparse
 import contextlib
 import ctypes
 import signal
@@ -30,29 +29,22 @@ from tinygraph.io import check_writable
 
 from .cells import HELP as CELL_HELP
 from .cells import cell_spec
+from .limits import SEED, THREADS, integer, number
 
 # A resumed run must match the checkpoint in these config entries (the rest may change, e.g. --lr).
 RESUME_KEYS = ("task", "model", "optimizer")
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+# The flags' ranges (each refused outside it in one line naming the range; see limits). The sizes
+# are marked size=True: a MemoryError names them. Any one at its bound, the rest at their defaults,
+# fits a laptop.
+HIDDEN = integer(1, 2048, size=True)
+LAYERS = integer(1, 8, size=True)
+SEQ_LEN = integer(1, 10_000, size=True)
+BATCH_SIZE = integer(1, 4096, size=True)
+positive_int = integer(1, 1_000_000)     # counts and intervals: steps, --eval-every, ...
+positive_float = number(0, 1e6)          # a positive finite number: --clip
+LEARNING_RATE = number(0, 10)
 
 
 def configure_runtime(threads):
@@ -103,29 +95,34 @@ def limit_blas_threads(threads):
 
 
 def add_arguments(parser):
-    parser.add_argument("--task", choices=sorted(TASKS), default="chars")
-    parser.add_argument("--cell", type=cell_spec, default="lstm", help=CELL_HELP + " (default lstm)")
-    parser.add_argument("--hidden", type=positive_int, default=64, help="hidden size (default 64)")
-    parser.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default 1)")
-    parser.add_argument("--seq-len", type=positive_int, default=None,
-                        help="time steps per sequence (default: the task's)")
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="(default: the task's)")
-    parser.add_argument("--steps", type=positive_int, default=200, help="training batches to run (default 200)")
-    parser.add_argument("--tbptt", type=positive_int, default=None,
-                        help="truncated BPTT: update every K steps, backpropagating K steps (default: "
-                             "full BPTT over --seq-len)")
-    parser.add_argument("--clip", type=positive_float, default=5.0, help="max gradient norm (default 5)")
-    parser.add_argument("--optim", choices=sorted(OPTIMIZERS), default="adam")
-    parser.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate (default 3e-3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", choices=sorted(TASKS), default="chars", help="what to learn")
+    parser.add_argument("--cell", type=cell_spec, default="lstm", help=CELL_HELP)
+    parser.add_argument("--hidden", type=HIDDEN, default=64, help=f"hidden size, {HIDDEN.text}")
+    parser.add_argument("--layers", type=LAYERS, default=1, help=f"stacked layers, {LAYERS.text}")
+    parser.add_argument("--seq-len", type=SEQ_LEN, default=None,
+                        help=f"time steps per sequence, {SEQ_LEN.text} (default: the task's)")
+    parser.add_argument("--batch-size", type=BATCH_SIZE, default=None,
+                        help=f"sequences per batch, {BATCH_SIZE.text} (default: the task's)")
+    parser.add_argument("--steps", type=positive_int, default=200,
+                        help=f"training batches to run, {positive_int.text}")
+    parser.add_argument("--tbptt", type=SEQ_LEN, default=None,
+                        help=f"truncated BPTT: update every K steps, backpropagating K steps, "
+                             f"{SEQ_LEN.text} (default: full BPTT over --seq-len)")
+    parser.add_argument("--clip", type=positive_float, default=5.0,
+                        help=f"max gradient norm, {positive_float.text}")
+    parser.add_argument("--optim", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
+    parser.add_argument("--lr", type=LEARNING_RATE, default=3e-3, help=f"learning rate, {LEARNING_RATE.text}")
+    parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
     parser.add_argument("--eval-every", type=positive_int, default=None,
-                        help="evaluate every N steps (default: steps/5)")
+                        help=f"evaluate every N steps, {positive_int.text} (default: steps/5)")
     parser.add_argument("--log-every", type=positive_int, default=None,
-                        help="progress line every N steps when not on a terminal (default: steps/20)")
+                        help=f"progress line every N steps when not on a terminal, {positive_int.text} "
+                             f"(default: steps/20)")
     parser.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end")
-    parser.add_argument("--save-every", type=positive_int, default=None, help="also save every N steps")
+    parser.add_argument("--save-every", type=positive_int, default=None,
+                        help=f"also save every N steps, {positive_int.text}")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save")
-    parser.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--threads", type=THREADS, default=1, help=f"BLAS threads, {THREADS.text}")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--skip-nonfinite", action="store_true",
                         help="skip (and count) an update whose loss or gradient is NaN/inf, instead of "

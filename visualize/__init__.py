@@ -15,11 +15,11 @@ the model code that built it::
 legend); ``render``/``svg`` lay it out with Graphviz's ``dot`` (needed only for pictures, not for DOT
 text). Importing this package gives ``tg.Graph`` a ``_repr_mimebundle_``, so graphs display in Jupyter.
 """
-from .dot import DEFAULT_MAX_NODES, LEVELS, VIEWS, link_to, to_dot  # noqa: F401
+from .dot import DEFAULT_MAX_NODES, LEVELS, VIEWS, link_to, step_costs, to_dot  # noqa: F401
 from .grads import GradScale, edge_grads, node_norms, retain_all  # noqa: F401
 from .plots import gradflow, loss_curve, state_grad_norms  # noqa: F401
-from .render import (FORMATS, GraphvizNotFoundError, RenderError, dot_executable,  # noqa: F401
-                     install_display_hook, layout, render, svg)
-from .structure import StepIndex, parse_steps  # noqa: F401
+from .render import (FORMATS, SUFFIXES, GraphvizNotFoundError, RenderError, check_timeout,  # noqa: F401
+                     dot_executable, format_of, install_display_hook, layout, render, svg)
+from .structure import StepIndex, fit_window, gaps, parse_steps  # noqa: F401
 
 install_display_hook()

@@ -9,7 +9,8 @@ Legend (what the pictures mean)::
                          drawn once elsewhere; ``dot`` lays out T references in linear time, but one
                          node with an edge into every step costs it minutes at T=200
     yellow box           a collapsed cell (level="cell") or layer (level="layer") for one time step
-    "…" text             elided time steps (``steps=``) or nodes (graph over ``max_nodes``)
+    "…" text             elided time steps (``steps=``, or numbers between the steps a graph
+                         recorded) or nodes (graph over ``max_nodes``)
     thin arrow           data: argument of an op (inputs below, outputs above)
     bold blue arrow      a state edge h_{t-1} -> step t, across time-step clusters
     dashed arrow "z⁻¹"   the folded view's delay edge: state output back to the state input
@@ -19,22 +20,27 @@ Legend (what the pictures mean)::
                          of its source's gradient that flows back along it; a reference's is that
                          step's term of the shared node's gradient (Σ over steps = the whole).
 
+Names, scopes, titles and links are written safely whatever they hold (``visualize.labels``):
+control characters and lone surrogates as ``\\xNN``/``\\uXXXX`` text, lines cut to 200 characters
+with the whole text in the node's tooltip, scopes nested more than 100 deep drawn in one box.
+
 Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``), so
 the same program gives byte-identical DOT; each real node also carries its stable ``id``
 (``rnn/l0/tanh_0@3``, see ``structure``) in the SVG.
 """
 import html
-import math
 
 import graphviz
 import numpy as np
 
 from . import grads as G
-from .structure import StepIndex, common_path, gaps, node_label_name, parse_steps, safe_id
+from .labels import altered, label_text, tooltip_text, url_text
+from .structure import StepIndex, common_path, fit_window, gaps, node_label_name, parse_steps, safe_id
 
 VIEWS = ("unrolled", "folded")
 LEVELS = ("op", "cell", "layer")
 DEFAULT_MAX_NODES = 2500
+MAX_DEPTH = 100   # clusters nested deeper are drawn in one box (dot's parser stops near 2500 levels)
 
 FILL = {"op": "#eeeeee", "param": "#cfe2f3", "leaf": "#ffffff", "group": "#fff2cc", "io": "#ffffff"}
 STATE_EDGE = "#1f4e79"
@@ -59,6 +65,8 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
             ``"layer"`` one box per layer per time step.
         steps: which time steps to draw, the rest behind a "…" node: an int window (``5`` = first 3 and
             last 2) or slices over the step list (``"0:3,-2:"``). Default: all that fit ``max_nodes``.
+            A graph that recorded only some steps of a longer run (0, 1, 2 and 998, 999) has the
+            numbers between them drawn elided too, its state edges passing through the "…".
         grads: paint ``log10‖∂L/∂·‖`` (needs ``.grad`` on the nodes: ``visualize.retain_all`` before
             ``backward``). values: add shapes and value summaries to the labels.
         max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
@@ -138,6 +146,8 @@ class _Step(tuple):
 
 
 class _Node:
+    """A node to draw. ``label``: ``(title, small lines, bold)`` as user text (made safe when it is
+    written), or None for no text."""
     __slots__ = ("name", "kind", "label", "pos", "flow", "attrs")
 
     def __init__(self, name, kind, label, pos=None, attrs=None):
@@ -179,15 +189,31 @@ class _Drawing:
 
     # --- building blocks --------------------------------------------------------------------------
     def cluster(self, path, label):
-        if path not in self.items:
-            self.cluster(path[:-1], str(path[-2]) if len(path) > 1 else "")
-            self.items[path] = []
-            self.items[path[:-1]].append(("cluster", path))
-            self.cluster_labels[path] = label
+        """The cluster at ``path`` (a tuple of components), made with its missing ancestors (each
+        titled by its last component) if it is new."""
+        path = self._capped(path)
+        missing, p = [], path
+        while p not in self.items:   # () always is
+            missing.append(p)
+            p = p[:-1]
+        for p in reversed(missing):
+            self.items[p] = []
+            self.items[p[:-1]].append(("cluster", p))
+            self.cluster_labels[p] = label if p == path else str(p[-1])
         return path
+
+    def _capped(self, path):
+        """``path`` with the components below depth ``MAX_DEPTH`` joined into the last one."""
+        if len(path) <= MAX_DEPTH:
+            return path
+        note = f"scopes nested deeper than {MAX_DEPTH} levels are drawn in their level-{MAX_DEPTH} box"
+        if note not in self.notes:
+            self.notes.append(note)
+        return path[:MAX_DEPTH - 1] + ("/".join(map(str, path[MAX_DEPTH - 1:])),)
 
     def add_node(self, path, node):
         if node.name not in self.nodes:
+            path = self._capped(path)
             if path not in self.items:
                 self.cluster(path, str(path[-1]))
             self.nodes[node.name] = node
@@ -220,7 +246,7 @@ class _Drawing:
             sid, local = self.index.stable_ids[pos], self.index.local_ids[pos]
             url = self.link(sid, local) if callable(self.link) else self.link.format(id=sid, local=local)
             if url:
-                attrs["URL"] = graphviz.escape(url)
+                attrs["URL"] = graphviz.escape(url_text(url))
         if pos in self.state_outputs:
             attrs["peripheries"] = "2"
         return self.add_node(path, _Node(f"n{pos}", kind, self.node_label(pos), pos, attrs))
@@ -250,7 +276,7 @@ class _Drawing:
             small.append(_summary(node.data))
         if self.grads and self.norms[pos] is not None:
             small.append(f"‖∂L/∂·‖={G.format_norm(self.norms[pos])}")
-        return _html_label(title, small)
+        return title, small, True
 
     # --- the unrolled view ------------------------------------------------------------------------
     def unroll(self, steps, max_nodes):
@@ -263,20 +289,20 @@ class _Drawing:
             kept = self._fit(kept, max_nodes)
         self.kept = set(kept)
         self.elision = {}
-        for first, last in gaps(kept, idx.steps):
+        self.runs = gaps(kept, idx.steps)   # also the numbers between recorded steps: not in the graph
+        for first, last in self.runs:
             for t in idx.steps:
                 if first <= t <= last:
                     self.elision[t] = f"e{first}"
-        order = sorted(set(kept) | {first for first, _ in gaps(kept, idx.steps)})
+        ends = dict(self.runs)
         self.timeline = []
-        for t in order:   # clusters and "…" nodes left to right in time order
+        for t in sorted(self.kept | set(ends)):   # clusters and "…" nodes left to right in time order
             if t in self.kept:
                 self.cluster((_Step(t),), str(_Step(t)))
-                self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", "")))
+                self.timeline.append(self.add_node((_Step(t),), _Node(f"a{t}", "anchor", None)))
             else:
-                last = next(b for a, b in gaps(kept, idx.steps) if a == t)
-                self.timeline.append(self.add_node((), _Node(self.elision[t], "elision",
-                                                           _elision_label(t, last))))
+                self.timeline.append(self.add_node((), _Node(f"e{t}", "elision",
+                                                           _elision_label(t, ends[t]))))
         self.multi_prefix = len(idx.prefixes) > 1
         self.place_and_connect(lambda pos: True)
         for s, d in self.graph.loop_edges:   # a folded graph drawn as it is
@@ -296,29 +322,11 @@ class _Drawing:
 
     def _fit(self, kept, max_nodes):
         """Narrow ``kept`` to a window that fits ``max_nodes`` (with a note), if it does not."""
-        idx = self.index
-        per_step = {}
-        for i, home in enumerate(idx.home):
-            if home is not None:
-                per_step[home[1]] = per_step.get(home[1], 0) + 1
-        if self.level == "op":
-            for i in idx.shared:
-                for home in idx.consumer_homes(i):
-                    per_step[home[1]] += 1
-        else:
-            per_step = {t: 3 * len(idx.prefixes) + 2 for t in per_step}
-        outer = sum(1 for home in idx.home if home is None)
+        outer, per_step = _step_costs(self.index, self.level)
         cost = outer + sum(per_step[t] for t in kept)
         if cost <= max_nodes:
             return kept
-        budget, window = max_nodes - outer, []
-        for n in range(2, len(kept) + 1):
-            candidate = kept[:math.ceil(n / 2)] + kept[len(kept) - n // 2:]
-            if sum(per_step[t] for t in candidate) > budget:
-                break
-            window = candidate
-        if not window:
-            window = kept[:1]
+        window = fit_window(kept, per_step.__getitem__, max_nodes - outer)
         self.notes.append(f"{cost} nodes is over max_nodes={max_nodes}: drawing {len(window)} of "
                           f"{len(kept)} time steps; pass steps=... or max_nodes=... to choose")
         return window
@@ -346,7 +354,7 @@ class _Drawing:
             self.nodes.pop(name, None)
         for path, items in self.items.items():
             self.items[path] = [it for it in items if not (it[0] == "node" and it[1] in gone)]
-        self.add_node((), _Node("e_far", "elision", _html_label("…", [f"{len(far)} nodes elided"])))
+        self.add_node((), _Node("e_far", "elision", ("…", [f"{len(far)} nodes elided"], True)))
         edges, self.edges = self.edges, {}
         for (src, dst, kind), edge in edges.items():
             src, dst = ("e_far" if src in gone else src), ("e_far" if dst in gone else dst)
@@ -365,7 +373,7 @@ class _Drawing:
             drawn, self.loops = self._representative_step()
         self.loop_src = {s for s, _ in self.loops}
         self.state_outputs = self.loop_src
-        self.kept, self.elision, self.multi_prefix, self.timeline = None, {}, False, []
+        self.kept, self.elision, self.multi_prefix, self.timeline, self.runs = None, {}, False, [], []
         drawn = set(drawn)
         self.place_and_connect(lambda pos: pos in drawn)
         for s, d in self.loops:
@@ -447,11 +455,23 @@ class _Drawing:
                 kind = "data"
             if collapsed and src in self.exported_names and self.box_of_name.get(src) == dst:
                 continue  # a state output read again inside its own cell (c_t -> tanh(c_t))
+            skipped = self._run_between(idx.home[s], idx.home[d])
+            if skipped is not None:   # steps the graph has no record of lie between: through the "…"
+                self.add_edge(src, f"e{skipped}", "elided", (s, d, argnum))
+                self.add_edge(f"e{skipped}", dst, "elided", (s, d, argnum))
+                continue
             self.add_edge(src, dst, kind, (s, d, argnum))
             flow = self.flows.get((s, d, argnum))
             source = self.nodes[src]
             if flow is not None and (source.kind.startswith("ref") or source.kind == "io"):
                 source.flow[s] = flow + source.flow[s] if s in source.flow else flow
+
+    def _run_between(self, a, b):
+        """The first step of an elided run lying strictly between homes ``a`` and ``b``, if any."""
+        if a is None or b is None or abs(a[1] - b[1]) < 2 or not self.runs:
+            return None
+        low, high = sorted((a[1], b[1]))
+        return next((first for first, last in self.runs if low < first and last < high), None)
 
     def outer_path(self, pos):
         scope = self.graph.nodes[pos].scope
@@ -471,7 +491,7 @@ class _Drawing:
         name = f"r{s}_{home[1]}" + (f"_{self.prefix_number[home[0]]}" if len(path) > 1 else "")
         if name not in self.nodes:
             shared = self.graph.nodes[s]
-            label = _html_label(node_label_name(shared), ["shared"] if self.is_param[s] else [])
+            label = (node_label_name(shared), ["shared"] if self.is_param[s] else [], True)
             where = "/".join(map(str, path))
             attrs = {"URL": "#" + idx.stable_ids[s], "id": safe_id(f"{idx.stable_ids[s]}>{where}")}
             kind = "ref-param" if self.is_param[s] else "ref"
@@ -545,7 +565,7 @@ class _Drawing:
             small = [self.level] + ([", ".join(params[:4]) + (" …" if len(params) > 4 else "")]
                                     if params else [])
             box_id = f"{prefix or 'cell'}@{t}" if self.view == "unrolled" else prefix or "cell"
-            node = _Node(name, "group", _html_label(title, small), self.members[key],
+            node = _Node(name, "group", (title, small, True), self.members[key],
                          {"id": safe_id(box_id)})
             self.add_node(self.home_path(home), node)
         return name
@@ -562,7 +582,7 @@ class _Drawing:
                 title = ", ".join(f"{n}[{t}]" for n in names) or f"input[{t}]"
             else:
                 title = ", ".join(names[-2:]) or f"ŷ[{t}]"
-            node = _Node(name, "io", _html_label(title, []), members, {"id": f"{role}@{t}"})
+            node = _Node(name, "io", (title, [], True), members, {"id": f"{role}@{t}"})
             self.add_node(self.home_path(home), node)
         return name
 
@@ -576,7 +596,7 @@ class _Drawing:
             edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6"})
         if title or self.notes:
             dot.attr(label=_html_label(title or "", self.notes))
-        self._emit_items(dot, (), scale, [0])
+        self._emit_items(dot, scale)
         for (src, dst, kind), edge in self.edges.items():
             dot.edge(src, dst, **self._edge_attrs(kind, edge, scale))
         if len(self.timeline) > 1:
@@ -601,24 +621,43 @@ class _Drawing:
                 dot.edge(f"tl{k - 1}", f"tl{k}", style="invis")
             dot.edge(f"tl{k}", anchor, style="invis")
 
-    def _emit_items(self, dot, path, scale, counter):
-        for kind, item in self.items[path]:
-            if kind == "node":
+    def _emit_items(self, dot, scale):
+        """Write the nodes and the nested clusters into ``dot``, each cluster's items in order.
+        Clusters are numbered in the order a depth-first walk meets them and written innermost
+        first (no recursion, however deep the scopes)."""
+        order, stack = [], [()]
+        while stack:
+            path = stack.pop()
+            order.append(path)
+            stack.extend(item for kind, item in reversed(self.items[path]) if kind == "cluster")
+        number = {path: k for k, path in enumerate(order)}
+        written = {}
+        for path in reversed(order):
+            graph = dot if not path else graphviz.Digraph(name=f"cluster_{number[path]}")
+            if path:
+                is_step = len(path) == 1 and isinstance(path[0], _Step)
+                text = self.cluster_labels[path]
+                extra = {"tooltip": tooltip_text(text)} if altered(text) else {}
+                graph.attr(label=_html_label(text, []), style="rounded",
+                           color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
+                           **{"class": "step" if is_step else "scope"}, **extra)
+            for kind, item in self.items[path]:
+                if kind == "cluster":
+                    graph.subgraph(written.pop(item))
+                    continue
                 node = self.nodes[item]
-                label = node.label
+                attrs = self._node_attrs(node, scale)
+                if node.label is None:
+                    graph.node(node.name, "", **attrs)
+                    continue
+                title, small, bold = node.label
                 if scale is not None and node.kind.startswith("ref") and node.flow:
                     # this step's term of the shared node's gradient (the terms sum to its .grad)
-                    term = G.format_norm(self._node_value(node))
-                    label = label[:-1] + f'<BR/><FONT POINT-SIZE="8">{h("step term ‖·‖=" + term)}</FONT>>'
-                dot.node(node.name, label, **self._node_attrs(node, scale))
-            else:
-                counter[0] += 1
-                with dot.subgraph(name=f"cluster_{counter[0]}") as sub:
-                    is_step = len(item) == 1 and isinstance(item[0], _Step)
-                    sub.attr(label=_html_label(self.cluster_labels[item], []), style="rounded",
-                             color="#1f4e79" if is_step else "#aaaaaa", fontcolor="#1f4e79",
-                             **{"class": "step" if is_step else "scope"})
-                    self._emit_items(sub, item, scale, counter)
+                    small = small + ["step term ‖·‖=" + G.format_norm(self._node_value(node))]
+                if altered(title) or any(altered(line) for line in small):
+                    attrs["tooltip"] = tooltip_text([title, *small])
+                graph.node(node.name, _html_label(title, small, bold), **attrs)
+            written[path] = graph
 
     def _node_attrs(self, node, scale):
         kind = node.kind
@@ -687,21 +726,47 @@ class _Drawing:
         return attrs
 
 
+def step_costs(graph, level="op"):
+    """``(outer, {t: nodes})``: how many nodes the unrolled picture of ``graph`` at ``level`` draws
+    outside the time steps, and for each recorded step ``t`` (its nodes and references; a box per
+    layer and its inputs and outputs at the cell and layer levels). ``max_nodes`` is checked against
+    ``outer + Σ nodes[t]`` over the steps drawn."""
+    if level not in LEVELS:
+        raise ValueError(f"step_costs: level must be one of {LEVELS}, got {level!r}")
+    return _step_costs(StepIndex(G.as_graph(graph)), level)
+
+
+def _step_costs(idx, level):
+    per_step = {}
+    for home in idx.home:
+        if home is not None:
+            per_step[home[1]] = per_step.get(home[1], 0) + 1
+    if level == "op":
+        for i in idx.shared:
+            for home in idx.consumer_homes(i):
+                per_step[home[1]] += 1
+    else:
+        per_step = {t: 3 * len(idx.prefixes) + 2 for t in per_step}
+    return sum(1 for home in idx.home if home is None), per_step
+
+
 def _components(path):
     return tuple(p for p in (path or "").split("/") if p)
 
 
 def _html_label(title, small, bold=True):
-    """An HTML-like label: escaped ``title`` (bold) over escaped small lines."""
+    """An HTML-like label: ``title`` (bold) over small lines, each made safe (``labels.label_text``:
+    control characters and surrogates written out, cut to a few hundred characters) and escaped."""
+    title = label_text(title)
     text = f"<B>{h(title)}</B>" if bold and title else h(title)
     for line in small:
-        text += f'<BR/><FONT POINT-SIZE="8">{h(line)}</FONT>'
+        text += f'<BR/><FONT POINT-SIZE="8">{h(label_text(line))}</FONT>'
     return f"<{text}>"
 
 
 def _elision_label(first, last):
     steps = f"t={first}" if first == last else f"t={first}…{last}"
-    return _html_label("…", [f"{steps} elided"], bold=False)
+    return "…", [f"{steps} elided"], False
 
 
 def _legend(scale, view):

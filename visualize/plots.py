@@ -3,12 +3,14 @@
 Each run's line is the SVG group ``id="run-<k>"`` (k in the order given). matplotlib is an optional
 extra (``pip install tinygraph[plot]``), imported only when a plot is made, through ``Figure`` (no
 pyplot, no GUI). The SVG is byte-stable: a fixed ``svg.hashsalt``, no date in the metadata, glyphs
-drawn as paths.
+drawn as paths. Titles, axis labels and run labels are written out and cut as in the graph
+pictures (``visualize.labels``), so a control character cannot make the SVG invalid.
 """
 import io
 import math
 
 from .grads import norm
+from .labels import label_text
 from .render import write_atomic
 from .structure import StepIndex
 
@@ -24,7 +26,7 @@ def _figure(title, xlabel, ylabel, log_y):
                           "(or pip install matplotlib)") from None
     fig = Figure(figsize=(6.4, 3.6), dpi=100)
     ax = fig.add_subplot()
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.set(title=label_text(title), xlabel=label_text(xlabel), ylabel=label_text(ylabel))
     if log_y:
         ax.set_yscale("log")
     ax.grid(True, which="major", alpha=0.3)
@@ -54,7 +56,7 @@ def _series(runs, what):
         values = [float(v) for v in values]
         if not values:
             raise ValueError(f"{what}: run {label!r} has no values")
-        out[str(label)] = values
+        out[label_text(label)] = values   # legend text: control characters written out, cut
     return out
 
 

@@ -3,6 +3,7 @@
 ``dot`` is looked up on ``PATH`` when a picture is made, never at import: building DOT text needs no
 Graphviz install, only laying it out does.
 """
+import math
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from tinygraph.io import write_bytes_atomic as write_atomic  # noqa: F401  (re-e
 from .dot import to_dot
 
 FORMATS = ("svg", "png", "pdf")
+SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")   # what ``render`` reads the format from
 DEFAULT_TIMEOUT = 120.0
 INSTALL_HINT = ("install Graphviz so that `dot` is on PATH: `sudo apt-get install graphviz` "
                 "(Debian/Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`, or see "
@@ -36,10 +38,33 @@ def dot_executable():
     return path
 
 
+def check_timeout(timeout):
+    """``timeout`` if it is a positive finite number of seconds or None (no limit), else ValueError."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+            not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"render: timeout must be a positive finite number of seconds (or None for "
+                         f"no limit), got {timeout!r}")
+    return timeout
+
+
+def format_of(path):
+    """The picture format a file name asks for by its suffix: ``"svg"``, ``"png"``, ``"pdf"`` or
+    ``"dot"`` (``.dot``/``.gv``: the DOT text); ValueError naming the suffixes for any other."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"render: cannot tell the picture format from {os.fspath(path)!r}: end the "
+                         f"file name in {', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]}, or pass format=")
+    return "dot" if suffix in (".dot", ".gv") else suffix[1:]
+
+
 def layout(source, format="svg", timeout=DEFAULT_TIMEOUT):
-    """Run ``dot -T<format>`` on DOT ``source`` (str or Digraph); returns the output bytes."""
+    """Run ``dot -T<format>`` on DOT ``source`` (str or Digraph); returns the output bytes.
+    ``timeout``: seconds (a positive finite number), or None for no limit."""
     if format not in FORMATS:
         raise ValueError(f"render: format must be one of {FORMATS}, got {format!r}")
+    check_timeout(timeout)
     source = getattr(source, "source", source)
     try:
         done = subprocess.run([dot_executable(), f"-T{format}"], input=source.encode("utf-8"),
@@ -64,13 +89,16 @@ def svg(graph, timeout=DEFAULT_TIMEOUT, **options):
 def render(graph, path, format=None, timeout=DEFAULT_TIMEOUT, **options):
     """Draw ``graph`` (see ``to_dot`` for the options) into ``path``, written atomically.
 
-    ``format``: ``"svg"`` (default), ``"png"``, ``"pdf"``, or ``"dot"`` for the DOT text (needs no
-    Graphviz); when omitted it is taken from the file suffix. Returns ``path``.
+    ``format``: ``"svg"``, ``"png"``, ``"pdf"``, or ``"dot"`` for the DOT text (needs no Graphviz);
+    when omitted it is read from the file suffix (``.svg``, ``.png``, ``.pdf``, ``.dot``/``.gv``),
+    and any other suffix is refused before anything is drawn. Returns ``path``.
     """
     path = os.fspath(path)
-    if format is None:
-        suffix = os.path.splitext(path)[1].lstrip(".").lower()
-        format = suffix if suffix in FORMATS + ("dot", "gv") else "svg"
+    format = format_of(path) if format is None else format
+    if format not in FORMATS + ("dot", "gv"):
+        raise ValueError(f"render: format must be one of {FORMATS + ('dot',)}, got {format!r}")
+    if format not in ("dot", "gv"):
+        check_timeout(timeout)
     dot = to_dot(graph, **options)
     data = dot.source.encode("utf-8") if format in ("dot", "gv") else layout(dot, format, timeout)
     write_atomic(path, data)

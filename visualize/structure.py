@@ -26,8 +26,10 @@ same op of the unrolled one.
 """
 import math
 import re
+import zlib
 
 _UNSAFE_ID_CHARS = re.compile(r"[^\w./=@:+\-\[\]]")
+ID_CHARS = 200   # a longer id is cut and ends in a hash of the whole, so distinct ids stay distinct
 
 
 def within(scope, base):
@@ -54,9 +56,15 @@ def common_path(paths):
     return "/".join(common)
 
 
-def safe_id(text):
-    """``text`` with every character outside ``[\\w./=@:+-[]]`` replaced by ``_`` (an SVG/DOT-safe id)."""
-    return _UNSAFE_ID_CHARS.sub("_", text)
+def safe_id(text, limit=ID_CHARS):
+    """``text`` with every character outside ``[\\w./=@:+-[]]`` replaced by ``_`` (an SVG/DOT-safe id),
+    at most ``limit`` characters: a longer one keeps its start and ends in ``-`` and the CRC-32 of
+    the whole text (deterministic, and two long ids differing anywhere stay apart)."""
+    safe = _UNSAFE_ID_CHARS.sub("_", text)
+    if len(safe) <= limit:
+        return safe
+    digest = zlib.crc32(text.encode("utf-8", "surrogatepass"))
+    return f"{safe[:limit - 9]}-{digest:08x}"
 
 
 def node_label_name(node):
@@ -163,7 +171,8 @@ class StepIndex:
             n = counts.get(key, 0)
             counts[key] = n + 1
             local = "/".join(p for p in (base, f"{key[2]}_{n}") if p)
-            ids[i] = safe_id("/".join(p for p in (h[0] if in_step else "", local) if p) + suffix)
+            # the suffix is kept whole, so a folded node's id + "@t" is the id of its op at step t
+            ids[i] = safe_id("/".join(p for p in (h[0] if in_step else "", local) if p)) + suffix
             local_ids[i] = safe_id(local) if in_step else None
         seen = set()
         for i, stem in enumerate(ids):   # two names that differ only in unsafe characters
@@ -227,16 +236,40 @@ def _positions(part, n_steps, spec):
     return set(range(n_steps)[slice(*bounds)])
 
 
+def fit_window(kept, cost, budget):
+    """The steps of ``kept`` (time steps in order) to draw within ``budget`` nodes when step ``t``
+    costs ``cost(t)``: for the largest ``n`` that fits, the first ``ceil(n/2)`` and the last
+    ``floor(n/2)`` of them (as an int ``steps=`` window), and at least the first step."""
+    head, tail, total = 1, 0, cost(kept[0]) if kept else 0
+    while head + tail < len(kept):
+        t = kept[head] if head == tail else kept[len(kept) - tail - 1]   # n + 1 odd: one more first
+        if total + cost(t) > budget:
+            break
+        total += cost(t)
+        head, tail = (head + 1, tail) if head == tail else (head, tail + 1)
+    return list(kept[:head]) + list(kept[len(kept) - tail:])
+
+
 def gaps(kept, steps):
-    """Runs of consecutive dropped steps: list of ``(first, last)`` step values, in order."""
-    kept, runs, current = set(kept), [], []
+    """Runs of consecutive time steps not drawn: a list of ``(first, last)`` step values, in order.
+
+    A step is not drawn when it is in ``steps`` but not in ``kept``, or when its number lies between
+    two of ``steps`` without being one of them: a graph that recorded steps 0, 1, 2 and 998, 999 (an
+    unroll of the steps a picture keeps of a longer one) has ``(3, 997)`` elided.
+    """
+    kept, runs, first, last, previous = set(kept), [], None, None, None
     for t in steps:
+        if previous is not None and t > previous + 1:   # numbers the graph holds no step for
+            first = previous + 1 if first is None else first
+            last = t - 1
         if t in kept:
-            if current:
-                runs.append((current[0], current[-1]))
-            current = []
+            if first is not None:
+                runs.append((first, last))
+            first = None
         else:
-            current.append(t)
-    if current:
-        runs.append((current[0], current[-1]))
+            first = t if first is None else first
+            last = t
+        previous = t
+    if first is not None:
+        runs.append((first, last))
     return runs
