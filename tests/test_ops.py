@@ -10,8 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygraph as tg
-from tinygraph.ops import OPS, apply
+from tinygraph.autograd import TENSOR_VJP
+from tinygraph.ops import NUMPY_VJP, OPS, apply
+from tinygraph.ops.base import materialize
 from tinygraph.ops.shape import AsType
+from tinygraph.release import Released
 from tinygraph.testing import (SAMPLERS, arrays, assert_not_mutated, broadcastable_pairs, check_grads,
                                op_samples, shapes)
 
@@ -103,6 +106,93 @@ def test_detect_anomaly_lets_finite_values_and_gradients_through(name, data):
 def test_non_differentiable_outputs_never_require_grad(name, data):
     op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
     assert not apply(op, *leaves(inputs)).requires_grad
+
+
+# --- saved values: what an op declares its rule reads is all its rule reads -----------------------------
+def _vjp_results(op, inputs, g, declared_only, create_graph):
+    """Gradients from ``op``'s rule after a fresh forward: called twice (a rule with a forward cache,
+    linear_cross_entropy, takes it the first time and recomputes the second), with every value the
+    op does not declare in ``saves`` replaced by a ``Released`` placeholder when ``declared_only``."""
+    out = op.forward(*inputs)
+    out = out if isinstance(out, np.ndarray) else np.asarray(out)
+    values = [out, *inputs]
+    if declared_only:
+        kept = {0} if op._saves_out else set()
+        kept |= set(range(1, len(values))) if op._saved_inputs is None else {1 + k for k in op._saved_inputs}
+        values = [v if k in kept else Released(v.shape, v.dtype, op.name) for k, v in enumerate(values)]
+    results = []
+    for _ in range(2):
+        if create_graph:
+            with tg.enable_grad():
+                grads = op.vjp(TENSOR_VJP, tg.Tensor._wrap(g), *[tg.Tensor._wrap(v) for v in values])
+            results.append([None if r is None else r.data for r in grads])
+        else:
+            results.append([None if r is None else materialize(r) for r in op.vjp(NUMPY_VJP, g, *values)])
+    return results
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["arrays", "create_graph"])
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@given(data=st.data())
+def test_vjp_needs_only_the_values_it_declares(name, create_graph, data):
+    """Each op's ``saves`` is sufficient: its rule, given placeholders for every value it does not
+    declare, returns exactly the gradients it returns given all of them (so the engine may release
+    the rest). ``Released`` raises on any use other than shape and dtype, so a rule that reads an
+    undeclared value fails here by name."""
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    out_shape = op.forward(*inputs)
+    g = np.random.default_rng(0).standard_normal(np.shape(out_shape)).astype(np.result_type(out_shape))
+    everything = _vjp_results(op, inputs, g, declared_only=False, create_graph=create_graph)
+    declared = _vjp_results(op, inputs, g, declared_only=True, create_graph=create_graph)
+    for call_all, call_declared in zip(everything, declared):
+        for k, (a, b) in enumerate(zip(call_all, call_declared)):
+            assert (a is None) == (b is None), k
+            if a is not None:
+                np.testing.assert_array_equal(a, b, err_msg=f"gradient {k}")
+
+
+def test_every_registered_op_declares_what_its_rule_reads():
+    assert sorted(name for name, cls in OPS.items() if cls.saves is None) == []
+
+
+# Rules that only use shapes and dtypes (or, for non-differentiable ops, do not exist) read no value;
+# a declaration of "everything" would be correct for them but keep every intermediate alive.
+READS_NO_VALUE = ["add", "sub", "neg", "sum", "reshape", "transpose", "broadcast_to", "getitem",
+                  "index_add", "concat", "stack", "astype", *NON_DIFFERENTIABLE]
+READS_ONLY_ITS_OUTPUT = ["exp", "tanh", "sigmoid", "sqrt"]
+
+
+def test_declarations_are_not_everything_where_a_rule_needs_little():
+    assert {n: OPS[n].saves for n in READS_NO_VALUE if OPS[n].saves != ()} == {}
+    assert {n: OPS[n].saves for n in READS_ONLY_ITS_OUTPUT if OPS[n].saves != ("out",)} == {}
+    assert OPS["mul"].saves == ("x", "y") and OPS["affine"].saves == ("x", "w")
+
+
+def test_a_declaration_naming_no_vjp_parameter_is_refused_at_class_creation():
+    with pytest.raises(ValueError, match=r"op 'scaled'.*'z'.*vjp\(self, B, g, out, x\)"):
+        class Scaled(tg.ops.Op, register=False):
+            name = "scaled"
+            saves = ("out", "z")
+            def vjp(self, B, g, out, x): return (2 * g,)
+    with pytest.raises(TypeError, match=r"op 'scaled'.*tuple of vjp parameter names.*'out'"):
+        class Scaled2(tg.ops.Op, register=False):
+            name = "scaled"
+            saves = ("out")
+            def vjp(self, B, g, out, x): return (g * out,)
+
+
+def test_an_op_that_declares_nothing_saves_everything():
+    class Opaque(tg.ops.Op, register=False):
+        name = "opaque"
+        def forward(self, x, y): return x * y
+        def vjp(self, B, g, out, x, y): return g * y, g * x
+
+    class Variadic(tg.ops.Op, register=False):
+        name = "variadic"
+        saves = ("xs",)
+        def vjp(self, B, g, out, *xs): return tuple(g for _ in xs)
+    assert (Opaque._saves_out, Opaque._saved_inputs) == (True, None)
+    assert (Variadic._saves_out, Variadic._saved_inputs) == (False, None)  # *xs: every input
 
 
 def _index_add_reference(op, g):

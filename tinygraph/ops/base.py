@@ -16,7 +16,16 @@ registry, so every op is covered by the gradient property tests as soon as it ex
 (``class MyOp(Op, register=False)`` keeps a private or throwaway op out of it). ``sample`` names
 the shape family the tests draw inputs from; ``domain`` bounds the values (e.g. ``log`` needs x > 0);
 ``kinks`` are points where the op is not differentiable, kept away from in numerical checks.
+
+``saves`` names the values the gradient rule reads, by the names of ``vjp``'s parameters (the first
+after ``g`` is the output, ``out``): ``("x", "y")`` for mul, ``("out",)`` for tanh, ``()`` for add,
+whose rule only reads ``x.shape``. Shapes and dtypes are not values: a rule may always use them. The
+engine releases every other value once nothing outside the graph holds it (``tinygraph.release``).
+An op that declares nothing (``saves = None``, e.g. a user's op) keeps everything: conservative and
+correct. A variadic parameter (``*xs``) names all the inputs it collects.
 """
+import inspect
+
 import numpy as np
 
 from ..errors import AnomalyError, ShapeError
@@ -34,9 +43,12 @@ class Op:
     kinks = ()              # non-differentiable points the numerical check keeps away from
     distinct = False        # property tests draw distinct values (max: ties have no unique gradient)
     lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
+    saves = None            # vjp parameter names whose values the rule reads; None: all of them
+    _saves_out, _saved_inputs = True, None  # ``saves`` resolved by __init_subclass__ (see saved_plan)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
+        cls._saves_out, cls._saved_inputs = saved_plan(cls)
         if register and cls.name is not None:
             if cls.name in OPS:
                 raise ValueError(f"op name {cls.name!r} registered twice")
@@ -60,6 +72,31 @@ class Op:
     def __repr__(self):
         attrs = ", ".join(f"{k}={v!r}" for k, v in self.attrs().items())
         return f"{self.name}({attrs})"
+
+
+def saved_plan(cls):
+    """``(saves_out, saved input positions or None for every input)`` from ``cls.saves``, checked
+    against the parameters of ``cls.vjp`` (after ``self, B, g``: the output, then the inputs)."""
+    saves = cls.saves
+    if saves is None:
+        return True, None
+    label = f"op {cls.name or cls.__qualname__!r} ({cls.__module__}.{cls.__qualname__})"
+    if isinstance(saves, str) or not all(isinstance(n, str) for n in saves):
+        raise TypeError(f"{label}: saves must be a tuple of vjp parameter names, got {saves!r} "
+                        f"(one name is written ('out',), with the comma)")
+    params = list(inspect.signature(cls.vjp).parameters.values())[3:]
+    names = [p.name for p in params]
+    unknown = [n for n in saves if n not in names]
+    if unknown:
+        raise ValueError(
+            f"{label}: saves names {', '.join(map(repr, unknown))}, which "
+            f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of its "
+            f"vjp(self, B, g, {', '.join(names)}); declare the names of the values its gradient "
+            f"rule reads, {names[0] if names else 'out'!r} for the output")
+    inputs = params[1:]
+    if any(p.kind is p.VAR_POSITIONAL and p.name in saves for p in inputs):
+        return names[0] in saves, None  # a saved *xs: every input (conservative for a mixed signature)
+    return names[0] in saves, tuple(k for k, p in enumerate(inputs) if p.name in saves)
 
 
 def apply(op, *inputs):

@@ -24,6 +24,7 @@ class LinearCrossEntropy(Op):
     (``retain_graph=True``) finds the cache gone and recomputes it from x, weight and bias.
     """
     name = "linear_cross_entropy"
+    saves = ("out", "x", "w", "b")
     sample = "linear_cross_entropy"
 
     def __init__(self, targets, reduction="mean"):
