@@ -15,6 +15,7 @@ from .modes import enable_grad, is_anomaly_enabled, no_grad
 from .ops import NUMPY_VJP, apply, unbroadcast
 from .ops.base import Product, accumulate, check_finite, materialize
 from .ops.shape import IndexAdd
+from .release import sweep
 from .tensor import Tensor
 
 
@@ -58,6 +59,7 @@ def _run(outputs, seeds, retain_graph, create_graph, capture=None):
             raise GraphError(
                 f"backward: the output (shape {out.shape}) does not require grad — no input it depends "
                 f"on has requires_grad=True, or it was computed inside no_grad()")
+    sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
     order = toposort(outputs, requires_grad_only=True)
     grads = {}
     for out, seed in zip(outputs, seeds):

@@ -29,6 +29,8 @@ import math
 import graphviz
 import numpy as np
 
+import tinygraph as tg
+
 from . import grads as G
 from .structure import StepIndex, gaps, node_label_name, parse_steps, safe_id, split_folded
 
@@ -58,7 +60,8 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
         steps: which time steps to draw, the rest behind a "…" node: an int window (``5`` = first 3 and
             last 2) or slices over the step list (``"0:3,-2:"``). Default: all that fit ``max_nodes``.
         grads: paint ``log10‖∂L/∂·‖`` (needs ``.grad`` on the nodes: ``visualize.retain_all`` before
-            ``backward``). values: add shapes and value summaries to the labels.
+            ``backward``). values: add shapes and value summaries to the labels ("released" for a
+            value no gradient rule reads, which the engine freed; see ``tinygraph.release``).
         max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
             outputs) are elided, with a note in the picture, instead of making ``dot`` hang.
         link: folded view only: where each node links to. A template with ``{id}`` (its stable id,
@@ -114,6 +117,8 @@ def _short_attrs(op, limit=24):
 
 
 def _summary(array):
+    if isinstance(array, tg.Released):
+        return "released"
     array = np.asarray(array)
     if array.size == 0:
         return "empty"

@@ -28,11 +28,13 @@ import inspect
 
 import numpy as np
 
+from .. import release
 from ..errors import AnomalyError, ShapeError
 from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
 
 OPS = {}
+PENDING = release.PENDING  # the same list: sweeps change it in place
 
 
 class Op:
@@ -45,10 +47,12 @@ class Op:
     lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
     saves = None            # vjp parameter names whose values the rule reads; None: all of them
     _saves_out, _saved_inputs = True, None  # ``saves`` resolved by __init_subclass__ (see saved_plan)
+    _plan = (False, None, True)             # apply's copy: (not _saves_out, _saved_inputs, differentiable)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._saves_out, cls._saved_inputs = saved_plan(cls)
+        cls._plan = (not cls._saves_out, cls._saved_inputs, cls.differentiable)
         if register and cls.name is not None:
             if cls.name in OPS:
                 raise ValueError(f"op name {cls.name!r} registered twice")
@@ -119,20 +123,43 @@ def apply(op, *inputs):
     out._retain = False
     out._site = None
     out._step = current_step()
+    out._uses = 0
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
-        requires = False
-        if op.differentiable:
-            for t in inputs:
-                if t.requires_grad:
-                    requires = True
-                    break
-        out.requires_grad = requires
+        requires = releasable_input = False
+        for t in inputs:
+            if t.requires_grad:
+                requires = True
+            if t._releasable:
+                releasable_input = True
+        # what the rule reads is saved; the rest may be released (tinygraph.release)
+        hold, saved, differentiable = op._plan
+        out.requires_grad = requires and differentiable
+        if hold:  # worth a sweep only if it keeps enough memory alive (a view: its base's buffer)
+            base = data.base
+            hold = (data.nbytes if base is None else getattr(base, "nbytes", 0)) >= release.MIN_BYTES
+        out._releasable = hold
+        if releasable_input:
+            if saved is None:
+                for t in inputs:
+                    t._releasable = False
+            else:
+                for k in saved:
+                    inputs[k]._releasable = False
+                for t in inputs:
+                    if t._releasable:  # counted only while releasable: only then does it matter
+                        t._uses += 1
+                        hold = True
+        if hold:
+            PENDING.append(out)
+            if len(PENDING) >= release.threshold:
+                release.sweep(wait=False)
     else:
         out.op = None
         out.inputs = ()
         out.requires_grad = False
+        out._releasable = False
     if is_anomaly_enabled():
         out._site = creation_site()
         check_finite(out, data, "forward value")
