@@ -47,10 +47,10 @@ class Sigmoid(Unary):
 
 class Relu(Unary):
     name = "relu"
-    saves = ("x",)
+    saves = ("out",)  # out > 0 exactly where x > 0: the input need not be kept
     kinks = (0.0,)
     def forward(self, x): return np.maximum(x, 0)
-    def vjp(self, B, g, out, x): return (g * (x > 0),)
+    def vjp(self, B, g, out, x): return (g * (out > 0),)
 
 
 class Sqrt(Unary):
