@@ -136,9 +136,8 @@ def apply(op, *inputs):
         # what the rule reads is saved; the rest may be released (tinygraph.release)
         hold, saved, differentiable = op._plan
         out.requires_grad = requires and differentiable
-        if hold:  # worth a sweep only if it keeps enough memory alive (a view: its base's buffer)
-            base = data.base
-            hold = (data.nbytes if base is None else getattr(base, "nbytes", 0)) >= release.MIN_BYTES
+        if hold:  # a small array is not worth a sweep; a view always is (tinygraph.release, (e))
+            hold = data.base is not None or data.nbytes >= release.MIN_BYTES
         out._releasable = hold
         if releasable_input:
             if saved is None:
