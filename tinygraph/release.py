@@ -65,7 +65,7 @@ def sweep(forget=False, wait=True):
     ``wait=False`` (from ``apply``): skip the sweep if another one is running (another thread, or a
     finalizer that built a node during this one).
     """
-    if not _sweeping.acquire(wait):
+    if not PENDING or not _sweeping.acquire(wait):
         return
     try:
         _sweep(forget)
@@ -85,27 +85,29 @@ def _sweep(forget):
         t = pending[i]
         if t._releasable:
             refs = refcount(t) - _OWN_REFS
-            if not refs:  # nothing but PENDING holds it: garbage, its inputs tuple goes with it
-                _uncount(t.inputs)
+            if refs == t._uses and refs:  # only its consumers' inputs hold it: release it
+                t._releasable = False
+                data, placeholder = t.data, new(Released)  # Released.of, inlined: sweeps make many
+                placeholder.shape, placeholder.dtype = data.shape, data.dtype
+                placeholder.op, placeholder.scope = t.op, t.scope
+                t.data = placeholder
+            elif forget:
+                t._releasable = False  # kept for good: the counts are about to go stale
                 continue
-            if refs != t._uses:
+            elif refs:
                 hold(t)  # held outside the graph
                 continue
-            t._releasable = False  # only its consumers' inputs hold it: release it
-            data, placeholder = t.data, new(Released)  # Released.of, inlined: sweeps make many
-            placeholder.shape, placeholder.dtype = data.shape, data.dtype
-            placeholder.op, placeholder.scope = t.op, t.scope
-            t.data = placeholder
+            else:  # nothing but PENDING holds it: garbage, its inputs tuple goes with it
+                _uncount(t.inputs)
+                continue
+        if forget:
+            continue  # nothing stays pending
         for s in t.inputs or ():  # it stays while the count of an input relies on it
             if s._releasable:
                 hold(t)
                 break
         s = None  # the loop variable would be one more reference to an input still to be looked at
     t = data = None
-    if forget:
-        for t in kept:
-            t._releasable = False
-        kept = []
     pending[:count] = kept
     threshold = max(FLOOR, 2 * len(pending))
 

@@ -137,7 +137,7 @@ def apply(op, *inputs):
         hold, saved, differentiable = op._plan
         out.requires_grad = requires and differentiable
         if hold:  # a small array is not worth a sweep; a view always is (tinygraph.release, (e))
-            hold = data.base is not None or data.nbytes >= release.MIN_BYTES
+            hold = data.nbytes >= release.MIN_BYTES or data.base is not None
         out._releasable = hold
         if releasable_input:
             if saved is None:
