@@ -105,7 +105,12 @@ def saved_plan(cls):
 
 def apply(op, *inputs):
     """Run ``op`` on Tensors and return the output node (recorded unless inside ``no_grad()``)."""
-    arrays = [t.data for t in inputs]
+    if len(inputs) == 1:  # the common arities without a comprehension (a function call in 3.11)
+        arrays = (inputs[0].data,)
+    elif len(inputs) == 2:
+        arrays = (inputs[0].data, inputs[1].data)
+    else:
+        arrays = [t.data for t in inputs]
     try:
         data = op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as exc:
