@@ -292,13 +292,15 @@ def test_memory_of_a_released_value_is_zero():
     assert tg.Graph.of(out).memory() == {"leaf": 128, "tanh": 128}
 
 
-def test_arrays_too_small_to_be_worth_a_sweep_are_kept_views_never(monkeypatch):
+def test_values_keeping_too_little_alive_to_be_worth_a_sweep_are_kept(monkeypatch):
     monkeypatch.setattr(release, "MIN_BYTES", 1024)
     x = tg.tensor(np.ones((8, 16)), requires_grad=True)      # 1 KiB: worth it
     big = tg.tanh(x + 1.0)
     small = tg.tanh(x[:1] * 2.0 + 1.0)                        # 128 B each
-    view = tg.tanh((x[:1] * 2.0)[:, :4])                      # a 32 B view of a 128 B array
-    graph = tg.Graph.of(big, small, view)
+    view = tg.tanh((x + 1.0)[:1])                            # a view keeps its base's 1 KiB alive
+    small_view = tg.tanh((x[:1] * 2.0)[:, :4])               # a view of 128 B
+    graph = tg.Graph.of(big, small, view, small_view)
     assert released(big.inputs[0]) and not released(small.inputs[0])
-    assert released(view.inputs[0]) and not released(view.inputs[0].inputs[0])
-    assert graph.memory()["tanh"] == 1024 + 128 + 32
+    assert released(view.inputs[0]) and released(view.inputs[0].inputs[0])
+    assert not released(small_view.inputs[0])
+    assert graph.memory()["tanh"] == 1024 + 2 * 128 + 32

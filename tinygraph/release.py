@@ -9,19 +9,18 @@ The engine releases a node's value when
 (c) it is not retained (``retain_grad()``) and was not kept by ``keep_values()``;
 (d) nothing outside the graph can reach the Tensor any more: its only references are its consumers'
     ``inputs`` tuples. A tensor the user still holds keeps its value (PyTorch's semantics);
-(e) it is a view, or holds at least ``MIN_BYTES``: a smaller array frees less than its placeholder
-    and its share of a sweep cost, a few hundred ns in CPython (``MIN_BYTES = 0`` releases every
-    value). A view is always released: its buffer belongs to another array and may be written
-    through it (a recurrent layer's slab), and a view kept alive keeps all of that buffer alive.
+(e) it keeps at least ``MIN_BYTES`` alive (its buffer; for a view, its base's, which a view kept
+    would keep alive): a smaller value frees less than its placeholder and its share of a sweep
+    cost, a few hundred ns in CPython. ``MIN_BYTES = 0`` releases every value.
 
 A released value is replaced by a ``Released`` placeholder that keeps ``shape``, ``dtype``, ``ndim``
 and ``size``, so the graph can still be walked and drawn and rules can still read shapes; every other
 use raises a ``GraphError`` that names the op, its scope and how to keep the value.
 
 How (d) is decided, in CPython. A tensor that (a)-(c) and (e) still allow is *releasable*; ``apply``
-clears the flag of the inputs the new op's rule reads, counts in ``_uses`` how often each releasable
-input appears in the new node's ``inputs``, and appends the new node to ``PENDING`` when it is
-releasable or has a releasable input. ``sweep`` runs when ``PENDING`` has doubled since the last
+counts in ``_uses`` how often each releasable input appears in the new node's ``inputs``, clears the
+flag of the inputs the new op's rule reads, and appends the new node to ``PENDING`` when it is
+releasable or still has a releasable input. ``sweep`` runs when ``PENDING`` has doubled since the last
 sweep (at least ``FLOOR`` entries), when backward starts and in ``Graph.of``. It compares
 ``sys.getrefcount(t)`` of each releasable ``t`` with the references the engine accounts for: ``_uses``
 and the sweep's own three (PENDING's slot, the loop variable, getrefcount's argument). Equal: only
@@ -49,7 +48,7 @@ import numpy as np
 from .errors import GraphError
 
 PENDING = []   # nodes whose value, or an input's value, may still be released; in creation order
-MIN_BYTES = 1024  # see (e): smaller arrays (not views) are never released
+MIN_BYTES = 1024  # see (e): values keeping less alive are never released
 FLOOR = 512    # the smallest pending length that triggers a sweep from ``apply``
 threshold = FLOOR  # ``apply`` sweeps when len(PENDING) reaches it; twice what the last sweep kept
 _OWN_REFS = 3  # sys.getrefcount(t) in ``sweep``: PENDING's slot, the loop variable, the argument

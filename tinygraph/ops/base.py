@@ -47,12 +47,13 @@ class Op:
     lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
     saves = None            # vjp parameter names whose values the rule reads; None: all of them
     _saves_out, _saved_inputs = True, None  # ``saves`` resolved by __init_subclass__ (see saved_plan)
-    _plan = (False, None, True)             # apply's copy: (not _saves_out, _saved_inputs, differentiable)
+    _plan = (False, True, True)  # apply's: (not _saves_out, _saved_inputs or True: all, differentiable)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._saves_out, cls._saved_inputs = saved_plan(cls)
-        cls._plan = (not cls._saves_out, cls._saved_inputs, cls.differentiable)
+        cls._plan = (not cls._saves_out, True if cls._saved_inputs is None else cls._saved_inputs,
+                     cls.differentiable)
         if register and cls.name is not None:
             if cls.name in OPS:
                 raise ValueError(f"op name {cls.name!r} registered twice")
@@ -132,30 +133,33 @@ def apply(op, *inputs):
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
-        requires = releasable_input = False
+        # what the rule reads is saved; the rest may be released (tinygraph.release)
+        hold, saved, differentiable = op._plan
+        if hold:  # worth a sweep if it keeps enough memory alive: its buffer, or a view's base's
+            base = data.base
+            hold = (data.nbytes if base is None else getattr(base, "nbytes", 0)) >= release.MIN_BYTES
+        out._releasable = hold
+        requires = held = False
         for t in inputs:
             if t.requires_grad:
                 requires = True
-            if t._releasable:
-                releasable_input = True
-        # what the rule reads is saved; the rest may be released (tinygraph.release)
-        hold, saved, differentiable = op._plan
+            if t._releasable:  # counted only while releasable: only then does the count matter
+                t._uses += 1
+                held = True
         out.requires_grad = requires and differentiable
-        if hold:  # a small array is not worth a sweep; a view always is (tinygraph.release, (e))
-            hold = data.nbytes >= release.MIN_BYTES or data.base is not None
-        out._releasable = hold
-        if releasable_input:
-            if saved is None:
+        if held and saved:  # a releasable input the rule reads is saved, for good
+            if saved is True:
                 for t in inputs:
                     t._releasable = False
             else:
                 for k in saved:
                     inputs[k]._releasable = False
-                for t in inputs:
-                    if t._releasable:  # counted only while releasable: only then does it matter
-                        t._uses += 1
-                        hold = True
-        if hold:
+            held = False
+            for t in inputs:
+                if t._releasable:
+                    held = True
+                    break
+        if hold or held:  # it may be released, or an input's count relies on it
             PENDING.append(out)
             if len(PENDING) >= release.threshold:
                 release.sweep(wait=False)
