@@ -17,10 +17,11 @@ A released value is replaced by a ``Released`` placeholder that keeps ``shape``,
 and ``size``, so the graph can still be walked and drawn and rules can still read shapes; every other
 use raises a ``GraphError`` that names the op, its scope and how to keep the value.
 
-How (d) is decided, in CPython. A tensor that (a)-(c) and (e) still allow is *releasable*; ``apply``
-counts in ``_uses`` how often each releasable input appears in the new node's ``inputs``, clears the
-flag of the inputs the new op's rule reads, and appends the new node to ``PENDING`` when it is
-releasable or still has a releasable input. ``sweep`` runs when ``PENDING`` has doubled since the last
+How (d) is decided, in CPython. A tensor that (a)-(c) and (e) still allow is *releasable*: its
+``_uses`` is >= 0 and counts how often it appears in consumers' ``inputs`` (-1: never released, for
+leaves, saved, released and kept values; one slot, so a Tensor is no larger). ``apply`` counts the new
+node's releasable inputs, sets ``_uses = -1`` on those its rule reads, and appends the new node to
+``PENDING`` when it is releasable or still has a releasable input. ``sweep`` runs when ``PENDING`` has doubled since the last
 sweep (at least ``FLOOR`` entries), when backward starts and in ``Graph.of``. It compares
 ``sys.getrefcount(t)`` of each releasable ``t`` with the references the engine accounts for: ``_uses``
 and the sweep's own three (PENDING's slot, the loop variable, getrefcount's argument). Equal: only
@@ -79,19 +80,19 @@ def _sweep(forget):
     count = len(pending)  # what is appended meanwhile (another thread) waits for the next sweep
     if _keeping:  # keep_values(): nothing pending is released, ever
         for i in range(count):
-            pending[i]._releasable = False
+            pending[i]._uses = -1
     for i in range(count):  # oldest first: a node's inputs are decided before it
         t = pending[i]
-        if t._releasable:
+        if t._uses >= 0:
             refs = refcount(t) - _OWN_REFS
             if refs == t._uses and refs:  # only its consumers' inputs hold it: release it
-                t._releasable = False
+                t._uses = -1
                 data, placeholder = t.data, new(Released)  # Released.of, inlined: sweeps make many
                 placeholder.shape, placeholder.dtype = data.shape, data.dtype
                 placeholder.op, placeholder.scope = t.op, t.scope
                 t.data = placeholder
             elif forget:
-                t._releasable = False  # kept for good: the counts are about to go stale
+                t._uses = -1  # kept for good: the counts are about to go stale
                 continue
             elif refs:
                 hold(t)  # held outside the graph
@@ -102,7 +103,7 @@ def _sweep(forget):
         if forget:
             continue  # nothing stays pending
         for s in t.inputs or ():  # it stays while the count of an input relies on it
-            if s._releasable:
+            if s._uses >= 0:
                 hold(t)
                 break
         s = None  # the loop variable would be one more reference to an input still to be looked at
@@ -113,7 +114,7 @@ def _sweep(forget):
 
 def _uncount(inputs):
     for s in inputs or ():
-        if s._releasable:
+        if s._uses > 0:
             s._uses -= 1
 
 

@@ -38,7 +38,7 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
     __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "_step", "_uses", "_releasable", "__weakref__")
+                 "_step", "_uses", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -51,7 +51,7 @@ class Tensor:
         self._retain = False
         self._site = None
         self._step = current_step()
-        self._uses, self._releasable = 0, False  # see tinygraph.release
+        self._uses = -1  # never released (tinygraph.release)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -130,7 +130,7 @@ class Tensor:
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward, and its value."""
         self._retain = True
-        self._releasable = False
+        self._uses = -1  # kept for good (tinygraph.release)
         return self
 
     def detach(self):
@@ -144,7 +144,7 @@ class Tensor:
         t.data, t.grad, t.requires_grad, t.op, t.inputs = array, None, requires_grad, None, ()
         t.name, t.scope, t._retain, t._site = name, current_scope(), False, None
         t._step = current_step()
-        t._uses, t._releasable = 0, False
+        t._uses = -1
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):

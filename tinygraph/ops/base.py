@@ -129,7 +129,6 @@ def apply(op, *inputs):
     out._retain = False
     out._site = None
     out._step = current_step()
-    out._uses = 0
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
@@ -138,25 +137,25 @@ def apply(op, *inputs):
         if hold:  # worth a sweep if it keeps enough memory alive: its buffer, or a view's base's
             base = data.base
             hold = (data.nbytes if base is None else getattr(base, "nbytes", 0)) >= release.MIN_BYTES
-        out._releasable = hold
+        out._uses = 0 if hold else -1  # >= 0: releasable, and its consumers' references counted
         requires = held = False
         for t in inputs:
             if t.requires_grad:
                 requires = True
-            if t._releasable:  # counted only while releasable: only then does the count matter
+            if t._uses >= 0:  # counted only while releasable: only then does the count matter
                 t._uses += 1
                 held = True
         out.requires_grad = requires and differentiable
         if held and saved:  # a releasable input the rule reads is saved, for good
             if saved is True:
                 for t in inputs:
-                    t._releasable = False
+                    t._uses = -1
             else:
                 for k in saved:
-                    inputs[k]._releasable = False
+                    inputs[k]._uses = -1
             held = False
             for t in inputs:
-                if t._releasable:
+                if t._uses >= 0:
                     held = True
                     break
         if hold or held:  # it may be released, or an input's count relies on it
@@ -167,7 +166,7 @@ def apply(op, *inputs):
         out.op = None
         out.inputs = ()
         out.requires_grad = False
-        out._releasable = False
+        out._uses = -1
     if is_anomaly_enabled():
         out._site = creation_site()
         check_finite(out, data, "forward value")
