@@ -34,6 +34,7 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph import functional as F
+from tinygraph import release
 from tinygraph.graph import Loop
 from tinygraph.modes import current_scope, in_step
 from tinygraph.nn import Module
@@ -77,18 +78,6 @@ def check_finite_input(xs, batch_first, who):
 # A batched input projection's gradient is as large as the projection; chunks of this size bound it
 # (one chunk, the whole sequence, for all but long sequences).
 PROJECTION_CHUNK_BYTES = 8 * 2**20
-
-
-def mark_consumed(tensors):
-    """Replace the values of tensors whose buffer was overwritten in place by read-only NaN placeholders
-    of their shape and dtype (no memory, one per shape): nobody can mistake what now lives in the
-    buffer for them. Only for values no gradient rule reads."""
-    spent = {}
-    for t in tensors:
-        key = (t.shape, t.dtype)
-        if key not in spent:
-            spent[key] = np.broadcast_to(np.array(np.nan, dtype=t.dtype), t.shape)
-        t.data = spent[key]
 
 
 def cell_name(cell):
@@ -351,7 +340,7 @@ class Recurrent(Module):
         """``(outputs, final_state, slab)``; see ``unroll`` and ``_projections``."""
         xs, steps, batch = self._check_sequence(xs, batch_first)
         dtype = xs[0].dtype if isinstance(xs, list) else xs.dtype
-        slab, chunks, step_input, step_projection = None, (), None, None
+        slab, chunks, step_input, step_projection = None, [], None, None
         if not self.projected:
             step_input = xs.__getitem__ if isinstance(xs, list) or not batch_first else \
                 (lambda t: xs[:, t])
@@ -381,7 +370,7 @@ class Recurrent(Module):
                 state = new_state
                 outputs[t] = output
         if slab is not None:  # the steps wrote their rows over the projection: its values are gone
-            mark_consumed(chunks + consumed)
+            release.overwritten(chunks + consumed)
         return outputs, state, slab
 
     @staticmethod

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import baselines, run, tinygraph_impl
+from benchmarks import baselines, chain, memory, run, tinygraph_impl
 
 
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 2e-5)])
@@ -35,6 +35,21 @@ def test_harness_runs_on_the_smoke_grid(tmp_path):
     table = run.markdown(result)
     assert "| tg/(b) |" in table and "| rnn | float64 | (2, 8, 5, 6) |" in table
     assert table.splitlines()[-1].startswith("| rnn | ") and " MB | " in table
+
+
+def test_memory_hook_counts_what_backward_reads_of_a_cell_from_primitives():
+    """The figures come from ``python -m benchmarks.memory``; here only what they count is checked:
+    per step z, 1 - z, tanh(...) and the new h, each (B, H), nothing of the matmuls or products."""
+    B, H, T = 4, 32, 20  # (4, 32) float64: 1 KiB values, worth releasing (tinygraph.release.MIN_BYTES)
+    result = memory.gated_cell_memory(B, H, T)
+    step = T * B * H * 8
+    assert result["saved_by_op"] == {"sigmoid": step, "sub": step, "tanh": step, "add": step, "sum": 8}
+    assert result["saved_bytes"] == 4 * step + 8 < result["peak_bytes"]
+
+
+def test_chain_microbenchmark_reports_cpu_times():
+    result = chain.measure((2, 2), steps=10, chains=1, repeats=1)
+    assert set(result) == {"forward_us", "forward_backward_us"} and all(v > 0 for v in result.values())
 
 
 def test_harness_takes_points_and_records_the_allocator_setting(tmp_path):

@@ -10,10 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygraph as tg
-from tinygraph.autograd import vjp_of
+from tinygraph.autograd import TENSOR_VJP, vjp_of
 from tinygraph.ops import NUMPY_VJP, OPS, apply
+from tinygraph.ops.base import Cached
 from tinygraph.ops.lazy import materialize
 from tinygraph.ops.shape import AsType
+from tinygraph.release import Released
 from tinygraph.testing import (SAMPLERS, arrays, assert_not_mutated, broadcastable_pairs, check_grads,
                                op_samples, shapes)
 
@@ -143,6 +145,107 @@ def test_fast_array_rule_equals_the_generic_rule(name, data):
 def test_non_differentiable_outputs_never_require_grad(name, data):
     op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
     assert not apply(op, *leaves(inputs)).requires_grad
+
+
+# --- saved values: what an op declares its rule reads is all its rule reads -----------------------------
+def _forward(op, inputs):
+    """``(value, cache)`` of a fresh forward (``cache`` None unless it returned ``Cached``)."""
+    out = op.forward(*inputs)
+    if isinstance(out, Cached):
+        return np.asarray(out.value), out.cache
+    return (out if isinstance(out, np.ndarray) else np.asarray(out)), None
+
+
+def _vjp_results(op, inputs, g, declared_only, create_graph):
+    """Gradients from each of ``op``'s rules after a fresh forward: the generic rule, and for first
+    order also the fast array rule without and with the forward's cache (``Cached``), with every value
+    the op does not declare in ``saves`` replaced by a ``Released`` placeholder when ``declared_only``."""
+    def values_of(out):
+        values = [out, *inputs]
+        if declared_only:
+            kept = {0} if op._saves_out else set()
+            kept |= set(range(1, len(values))) if op._saved_inputs is None else {1 + k for k in op._saved_inputs}
+            values = [v if k in kept else Released(v.shape, v.dtype, op.name) for k, v in enumerate(values)]
+        return values
+
+    out, _ = _forward(op, inputs)
+    values = values_of(out)
+    if create_graph:
+        with tg.enable_grad():
+            grads = op.vjp(TENSOR_VJP, tg.Tensor._wrap(g), *[tg.Tensor._wrap(v) for v in values])
+        return [[None if r is None else r.data for r in grads]]
+    results = [[None if r is None else materialize(r) for r in op.vjp(NUMPY_VJP, g, *values)]]
+    if op.vjp_arrays is not None:
+        results.append([None if r is None else materialize(r) for r in op.vjp_arrays(g, *values)])
+        out, cache = _forward(op, inputs)
+        if cache is not None:
+            grads = op.vjp_arrays(g, *values_of(out), cache=cache)
+            results.append([None if r is None else materialize(r) for r in grads])
+    return results
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["arrays", "create_graph"])
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@given(data=st.data())
+def test_vjp_needs_only_the_values_it_declares(name, create_graph, data):
+    """Each op's ``saves`` is sufficient: its rule, given placeholders for every value it does not
+    declare, returns exactly the gradients it returns given all of them (so the engine may release
+    the rest). ``Released`` raises on any use other than shape and dtype, so a rule that reads an
+    undeclared value fails here by name."""
+    op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
+    out, _ = _forward(op, inputs)
+    g = np.random.default_rng(0).standard_normal(out.shape).astype(out.dtype)
+    everything = _vjp_results(op, inputs, g, declared_only=False, create_graph=create_graph)
+    declared = _vjp_results(op, inputs, g, declared_only=True, create_graph=create_graph)
+    for call_all, call_declared in zip(everything, declared):
+        for k, (a, b) in enumerate(zip(call_all, call_declared)):
+            assert (a is None) == (b is None), k
+            if a is not None:
+                np.testing.assert_array_equal(a, b, err_msg=f"gradient {k}")
+
+
+def test_every_registered_op_declares_what_its_rule_reads():
+    assert sorted(name for name, cls in OPS.items() if cls.saves is None) == []
+
+
+# Rules that only use shapes and dtypes (or, for non-differentiable ops, do not exist) read no value;
+# a declaration of "everything" would be correct for them but keep every intermediate alive.
+READS_NO_VALUE = ["add", "sub", "neg", "sum", "reshape", "transpose", "broadcast_to", "getitem",
+                  "index_add", "concat", "stack", "astype", *NON_DIFFERENTIABLE]
+READS_ONLY_ITS_OUTPUT = ["exp", "tanh", "sigmoid", "sqrt", "relu"]
+
+
+def test_declarations_are_not_everything_where_a_rule_needs_little():
+    assert {n: OPS[n].saves for n in READS_NO_VALUE if OPS[n].saves != ()} == {}
+    assert {n: OPS[n].saves for n in READS_ONLY_ITS_OUTPUT if OPS[n].saves != ("out",)} == {}
+    assert OPS["mul"].saves == ("x", "y") and OPS["affine"].saves == ("x", "w")
+
+
+def test_a_declaration_naming_no_vjp_parameter_is_refused_at_class_creation():
+    with pytest.raises(ValueError, match=r"op 'scaled'.*'z'.*vjp\(self, B, g, out, x\)"):
+        class Scaled(tg.ops.Op, register=False):
+            name = "scaled"
+            saves = ("out", "z")
+            def vjp(self, B, g, out, x): return (2 * g,)
+    with pytest.raises(TypeError, match=r"op 'scaled'.*tuple of vjp parameter names.*'out'"):
+        class Scaled2(tg.ops.Op, register=False):
+            name = "scaled"
+            saves = ("out")
+            def vjp(self, B, g, out, x): return (g * out,)
+
+
+def test_an_op_that_declares_nothing_saves_everything():
+    class Opaque(tg.ops.Op, register=False):
+        name = "opaque"
+        def forward(self, x, y): return x * y
+        def vjp(self, B, g, out, x, y): return g * y, g * x
+
+    class Variadic(tg.ops.Op, register=False):
+        name = "variadic"
+        saves = ("xs",)
+        def vjp(self, B, g, out, *xs): return tuple(g for _ in xs)
+    assert (Opaque._saves_out, Opaque._saved_inputs) == (True, None)
+    assert (Variadic._saves_out, Variadic._saved_inputs) == (False, None)  # *xs: every input
 
 
 def _index_add_reference(op, g):

@@ -12,6 +12,7 @@ from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
                     no_grad, scope)
 from .random import manual_seed  # noqa: F401
+from .release import Released, keep_values  # noqa: F401
 from .tensor import Tensor, tensor  # noqa: F401
 
 __version__ = "0.1.0"

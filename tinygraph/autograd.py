@@ -17,6 +17,7 @@ from .modes import enable_grad, is_anomaly_enabled, no_grad
 from .ops import lazy
 from .ops.base import check_finite
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
+from .release import sweep
 from .tensor import Tensor
 
 
@@ -112,6 +113,7 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
             raise GraphError(
                 f"backward: the output (shape {out.shape}) does not require grad — no input it depends "
                 f"on has requires_grad=True, or it was computed inside no_grad()")
+    sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
     mode = _CreateGraph if create_graph else _FirstOrder
     add, for_rule, rule = mode.add, mode.for_rule, mode.rule
     order = toposort(outputs, requires_grad_only=True)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import GraphError
 from .modes import current_scope
+from .release import Released, sweep
 
 
 def toposort(roots, requires_grad_only=False):
@@ -187,7 +188,12 @@ class Graph:
 
     @classmethod
     def of(cls, *outputs, loop_edges=()):
-        """The graph that computes ``outputs`` (Tensors)."""
+        """The graph that computes ``outputs`` (Tensors).
+
+        Values no gradient rule reads and nothing else holds are released first (a Graph holds its
+        nodes, so none would be while it lives): the graph shows what backward will find.
+        """
+        sweep()
         return cls(toposort(outputs), outputs, loop_edges)
 
     def __len__(self):
@@ -239,10 +245,13 @@ class Graph:
 
     def memory(self):
         """``{op name: bytes}`` the node values hold, each buffer counted once: a view counts towards
-        the first node (in topological order) holding its buffer. Leaves count under ``"leaf"``."""
+        the first node (in topological order) holding its buffer. Leaves count under ``"leaf"``; a
+        released value (``tinygraph.release``) counts 0 bytes."""
         seen, usage = set(), {}
         for n in self.nodes:
             buffer = n.data
+            if type(buffer) is Released:
+                continue
             while isinstance(buffer.base, np.ndarray):
                 buffer = buffer.base
             if id(buffer) not in seen:

@@ -7,6 +7,7 @@ import numpy as np
 
 from .errors import DTypeError, ShapeError
 from .modes import current_scope, current_step
+from .release import Released
 
 _FLOAT_KINDS = "f"
 
@@ -27,7 +28,9 @@ class Tensor:
     """An n-dimensional array that records how it was computed.
 
     Attributes:
-        data: the ``np.ndarray`` value.
+        data: the ``np.ndarray`` value; a ``Released`` placeholder (shape and dtype only) once the
+            engine released it: no gradient rule reads it and nothing outside the graph held this
+            tensor (see ``tinygraph.release``; a tensor you hold keeps its value).
         grad: the accumulated gradient (an ndarray of ``data``'s shape and dtype) or None. After
             ``backward(create_graph=True)`` it is a Tensor, itself differentiable.
         requires_grad: whether gradients flow to this tensor.
@@ -35,7 +38,7 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
     __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "_step", "_cache", "__weakref__")
+                 "_step", "_cache", "_uses", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -49,6 +52,7 @@ class Tensor:
         self._site = None
         self._step = current_step()
         self._cache = None
+        self._uses = -1  # never released (tinygraph.release)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -68,10 +72,13 @@ class Tensor:
 
     def numpy(self):
         """The underlying array (shared, like ``torch.Tensor.numpy``)."""
+        if type(self.data) is Released:
+            raise self.data.error()
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        data = self.numpy()
+        return data if dtype is None else data.astype(dtype)
 
     def __len__(self):
         if self.ndim == 0:
@@ -93,7 +100,10 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self):
-        body = np.array2string(self.data, precision=4, threshold=20, separator=", ", prefix="tensor(")
+        if type(self.data) is Released:  # says why instead of failing: graphs get printed node by node
+            body = f"<released, shape {self.shape}: {self.data.error()}>"
+        else:
+            body = np.array2string(self.data, precision=4, threshold=20, separator=", ", prefix="tensor(")
         extras = []
         if self.dtype != np.float64 and self.dtype.kind == "f":
             extras.append(f"dtype={self.dtype}")
@@ -119,13 +129,14 @@ class Tensor:
         return self
 
     def retain_grad(self):
-        """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward, and its value."""
         self._retain = True
+        self._uses = -1  # kept for good (tinygraph.release)
         return self
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._wrap(self.data, name=self.name)
+        return Tensor._wrap(self.numpy(), name=self.name)
 
     @classmethod
     def _wrap(cls, array, requires_grad=False, name=None):
@@ -135,6 +146,7 @@ class Tensor:
         t.name, t.scope, t._retain, t._site = name, current_scope(), False, None
         t._step = current_step()
         t._cache = None
+        t._uses = -1
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):

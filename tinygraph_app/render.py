@@ -227,7 +227,7 @@ def _measure(model, args):
     T = args.steps
 
     def size(graph):
-        return len(graph.nodes), sum(getattr(n.data, "nbytes", 0) for n in graph.nodes)
+        return len(graph.nodes), sum(graph.memory().values())  # each buffer once, released ones 0
     if T <= 3:
         graph = unrolled_graph(model, T, args.batch, args.seed)
         outer, costs = visualize.step_costs(graph, args.level)

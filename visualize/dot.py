@@ -33,6 +33,8 @@ import html
 import graphviz
 import numpy as np
 
+import tinygraph as tg
+
 from . import grads as G
 from .labels import altered, label_text, tooltip_text, url_text
 from .structure import StepIndex, common_path, fit_window, gaps, node_label_name, parse_steps, safe_id
@@ -68,7 +70,8 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
             A graph that recorded only some steps of a longer run (0, 1, 2 and 998, 999) has the
             numbers between them drawn elided too, its state edges passing through the "…".
         grads: paint ``log10‖∂L/∂·‖`` (needs ``.grad`` on the nodes: ``visualize.retain_all`` before
-            ``backward``). values: add shapes and value summaries to the labels.
+            ``backward``). values: add shapes and value summaries to the labels ("released" for a
+            value no gradient rule reads, which the engine freed; see ``tinygraph.release``).
         max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
             outputs) are elided, with a note in the picture, instead of making ``dot`` hang.
         link: folded view only: where each node links to. A template with ``{id}`` (its stable id,
@@ -124,6 +127,8 @@ def _short_attrs(op, limit=24):
 
 
 def _summary(array):
+    if isinstance(array, tg.Released):
+        return "released"
     array = np.asarray(array)
     if array.size == 0:
         return "empty"

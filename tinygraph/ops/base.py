@@ -24,14 +24,25 @@ registry, so every op is covered by the gradient property tests as soon as it ex
 the shape family the tests draw inputs from; ``domain`` bounds the values (an op defined for x > 0
 only says so); ``kinks`` are points where the op is not differentiable, kept away from in numerical
 checks.
+
+``saves`` names the values the gradient rule reads, by the names of ``vjp``'s parameters (the first
+after ``g`` is the output, ``out``): ``("x", "y")`` for a product of its inputs, ``("out",)`` for an
+op whose derivative is written from its output, ``()`` for a sum, whose rule only reads ``x.shape``. Shapes and dtypes are not values: a rule may always use them. The
+engine releases every other value once nothing outside the graph holds it (``tinygraph.release``).
+An op that declares nothing (``saves = None``, e.g. a user's op) keeps everything: conservative and
+correct. A variadic parameter (``*xs``) names all the inputs it collects.
 """
+import inspect
+
 import numpy as np
 
+from .. import release
 from ..errors import AnomalyError, ShapeError
 from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
 
 OPS = {}
+PENDING = release.PENDING  # the same list: sweeps change it in place
 
 
 class Op:
@@ -42,9 +53,15 @@ class Op:
     kinks = ()              # non-differentiable points the numerical check keeps away from
     distinct = False        # property tests draw distinct values (for a gradient not unique at ties)
     lazy_grad = False       # True: first-order vjp may receive g as a lazy ``Product`` (it only slices g)
+    saves = None            # vjp parameter names whose values the rule reads; None: all of them
+    _saves_out, _saved_inputs = True, None  # ``saves`` resolved by __init_subclass__ (see saved_plan)
+    _plan = (False, True, True)  # apply's: (not _saves_out, _saved_inputs or True: all, differentiable)
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)
+        cls._saves_out, cls._saved_inputs = saved_plan(cls)
+        cls._plan = (not cls._saves_out, True if cls._saved_inputs is None else cls._saved_inputs,
+                     cls.differentiable)
         if register and cls.name is not None:
             if cls.name in OPS:
                 raise ValueError(f"op name {cls.name!r} registered twice")
@@ -72,9 +89,39 @@ class Op:
         return f"{self.name}({attrs})"
 
 
+def saved_plan(cls):
+    """``(saves_out, saved input positions or None for every input)`` from ``cls.saves``, checked
+    against the parameters of ``cls.vjp`` (after ``self, B, g``: the output, then the inputs)."""
+    saves = cls.saves
+    if saves is None:
+        return True, None
+    label = f"op {cls.name or cls.__qualname__!r} ({cls.__module__}.{cls.__qualname__})"
+    if isinstance(saves, str) or not all(isinstance(n, str) for n in saves):
+        raise TypeError(f"{label}: saves must be a tuple of vjp parameter names, got {saves!r} "
+                        f"(one name is written ('out',), with the comma)")
+    params = list(inspect.signature(cls.vjp).parameters.values())[3:]
+    names = [p.name for p in params]
+    unknown = [n for n in saves if n not in names]
+    if unknown:
+        raise ValueError(
+            f"{label}: saves names {', '.join(map(repr, unknown))}, which "
+            f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of its "
+            f"vjp(self, B, g, {', '.join(names)}); declare the names of the values its gradient "
+            f"rule reads, {names[0] if names else 'out'!r} for the output")
+    inputs = params[1:]
+    if any(p.kind is p.VAR_POSITIONAL and p.name in saves for p in inputs):
+        return names[0] in saves, None  # a saved *xs: every input (conservative for a mixed signature)
+    return names[0] in saves, tuple(k for k, p in enumerate(inputs) if p.name in saves)
+
+
 def apply(op, *inputs):
     """Run ``op`` on Tensors and return the output node (recorded unless inside ``no_grad()``)."""
-    arrays = [t.data for t in inputs]
+    if len(inputs) == 1:  # the common arities without a comprehension (a function call in 3.11)
+        arrays = (inputs[0].data,)
+    elif len(inputs) == 2:
+        arrays = (inputs[0].data, inputs[1].data)
+    else:
+        arrays = [t.data for t in inputs]
     try:
         data = op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as exc:
@@ -99,19 +146,43 @@ def apply(op, *inputs):
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
-        requires = False
-        if op.differentiable:
-            for t in inputs:
-                if t.requires_grad:
-                    requires = True
-                    break
-        out.requires_grad = requires
+        # what the rule reads is saved; the rest may be released (tinygraph.release)
+        hold, saved, differentiable = op._plan
+        if hold:  # worth a sweep if it keeps enough memory alive: its buffer, or a view's base's
+            base = data.base
+            hold = (data.nbytes if base is None else getattr(base, "nbytes", 0)) >= release.MIN_BYTES
+        out._uses = 0 if hold else -1  # >= 0: releasable, and its consumers' references counted
+        requires = held = False
+        for t in inputs:
+            if t.requires_grad:
+                requires = True
+            if t._uses >= 0:  # counted only while releasable: only then does the count matter
+                t._uses += 1
+                held = True
+        out.requires_grad = requires = requires and differentiable
         if requires:  # only a node backward can reach keeps what its rule may read
             out._cache = cache
+        if held and saved:  # a releasable input the rule reads is saved, for good
+            if saved is True:
+                for t in inputs:
+                    t._uses = -1
+            else:
+                for k in saved:
+                    inputs[k]._uses = -1
+            held = False
+            for t in inputs:
+                if t._uses >= 0:
+                    held = True
+                    break
+        if hold or held:  # it may be released, or an input's count relies on it
+            PENDING.append(out)
+            if len(PENDING) >= release.threshold:
+                release.sweep(wait=False)
     else:
         out.op = None
         out.inputs = ()
         out.requires_grad = False
+        out._uses = -1
     if is_anomaly_enabled():
         out._site = creation_site()
         check_finite(out, data, "forward value")

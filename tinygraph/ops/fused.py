@@ -37,6 +37,7 @@ class Affine(Op):
     for an input projection over a whole sequence it is as large as the forward matmul.
     """
     name = "affine"
+    saves = ("x", "w")
     sample = "affine"
 
     def __init__(self, input_grad=True, out=None):
@@ -87,6 +88,7 @@ class CellBlock(Op):
 class RNNCellBlock(CellBlock):
     """h = act(p + h_prev @ W_hh.T + b_hh).  p, h_prev (B, H); W_hh (H, H); b_hh (H,) -> h (B, H)."""
     name = "rnn_cell"
+    saves = ("out", "h", "w_hh")
     sample = "rnn_cell"
     width, gate_offset = 1, 0
 
@@ -113,6 +115,7 @@ class LSTMCellBlock(CellBlock):
     h = o * tanh(c).
     """
     name = "lstm_cell"
+    saves = ("out", "h", "c", "w_hh")
     sample = "lstm_cell"
     width, gate_offset = 6, 2
 
@@ -181,6 +184,7 @@ class GRUCellBlock(CellBlock):
     where hn = h_prev @ W_hn.T + b_hn.
     """
     name = "gru_cell"
+    saves = ("out", "h", "w_hh")
     sample = "gru_cell"
     width, gate_offset = 5, 1
 
@@ -220,6 +224,7 @@ class CrossEntropy(Op):
     reduction "mean" -> (), "sum" -> (), "none" -> (N,).  The gradient is (softmax - onehot) * g.
     """
     name = "cross_entropy"
+    saves = ("x",)
     sample = "cross_entropy"
 
     def __init__(self, targets, reduction="mean"):

@@ -26,6 +26,7 @@ class LinearCrossEntropy(Op):
     bias.
     """
     name = "linear_cross_entropy"
+    saves = ("out", "x", "w", "b")
     sample = "linear_cross_entropy"
 
     def __init__(self, targets, reduction="mean"):

@@ -10,18 +10,21 @@ class Unary(Op):
 
 class Neg(Unary):
     name = "neg"
+    saves = ()
     def forward(self, x): return -x
     def vjp(self, B, g, out, x): return (-g,)
 
 
 class Exp(Unary):
     name = "exp"
+    saves = ("out",)
     def forward(self, x): return np.exp(x)
     def vjp(self, B, g, out, x): return (g * out,)
 
 
 class Log(Unary):
     name = "log"
+    saves = ("x",)
     domain = (0.1, 5.0)
     def forward(self, x): return np.log(x)
     def vjp(self, B, g, out, x): return (g / x,)
@@ -29,12 +32,14 @@ class Log(Unary):
 
 class Tanh(Unary):
     name = "tanh"
+    saves = ("out",)
     def forward(self, x): return np.tanh(x)
     def vjp(self, B, g, out, x): return (g * (1 - out * out),)
 
 
 class Sigmoid(Unary):
     name = "sigmoid"
+    saves = ("out",)
     # tanh form: no overflow for large |x| and one transcendental call
     def forward(self, x): return 0.5 + 0.5 * np.tanh(0.5 * x)
     def vjp(self, B, g, out, x): return (g * out * (1 - out),)
@@ -42,13 +47,15 @@ class Sigmoid(Unary):
 
 class Relu(Unary):
     name = "relu"
+    saves = ("out",)  # out > 0 exactly where x > 0: the input need not be kept
     kinks = (0.0,)
     def forward(self, x): return np.maximum(x, 0)
-    def vjp(self, B, g, out, x): return (g * (x > 0),)
+    def vjp(self, B, g, out, x): return (g * (out > 0),)
 
 
 class Sqrt(Unary):
     name = "sqrt"
+    saves = ("out",)
     domain = (0.1, 5.0)
     def forward(self, x): return np.sqrt(x)
     def vjp(self, B, g, out, x): return (g * 0.5 / out,)
@@ -56,6 +63,7 @@ class Sqrt(Unary):
 
 class Abs(Unary):
     name = "abs"
+    saves = ("x",)
     kinks = (0.0,)
     def forward(self, x): return np.abs(x)
     def vjp(self, B, g, out, x): return (g * B.sign(x),)
@@ -63,6 +71,7 @@ class Abs(Unary):
 
 class Sign(Unary):
     name = "sign"
+    saves = ()
     differentiable = False
     def forward(self, x): return np.sign(x)
 
@@ -70,6 +79,7 @@ class Sign(Unary):
 class PowConst(Unary):
     """``x ** exponent`` for a Python number exponent (the common case; no log(x) needed)."""
     name = "pow_const"
+    saves = ("x",)
     sample = "pow_const"
     def __init__(self, exponent): self.exponent = exponent
     def forward(self, x): return x ** self.exponent
@@ -90,24 +100,28 @@ class Binary(Op):
 
 class Add(Binary):
     name = "add"
+    saves = ()
     def forward(self, x, y): return x + y
     def vjp(self, B, g, out, x, y): return B.unbroadcast(g, x.shape), B.unbroadcast(g, y.shape)
 
 
 class Sub(Binary):
     name = "sub"
+    saves = ()
     def forward(self, x, y): return x - y
     def vjp(self, B, g, out, x, y): return B.unbroadcast(g, x.shape), B.unbroadcast(-g, y.shape)
 
 
 class Mul(Binary):
     name = "mul"
+    saves = ("x", "y")
     def forward(self, x, y): return x * y
     def vjp(self, B, g, out, x, y): return B.unbroadcast(g * y, x.shape), B.unbroadcast(g * x, y.shape)
 
 
 class Div(Binary):
     name = "div"
+    saves = ("out", "y")
     domain = (0.5, 3.0)
     def forward(self, x, y): return x / y
     def vjp(self, B, g, out, x, y):
@@ -117,6 +131,7 @@ class Div(Binary):
 class Pow(Binary):
     """``x ** y`` with both operands tensors; the gradient in y needs x > 0."""
     name = "pow"
+    saves = ("out", "x", "y")
     domain = (0.5, 2.0)
     def forward(self, x, y): return x ** y
     def vjp(self, B, g, out, x, y):
@@ -127,6 +142,7 @@ class Pow(Binary):
 class Maximum(Binary):
     """Elementwise max; at ties the gradient is split equally (as in PyTorch)."""
     name = "maximum"
+    saves = ("x", "y")
     distinct = True
     def forward(self, x, y): return np.maximum(x, y)
     def vjp(self, B, g, out, x, y):
@@ -136,6 +152,7 @@ class Maximum(Binary):
 
 class Compare(Binary):
     differentiable = False
+    saves = ()
 
 
 class Less(Compare):
@@ -171,6 +188,7 @@ class NotEqual(Compare):
 class Where(Op):
     """``where(cond, x, y)``: cond is not differentiable; x and y broadcast against it."""
     name = "where"
+    saves = ("cond",)
     sample = "where"
     def forward(self, cond, x, y): return np.where(cond, x, y)
     def vjp(self, B, g, out, cond, x, y):
@@ -185,6 +203,7 @@ class Where(Op):
 class MatMul(Op):
     """numpy ``matmul`` semantics: (..., m, k) @ (..., k, n) -> (..., m, n); 1-D operands promoted."""
     name = "matmul"
+    saves = ("x", "y")
     sample = "matmul"
     def forward(self, x, y): return x @ y
 

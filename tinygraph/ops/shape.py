@@ -15,6 +15,7 @@ def kept_shape(shape, axis):
 class Sum(Op):
     """Sum over ``axis`` (a tuple of non-negative axes, or None for all)."""
     name = "sum"
+    saves = ()
     sample = "reduce"
     def __init__(self, axis=None, keepdims=False): self.axis, self.keepdims = axis, keepdims
     def forward(self, x): return np.sum(x, axis=self.axis, keepdims=self.keepdims)
@@ -27,6 +28,7 @@ class Sum(Op):
 class Max(Op):
     """Max over ``axis``; tied maxima share the gradient equally (as ``torch.amax``)."""
     name = "max"
+    saves = ("out", "x")
     sample = "reduce"
     distinct = True
     def __init__(self, axis=None, keepdims=False): self.axis, self.keepdims = axis, keepdims
@@ -42,6 +44,7 @@ class Max(Op):
 
 class Reshape(Op):
     name = "reshape"
+    saves = ()
     sample = "reshape"
     def __init__(self, shape): self.shape = shape
     def forward(self, x): return x.reshape(self.shape)
@@ -54,6 +57,7 @@ class Reshape(Op):
 class Transpose(Op):
     """Permute axes (a full permutation tuple)."""
     name = "transpose"
+    saves = ()
     sample = "transpose"
     def __init__(self, axes): self.axes = axes
     def forward(self, x): return x.transpose(self.axes)
@@ -64,6 +68,7 @@ class Transpose(Op):
 
 class BroadcastTo(Op):
     name = "broadcast_to"
+    saves = ()
     sample = "broadcast_to"
     def __init__(self, shape): self.shape = shape
     def forward(self, x): return np.broadcast_to(x, self.shape)
@@ -81,6 +86,7 @@ def is_advanced(index):
 class GetItem(Op):
     """``x[index]`` for ints, slices, None, Ellipsis and integer/bool arrays (numpy semantics)."""
     name = "getitem"
+    saves = ()
     sample = "getitem"
     def __init__(self, index): self.index, self.advanced = index, is_advanced(index)
     def forward(self, x): return x[self.index]
@@ -93,6 +99,7 @@ class IndexAdd(Op):
     """Zeros of ``shape`` with ``g`` added at ``index``: the gradient of ``getitem``, as an op so that
     ``create_graph=True`` can differentiate through indexing."""
     name = "index_add"
+    saves = ()
     sample = "index_add"
     def __init__(self, shape, index, advanced): self.shape, self.index, self.advanced = shape, index, advanced
     def forward(self, g): return index_add(self.shape, self.index, g, self.advanced)
@@ -102,6 +109,7 @@ class IndexAdd(Op):
 class Concat(Op):
     """Join tensors along ``axis``; the gradient is the matching slice of g for each input."""
     name = "concat"
+    saves = ()
     sample = "concat"
     def __init__(self, axis): self.axis = axis
     def forward(self, *xs): return np.concatenate(xs, axis=self.axis)
@@ -119,6 +127,7 @@ class Stack(Op):
     """Join same-shaped tensors along a new ``axis``; one node however many inputs (an unrolled
     sequence stacks T steps)."""
     name = "stack"
+    saves = ()
     sample = "stack"
     lazy_grad = True  # g may be a lazy Product; g[lead + (k,)] slices it without multiplying out
     def __init__(self, axis, out=None): self.axis, self._out = axis, out
@@ -144,6 +153,7 @@ class Stack(Op):
 
 class AsType(Op):
     name = "astype"
+    saves = ()
     sample = "astype"
     def __init__(self, dtype): self.dtype = np.dtype(dtype)
     def forward(self, x): return x.astype(self.dtype)
