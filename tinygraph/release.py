@@ -9,9 +9,11 @@ The engine releases a node's value when
 (c) it is not retained (``retain_grad()``) and was not kept by ``keep_values()``;
 (d) nothing outside the graph can reach the Tensor any more: its only references are its consumers'
     ``inputs`` tuples. A tensor the user still holds keeps its value (PyTorch's semantics);
-(e) it keeps at least ``MIN_BYTES`` alive (its buffer; for a view, its base's, which a view kept
-    would keep alive): a smaller value frees less than its placeholder and its share of a sweep
-    cost, a few hundred ns in CPython. ``MIN_BYTES = 0`` releases every value.
+(e) releasing it frees memory worth a sweep: it owns a buffer of at least ``MIN_BYTES`` (a smaller
+    one frees less than its placeholder and its share of a sweep cost, a few hundred ns in CPython;
+    ``MIN_BYTES = 0`` releases every value), or it is a view of a releasable input (the gates sliced
+    out of a pre-activation: released together, their buffer goes). A view of anything else (a
+    leaf, a saved value, a buffer a layer owns, like a recurrent layer's slab) frees nothing.
 
 A released value is replaced by a ``Released`` placeholder that keeps ``shape``, ``dtype``, ``ndim``
 and ``size``, so the graph can still be walked and drawn and rules can still read shapes; every other
@@ -49,7 +51,7 @@ import numpy as np
 from .errors import GraphError
 
 PENDING = []   # nodes whose value, or an input's value, may still be released; in creation order
-MIN_BYTES = 1024  # see (e): values keeping less alive are never released
+MIN_BYTES = 1024  # see (e): smaller buffers are never released
 FLOOR = 512    # the smallest pending length that triggers a sweep from ``apply``
 threshold = FLOOR  # ``apply`` sweeps when len(PENDING) reaches it; twice what the last sweep kept
 _OWN_REFS = 3  # sys.getrefcount(t) in ``sweep``: PENDING's slot, the loop variable, the argument
