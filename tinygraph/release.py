@@ -23,8 +23,9 @@ How (d) is decided, in CPython. A tensor that (a)-(c) and (e) still allow is *re
 ``_uses`` is >= 0 and counts how often it appears in consumers' ``inputs`` (-1: never released, for
 leaves, saved, released and kept values; one slot, so a Tensor is no larger). ``apply`` counts the new
 node's releasable inputs, sets ``_uses = -1`` on those its rule reads, and appends the new node to
-``PENDING`` when it is releasable or still has a releasable input. ``sweep`` runs when ``PENDING`` has doubled since the last
-sweep (at least ``FLOOR`` entries), when backward starts and in ``Graph.of``. It compares
+``PENDING`` when it is releasable or still has a releasable input. ``sweep`` runs when ``PENDING``
+has doubled since the last sweep (at least ``FLOOR`` entries), when backward starts and in
+``Graph.of``. It compares
 ``sys.getrefcount(t)`` of each releasable ``t`` with the references the engine accounts for: ``_uses``
 and the sweep's own three (PENDING's slot, the loop variable, getrefcount's argument). Equal: only
 consumers hold ``t``, and its value goes. None at all: ``t`` is garbage and goes with its node.
@@ -38,8 +39,9 @@ once neither it nor any of its inputs is releasable). ``backward`` without ``ret
 ``inputs`` to None as it walks, which no count sees: it calls ``sweep(forget=True)`` first, after
 which everything still releasable is kept for good.
 
-The arithmetic is CPython's (3.11 to 3.13): ``tests/test_release.py`` checks it reference by
-reference. Sweeps take a lock; graphs may be built by several threads.
+The arithmetic is CPython's (checked on 3.11; 3.14 counts references differently):
+``tests/test_release.py`` checks it reference by reference. Sweeps take a lock; graphs may be built
+by several threads.
 """
 import contextlib
 import math
