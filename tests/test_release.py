@@ -292,15 +292,17 @@ def test_memory_of_a_released_value_is_zero():
     assert tg.Graph.of(out).memory() == {"leaf": 128, "tanh": 128}
 
 
-def test_values_keeping_too_little_alive_to_be_worth_a_sweep_are_kept(monkeypatch):
+def test_only_values_whose_release_frees_memory_are_released(monkeypatch):
     monkeypatch.setattr(release, "MIN_BYTES", 1024)
     x = tg.tensor(np.ones((8, 16)), requires_grad=True)      # 1 KiB: worth it
     big = tg.tanh(x + 1.0)
     small = tg.tanh(x[:1] * 2.0 + 1.0)                        # 128 B each
-    view = tg.tanh((x + 1.0)[:1])                            # a view keeps its base's 1 KiB alive
-    small_view = tg.tanh((x[:1] * 2.0)[:, :4])               # a view of 128 B
-    graph = tg.Graph.of(big, small, view, small_view)
+    gate = tg.tanh((x + 1.0)[:, :8])                          # a view of a releasable 1 KiB value
+    leaf_view = tg.tanh(x[:, :8])                             # a view of a leaf frees nothing
+    graph = tg.Graph.of(big, small, gate, leaf_view)
     assert released(big.inputs[0]) and not released(small.inputs[0])
-    assert released(view.inputs[0]) and released(view.inputs[0].inputs[0])
-    assert not released(small_view.inputs[0])
-    assert graph.memory()["tanh"] == 1024 + 2 * 128 + 32
+    assert released(gate.inputs[0]) and released(gate.inputs[0].inputs[0])
+    assert not released(leaf_view.inputs[0])
+    usage = graph.memory()
+    assert usage["tanh"] == 1024 + 128 + 2 * 512 and usage["mul"] == usage["add"] == 128
+    assert "getitem" not in usage                             # slices of x count towards the leaf

@@ -9,9 +9,11 @@ The engine releases a node's value when
 (c) it is not retained (``retain_grad()``) and was not kept by ``keep_values()``;
 (d) nothing outside the graph can reach the Tensor any more: its only references are its consumers'
     ``inputs`` tuples. A tensor the user still holds keeps its value (PyTorch's semantics);
-(e) it keeps at least ``MIN_BYTES`` alive (its buffer; for a view, its base's, which a view kept
-    would keep alive): a smaller value frees less than its placeholder and its share of a sweep
-    cost, a few hundred ns in CPython. ``MIN_BYTES = 0`` releases every value.
+(e) releasing it frees memory worth a sweep: it owns a buffer of at least ``MIN_BYTES`` (a smaller
+    one frees less than its placeholder and its share of a sweep cost, a few hundred ns in CPython;
+    ``MIN_BYTES = 0`` releases every value), or it is a view of a releasable input (the gates sliced
+    out of a pre-activation: released together, their buffer goes). A view of anything else (a
+    leaf, a saved value, a buffer a layer owns, like a recurrent layer's slab) frees nothing.
 
 A released value is replaced by a ``Released`` placeholder that keeps ``shape``, ``dtype``, ``ndim``
 and ``size``, so the graph can still be walked and drawn and rules can still read shapes; every other
@@ -21,8 +23,9 @@ How (d) is decided, in CPython. A tensor that (a)-(c) and (e) still allow is *re
 ``_uses`` is >= 0 and counts how often it appears in consumers' ``inputs`` (-1: never released, for
 leaves, saved, released and kept values; one slot, so a Tensor is no larger). ``apply`` counts the new
 node's releasable inputs, sets ``_uses = -1`` on those its rule reads, and appends the new node to
-``PENDING`` when it is releasable or still has a releasable input. ``sweep`` runs when ``PENDING`` has doubled since the last
-sweep (at least ``FLOOR`` entries), when backward starts and in ``Graph.of``. It compares
+``PENDING`` when it is releasable or still has a releasable input. ``sweep`` runs when ``PENDING``
+has doubled since the last sweep (at least ``FLOOR`` entries), when backward starts and in
+``Graph.of``. It compares
 ``sys.getrefcount(t)`` of each releasable ``t`` with the references the engine accounts for: ``_uses``
 and the sweep's own three (PENDING's slot, the loop variable, getrefcount's argument). Equal: only
 consumers hold ``t``, and its value goes. None at all: ``t`` is garbage and goes with its node.
@@ -36,8 +39,9 @@ once neither it nor any of its inputs is releasable). ``backward`` without ``ret
 ``inputs`` to None as it walks, which no count sees: it calls ``sweep(forget=True)`` first, after
 which everything still releasable is kept for good.
 
-The arithmetic is CPython's (3.11 to 3.13): ``tests/test_release.py`` checks it reference by
-reference. Sweeps take a lock; graphs may be built by several threads.
+The arithmetic is CPython's (checked on 3.11; 3.14 counts references differently):
+``tests/test_release.py`` checks it reference by reference. Sweeps take a lock; graphs may be built
+by several threads.
 """
 import contextlib
 import math
@@ -49,7 +53,7 @@ import numpy as np
 from .errors import GraphError
 
 PENDING = []   # nodes whose value, or an input's value, may still be released; in creation order
-MIN_BYTES = 1024  # see (e): values keeping less alive are never released
+MIN_BYTES = 1024  # see (e): smaller buffers are never released
 FLOOR = 512    # the smallest pending length that triggers a sweep from ``apply``
 threshold = FLOOR  # ``apply`` sweeps when len(PENDING) reaches it; twice what the last sweep kept
 _OWN_REFS = 3  # sys.getrefcount(t) in ``sweep``: PENDING's slot, the loop variable, the argument

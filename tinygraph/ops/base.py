@@ -148,10 +148,6 @@ def apply(op, *inputs):
         out.inputs = inputs
         # what the rule reads is saved; the rest may be released (tinygraph.release)
         hold, saved, differentiable = op._plan
-        if hold:  # worth a sweep if it keeps enough memory alive: its buffer, or a view's base's
-            base = data.base
-            hold = (data.nbytes if base is None else getattr(base, "nbytes", 0)) >= release.MIN_BYTES
-        out._uses = 0 if hold else -1  # >= 0: releasable, and its consumers' references counted
         requires = held = False
         for t in inputs:
             if t.requires_grad:
@@ -174,6 +170,9 @@ def apply(op, *inputs):
                 if t._uses >= 0:
                     held = True
                     break
+        if hold:  # worth a sweep if releasing it frees memory (tinygraph.release, (e))
+            hold = held if data.base is not None else data.nbytes >= release.MIN_BYTES
+        out._uses = 0 if hold else -1  # >= 0: releasable, and its consumers' references counted
         if hold or held:  # it may be released, or an input's count relies on it
             PENDING.append(out)
             if len(PENDING) >= release.threshold:
