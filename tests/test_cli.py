@@ -8,21 +8,10 @@ import numpy as np
 import pytest
 
 from rnn_models.checkpoint import load_checkpoint
-from tinygraph_app.cli import main
+from helpers import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--hidden", "6", "--seq-len", "8", "--batch-size", "2", "--quiet"]
-
-
-def run_cli(argv, capsys):
-    """``main(argv)`` -> (exit code, stdout, stderr); argparse's SystemExit counts as a return."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.mark.parametrize("task,cell,optim", [("chars", "lstm", "adam"), ("adding", "rnn", "sgd"),

@@ -7,6 +7,7 @@ import pytest
 
 import tinygraph as tg
 from rnn_models import GRUCell, LSTMCell, Recurrent, RNNCell
+from helpers import run_folded
 from rnn_models.recurrent import flat
 
 I, H, B = 3, 4, 2
@@ -24,23 +25,6 @@ def pack(node, tensors):
 def node(request):
     tg.manual_seed(0)
     return Recurrent(CELLS[request.param]())
-
-
-def run_folded(graph, xs, state0):
-    """Evaluate a folded graph T times by replaying its ops, feeding each loop edge's source back into
-    its destination placeholder: the graph alone, not the cell, computes the sequence."""
-    (x_pos,) = [i for i, n in enumerate(graph.nodes) if n.name == "x[t]"]
-    state_pos = [dst for _, dst in graph.loop_edges]
-    values = dict(zip(state_pos, state0))
-    for x in xs:
-        values[x_pos] = x
-        for i, n in enumerate(graph.nodes):
-            if n.op is not None:
-                values[i] = n.op.forward(*(values[graph.index(t)] for t in n.inputs))
-            elif i not in values:
-                values[i] = n.data
-        values = {**{dst: values[src] for src, dst in graph.loop_edges}, x_pos: None}
-    return [values[dst] for dst in state_pos]
 
 
 def test_folded_graph_has_one_loop_edge_per_state(node):

@@ -11,22 +11,12 @@ import pytest
 
 from rnn_models.checkpoint import load_checkpoint
 from rnn_models.training import Trainer
-from tinygraph_app.cli import main
+from helpers import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 TINY = ["--task", "sine", "--hidden", "4", "--seq-len", "6", "--batch-size", "2", "--quiet"]
-
-
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 
 import tinygraph as tg
 from examples.cells import IndRNN, MinimalGatedUnit, PeepholeLSTM
+from helpers import run_cli, run_folded
 from rnn_models import Recurrent, RecurrentLayer, SequenceModel, Trainer, build_model, make_task
 from rnn_models.checkpoint import load_checkpoint, restore, save_checkpoint
 from rnn_models.recurrent import flat
@@ -64,18 +65,9 @@ def test_folded_graph_replays_the_unrolled_sequence(kind):
     state0 = random_state(node, rng)
     _, final = node.unroll(tg.tensor(xs), state0)
 
-    (x_pos,) = [i for i, n in enumerate(folded.nodes) if n.name == "x[t]"]
-    values = {dst: s.data for (_, dst), s in zip(folded.loop_edges, flat(state0))}
-    for x in xs:
-        values[x_pos] = x
-        for i, n in enumerate(folded.nodes):
-            if n.op is not None:
-                values[i] = n.op.forward(*(values[folded.index(t)] for t in n.inputs))
-            elif i not in values:
-                values[i] = n.data
-        values = {**{dst: values[src] for src, dst in folded.loop_edges}, x_pos: None}
-    for ours, (_, dst) in zip(flat(final), folded.loop_edges):
-        np.testing.assert_allclose(ours.data, values[dst], rtol=1e-13, atol=1e-14)
+    replayed = run_folded(folded, xs, [s.data for s in flat(state0)])
+    for ours, value in zip(flat(final), replayed):
+        np.testing.assert_allclose(ours.data, value, rtol=1e-13, atol=1e-14)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -301,17 +293,6 @@ def test_an_explicit_output_beside_the_state():
 
 
 # --- the command line ------------------------------------------------------------------------------------
-def run_cli(argv, capsys):
-    from tinygraph_app.cli import main
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
-
-
 def test_train_and_resume_a_users_cell_from_the_command_line(capsys, tmp_path):
     cell = "examples.cells:MinimalGatedUnit"
     path = tmp_path / "mgu.npz"
