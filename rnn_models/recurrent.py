@@ -92,8 +92,17 @@ def flat(state):
     return (state,) if isinstance(state, Tensor) else tuple(state)
 
 
+def name_states(state, names):
+    """Name the state tensors a cell left unnamed ("h", "c", ...): pictures and gradient plots find
+    the state by its name."""
+    for name, s in zip(names, flat(state)):
+        if s.name is None:
+            s.name = name
+
+
 def describe(value):
-    """What a cell returned, for error messages: ``Tensor(2, 4) float64``, ``tuple of 3``, ``int``."""
+    """What a cell returned, for error messages: ``Tensor(2, 4) float64``, ``tuple(Tensor(2, 4)
+    float64, ...)``, ``int``."""
     if isinstance(value, Tensor):
         return f"Tensor{value.shape} {value.dtype}"
     if isinstance(value, (tuple, list)):
@@ -279,9 +288,7 @@ class Recurrent(Module):
                                  for n, s in zip(names, flat(zeros)))
             state = placeholders[0] if isinstance(zeros, Tensor) else placeholders
             output, new_state = self.call_cell(x, state, t="t")
-            for name, s in zip(names, flat(new_state)):
-                if s.name is None:
-                    s.name = name
+            name_states(new_state, names)
             loop.record(0, flat(state), flat(new_state), output)
         return state, new_state, output
 
@@ -363,9 +370,7 @@ class Recurrent(Module):
                     consumed.append(p)
                 if active is not None and not (t < active).all():
                     output, new_state = self._mask(t < active, output, new_state, state)
-                for name, s in zip(names, flat(new_state)):
-                    if s.name is None:  # pictures and gradient plots find the state by its name
-                        s.name = name
+                name_states(new_state, names)
                 loop.record(t, flat(state), flat(new_state), output)
                 state = new_state
                 outputs[t] = output

@@ -196,6 +196,17 @@ class Graph:
         sweep()
         return cls(toposort(outputs), outputs, loop_edges)
 
+    def renumber_steps(self, numbers):
+        """Record the time steps t = 0, 1, ... as ``numbers[t]`` instead, in ``steps`` and ``step_of``
+        together (in place): a picture of a short unroll standing for steps of a longer one
+        (``[0, 1, 2, 999998, 999999]``) then elides the numbers between."""
+        count = len({step.t for step in self.steps})
+        if len(numbers) != count:
+            raise ValueError(f"renumber_steps: {len(numbers)} numbers for the {count} time steps of the graph")
+        for step in self.steps:
+            step.t = numbers[step.t]
+        self.step_of = [None if home is None else (home[0], numbers[home[1]]) for home in self.step_of]
+
     def __len__(self):
         return len(self.nodes)
 

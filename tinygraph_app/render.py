@@ -107,18 +107,8 @@ def unrolled_graph(model, steps, batch, seed, grads=False, numbers=None):
     if grads:
         loss.backward()
     if numbers is not None:
-        renumber_steps(graph, numbers)
+        graph.renumber_steps(numbers)
     return graph
-
-
-def renumber_steps(graph, numbers):
-    """Record the steps t = 0, 1, ... of ``graph`` as time steps ``numbers[t]`` (in place)."""
-    if len(numbers) != len({step.t for step in graph.steps}):
-        raise ValueError(f"renumber_steps: {len(numbers)} numbers for the "
-                         f"{len({step.t for step in graph.steps})} time steps of the graph")
-    for step in graph.steps:
-        step.t = numbers[step.t]
-    graph.step_of = [None if home is None else (home[0], numbers[home[1]]) for home in graph.step_of]
 
 
 def _runs(numbers):
