@@ -28,8 +28,8 @@ def _seed(output, grad):
                 f"backward: output has shape {output.shape}; gradients can be created implicitly only "
                 f"for a single-element output — pass grad= with the output's shape, or reduce first "
                 f"(e.g. loss.sum())")
-        return np.ones_like(output.data)
-    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=output.dtype)
+        return np.ones_like(output._data)
+    g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=output.dtype)
     if g.shape != output.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {output.shape}")
     return g.astype(output.dtype, copy=False)
@@ -41,15 +41,15 @@ def _rule_on_arrays(node, g, arrays=None):
     node's cache if its forward left one (``ops.base.Cached``), else its generic ``vjp`` in
     ``NUMPY_VJP``. Results may be lazy (see ``ops.lazy``)."""
     if arrays is None:
-        arrays = [t.data for t in node.inputs]
+        arrays = [t._data for t in node.inputs]
     op = node.op
     if op.vjp_arrays is None:
-        return op.vjp(NUMPY_VJP, g, node.data, *arrays)
+        return op.vjp(NUMPY_VJP, g, node._data, *arrays)
     cache = node._cache
     if cache is None:
-        return op.vjp_arrays(g, node.data, *arrays)
+        return op.vjp_arrays(g, node._data, *arrays)
     node._cache = None  # taken: the rule may consume it, so no later pass reads it
-    return op.vjp_arrays(g, node.data, *arrays, cache=cache)
+    return op.vjp_arrays(g, node._data, *arrays, cache=cache)
 
 
 def vjp_of(node, g, inputs=None):
@@ -62,7 +62,7 @@ def vjp_of(node, g, inputs=None):
     (a backward without ``retain_graph`` frees those links, so a caller holding a ``Graph`` passes
     its nodes' values).
     """
-    g = g.data if isinstance(g, Tensor) else np.asarray(g)
+    g = g._data if isinstance(g, Tensor) else np.asarray(g)
     with no_grad():
         grads = _rule_on_arrays(node, g, None if inputs is None else list(inputs))
     return tuple(None if r is None else lazy.materialize(r) for r in grads)
@@ -90,7 +90,7 @@ class _CreateGraph:
     add = staticmethod(operator.add)
     for_rule = staticmethod(lambda g, op: g)
     dense = staticmethod(lambda g: g)
-    values = staticmethod(lambda g: g.data)
+    values = staticmethod(lambda g: g._data)
     rule = staticmethod(_rule_on_tensors)
 
 
@@ -204,7 +204,7 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
     for t in inputs:
         g = grads.get(t)  # Tensors hash by identity
         if g is None and not allow_unused:
-            g = np.zeros_like(t.data)
+            g = np.zeros_like(t._data)
         result.append(g if g is None or isinstance(g, Tensor) else Tensor._wrap(g))
     return tuple(result)
 
@@ -225,7 +225,7 @@ def value_and_grad(fn, argnums=0, create_graph=False):
             a = args[i]
             if isinstance(a, Tensor) and (create_graph and a.requires_grad):
                 continue
-            array = a.data if isinstance(a, Tensor) else np.asarray(a)
+            array = a._data if isinstance(a, Tensor) else np.asarray(a)
             if array.dtype.kind != "f":
                 array = array.astype(np.float64)
             args[i] = Tensor._wrap(array, requires_grad=True)

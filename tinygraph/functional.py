@@ -22,8 +22,8 @@ def as_tensor(value, like=None):
     """``value`` as a Tensor; a Python number adopts the floating dtype of ``like``."""
     if isinstance(value, Tensor):
         return value
-    if like is not None and isinstance(value, numbers.Number) and like.data.dtype.kind == "f":
-        return Tensor._wrap(np.asarray(value, dtype=like.data.dtype))
+    if like is not None and isinstance(value, numbers.Number) and like._data.dtype.kind == "f":
+        return Tensor._wrap(np.asarray(value, dtype=like._data.dtype))
     return Tensor._wrap(to_array(value))
 
 
@@ -165,7 +165,7 @@ def astype(x, dtype):
 
 def _index_part(part):
     if isinstance(part, Tensor):
-        part = part.data
+        part = part._data
     if isinstance(part, list):
         part = np.asarray(part)
     if isinstance(part, np.ndarray) and part.dtype.kind not in "iub":
@@ -244,10 +244,10 @@ def logsumexp(x, axis=-1, keepdims=False):
     """log(sum(exp(x))) over ``axis``, shifted by the (constant) max so it never overflows."""
     x = as_tensor(x)
     axis = normalize_axes("logsumexp", axis, x.ndim)
-    shift = Tensor._wrap(np.max(x.data, axis=axis, keepdims=True))
-    shift.data = np.where(np.isfinite(shift.data), shift.data, 0).astype(x.dtype)
+    shift = Tensor._wrap(np.max(x._data, axis=axis, keepdims=True))
+    shift._data = np.where(np.isfinite(shift._data), shift._data, 0).astype(x.dtype)
     out = log(sum(exp(x - shift), axis, keepdims=True)) + shift
-    return out if keepdims else reshape(out, np.squeeze(out.data, axis=axis).shape)
+    return out if keepdims else reshape(out, np.squeeze(out._data, axis=axis).shape)
 
 
 def log_softmax(x, axis=-1):
@@ -265,7 +265,7 @@ def softmax(x, axis=-1):
 
 
 def _check_targets(op_name, targets, num_classes, batch_shape, per="row of the logits"):
-    targets = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    targets = targets._data if isinstance(targets, Tensor) else np.asarray(targets)
     if targets.dtype.kind not in "iu":
         raise DTypeError(f"{op_name}: class targets must be integers, got dtype {targets.dtype}; "
                          f"pass class indices, not one-hot or float labels")
@@ -355,7 +355,7 @@ def _reduce(op_name, losses, reduction):
 def embedding(weight, indices):
     """Rows of ``weight`` (num_embeddings, dim) at integer ``indices`` (any shape) -> indices.shape + (dim,)."""
     weight = as_tensor(weight)
-    indices = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    indices = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise DTypeError(f"embedding: indices must be integers, got {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):

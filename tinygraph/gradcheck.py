@@ -10,7 +10,7 @@ def _as_inputs(inputs):
     inputs = (inputs,) if isinstance(inputs, (Tensor, np.ndarray)) else tuple(inputs)
     out = []
     for x in inputs:
-        array = x.data if isinstance(x, Tensor) else np.asarray(x)
+        array = x._data if isinstance(x, Tensor) else np.asarray(x)
         differentiable = array.dtype.kind == "f" and (not isinstance(x, Tensor) or x.requires_grad)
         out.append((array.astype(np.float64) if differentiable else array, differentiable,
                     getattr(x, "name", None)))
@@ -61,7 +61,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     wanted = [t for t, d in zip(tensors, differentiable) if d]
     # an output that no input reaches (e.g. the derivative of a linear fn) has zero gradient
     analytic = iter(grad_of(scalar, wanted) if scalar.requires_grad else
-                    [Tensor._wrap(np.zeros_like(t.data)) for t in wanted])
+                    [Tensor._wrap(np.zeros_like(t._data)) for t in wanted])
 
     def scalar_fn(*arrs):
         return _projected(fn, arrs, differentiable, projection)[2].item()
@@ -69,7 +69,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     for i, (array, d, name) in enumerate(specs):
         if not d:
             continue
-        a = next(analytic).data
+        a = next(analytic)._data
         n = numerical_grad(scalar_fn, [x.copy() for x in arrays], i, eps)
         err = np.abs(a - n) - (atol + rtol * np.abs(n))
         if a.shape != n.shape or (err > 0).any() or not np.isfinite(a).all():

@@ -260,7 +260,7 @@ class Graph:
         released value (``tinygraph.release``) counts 0 bytes."""
         seen, usage = set(), {}
         for n in self.nodes:
-            buffer = n.data
+            buffer = n._data
             if type(buffer) is Released:
                 continue
             while isinstance(buffer.base, np.ndarray):

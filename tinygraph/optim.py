@@ -100,7 +100,7 @@ class Optimizer:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = np.zeros_like(p.data)
+                p.grad = np.zeros_like(p._data)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional) recomputes the
@@ -115,11 +115,11 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+            grad = p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
             if grad.shape != p.shape:
                 raise ShapeError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its "
                                  f"grad has shape {grad.shape}")
-            self._update(p.data, grad.astype(p.dtype, copy=False), self.state[i], hp)
+            self._update(p._data, grad.astype(p.dtype, copy=False), self.state[i], hp)
         return loss
 
     def state_dict(self):

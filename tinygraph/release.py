@@ -91,10 +91,10 @@ def _sweep(forget):
             refs = refcount(t) - _OWN_REFS
             if refs == t._uses and refs:  # only its consumers' inputs hold it: release it
                 t._uses = -1
-                data, placeholder = t.data, new(Released)  # Released.of, inlined: sweeps make many
+                data, placeholder = t._data, new(Released)  # Released.of, inlined: sweeps make many
                 placeholder.shape, placeholder.dtype = data.shape, data.dtype
                 placeholder.op, placeholder.scope = t.op, t.scope
-                t.data = placeholder
+                t._data = placeholder
             elif forget:
                 t._uses = -1  # kept for good: the counts are about to go stale
                 continue
@@ -129,9 +129,9 @@ def overwritten(tensors):
     instead of showing another tensor's numbers. Only for values no gradient rule reads — the
     caller's contract, as for any in-place write of an op's output."""
     for t in tensors:
-        if type(t.data) is not Released:
+        if type(t._data) is not Released:
             t._uses = -1   # decided: the sweep leaves it alone
-            t.data = Released.of(t)
+            t._data = Released.of(t)
 
 
 @contextlib.contextmanager
@@ -164,7 +164,7 @@ class Released:
     @classmethod
     def of(cls, tensor):
         """The placeholder for ``tensor``'s value (an op output)."""
-        data, p = tensor.data, cls.__new__(cls)
+        data, p = tensor._data, cls.__new__(cls)
         p.shape, p.dtype, p.op, p.scope = data.shape, data.dtype, tensor.op, tensor.scope
         return p
 

@@ -15,7 +15,7 @@ _FLOAT_KINDS = "f"
 def to_array(data, dtype=None, what="tensor"):
     """Validate and convert user data to an ndarray (float64 by default for Python floats)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     array = np.array(data, dtype=dtype) if dtype is not None else np.array(data)
     if array.dtype.kind not in "fiub":
         raise DTypeError(
@@ -37,12 +37,12 @@ class Tensor:
         op: the op that produced it (None for a leaf), with ``inputs`` its ordered arguments.
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
-    __slots__ = ("data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
+    __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
                  "_step", "_cache", "_uses", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
-        self.data = to_array(data, dtype)
+        self._data = to_array(data, dtype)
         self.grad = None
         self.op = None
         self.inputs = ()
@@ -58,23 +58,32 @@ class Tensor:
             self.requires_grad_(True)
 
     # --- the value ------------------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    @property
+    def data(self):
+        """The value: an ndarray, or a ``Released`` placeholder (see the class docstring)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
     is_leaf = property(lambda self: self.op is None)
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(f"item: only a single-element tensor converts to a Python number, this one "
                              f"has shape {self.shape}; index or reduce it first")
-        return self.data.item()
+        return self._data.item()
 
     def numpy(self):
         """The underlying array (shared, like ``torch.Tensor.numpy``)."""
-        if type(self.data) is Released:
-            raise self.data.error()
-        return self.data
+        if type(self._data) is Released:
+            raise self._data.error()
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
         data = self.numpy()
@@ -83,27 +92,27 @@ class Tensor:
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; "
                              f"reduce it first, e.g. bool((x > 0).data.all())")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self):
-        return float(self.data)
+        return float(self._data)
 
     __hash__ = object.__hash__
 
     def __repr__(self):
-        if type(self.data) is Released:  # says why instead of failing: graphs get printed node by node
-            body = f"<released, shape {self.shape}: {self.data.error()}>"
+        if type(self._data) is Released:  # says why instead of failing: graphs get printed node by node
+            body = f"<released, shape {self.shape}: {self._data.error()}>"
         else:
-            body = np.array2string(self.data, precision=4, threshold=20, separator=", ", prefix="tensor(")
+            body = np.array2string(self._data, precision=4, threshold=20, separator=", ", prefix="tensor(")
         extras = []
         if self.dtype != np.float64 and self.dtype.kind == "f":
             extras.append(f"dtype={self.dtype}")
@@ -142,7 +151,7 @@ class Tensor:
     def _wrap(cls, array, requires_grad=False, name=None):
         """A leaf around an already validated ndarray (no copy)."""
         t = cls.__new__(cls)
-        t.data, t.grad, t.requires_grad, t.op, t.inputs = array, None, requires_grad, None, ()
+        t._data, t.grad, t.requires_grad, t.op, t.inputs = array, None, requires_grad, None, ()
         t.name, t.scope, t._retain, t._site = name, current_scope(), False, None
         t._step = current_step()
         t._cache = None

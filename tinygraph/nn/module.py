@@ -111,7 +111,7 @@ class Module:
     # --- state ----------------------------------------------------------------------------------
     def state_dict(self):
         """``{dotted name: ndarray copy}`` in registration order."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        return {name: p._data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters, checking names and shapes; casts to each parameter's dtype.
@@ -127,7 +127,7 @@ class Module:
         arrays, problems = {}, []
         for k, v in state.items():
             try:
-                arrays[k] = np.asarray(v.data if isinstance(v, Tensor) else v)
+                arrays[k] = np.asarray(v._data if isinstance(v, Tensor) else v)
             except ValueError as exc:  # ragged nested lists
                 problems.append(f"entry {k!r} is not an array ({exc})")
         missing = [k for k in own if k not in state]

@@ -15,7 +15,7 @@ def _with_grads(parameters):
 
 
 def _grad_array(p):
-    return p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+    return p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
 
 
 def _vector_norm(array, norm_type):

@@ -18,6 +18,13 @@ First-order backward runs it instead of ``vjp(NUMPY_VJP, ...)``; ``vjp`` stays t
 A forward may return ``Cached(value, cache)`` to leave values on the node for that fast rule; an op
 object itself holds only its constructor parameters, so one op may be applied any number of times.
 
+Forward mode: ``jvp(B, tangents, out, *inputs)`` returns the output's tangent given one tangent per
+input (``tangents[k]`` has ``inputs[k]``'s shape and dtype, or is None for an input that carries
+none); it returns None when the result is zero. Like ``vjp`` it uses only ``B``, operators and the
+shared methods, so it runs on arrays and, recorded, on Tensors. The engine broadcasts a returned
+tangent to the output's shape. An op without its own ``jvp`` gets one derived from ``vjp`` (which is
+linear in ``g``); elementwise ops write theirs, it is cheaper.
+
 Subclassing ``Op`` with a ``name`` registers the op in ``OPS``; ``tinygraph.testing`` reads the
 registry, so every op is covered by the gradient property tests as soon as it exists
 (``class MyOp(Op, register=False)`` keeps a private or throwaway op out of it). ``sample`` names
@@ -117,11 +124,11 @@ def saved_plan(cls):
 def apply(op, *inputs):
     """Run ``op`` on Tensors and return the output node (recorded unless inside ``no_grad()``)."""
     if len(inputs) == 1:  # the common arities without a comprehension (a function call in 3.11)
-        arrays = (inputs[0].data,)
+        arrays = (inputs[0]._data,)
     elif len(inputs) == 2:
-        arrays = (inputs[0].data, inputs[1].data)
+        arrays = (inputs[0]._data, inputs[1]._data)
     else:
-        arrays = [t.data for t in inputs]
+        arrays = [t._data for t in inputs]
     try:
         data = op.forward(*arrays)
     except (ValueError, IndexError, TypeError) as exc:
@@ -135,7 +142,7 @@ def apply(op, *inputs):
             data, cache = data.value, data.cache
         data = np.asarray(data)
     out = Tensor.__new__(Tensor)
-    out.data = data
+    out._data = data
     out.grad = None
     out.name = None
     out.scope = current_scope()

@@ -4,6 +4,11 @@
 tinygraph functions on Tensors, for ``create_graph=True``, so the very same rule builds a graph that
 can be differentiated again. Both have the same entries with the same signatures; a rule uses only
 these, operators, and the methods ndarray and Tensor share.
+
+A name neither class defines falls back to numpy's function of that name (``NUMPY_VJP.cos`` is
+``np.cos``) and to ``tinygraph.functional``'s (``TENSOR_VJP.cos`` is ``tg.functional.cos``), so an
+op whose rule needs ``B.cos`` only needs ``cos`` to exist in both; the entries written out below
+differ from that default.
 """
 import numpy as np
 
@@ -18,8 +23,33 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class NUMPY_VJP:
+class _FallsBack(type):
+    """``B.<name>`` for a name the class does not define: ``cls.fallback(name)``, looked up once."""
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        function = cls.fallback(name)
+        setattr(cls, name, staticmethod(function))
+        return function
+
+
+def _numpy_function(name):
+    function = getattr(np, name, None)
+    if not callable(function):
+        raise AttributeError(f"NUMPY_VJP has no {name!r}: numpy has no function of that name")
+    return function
+
+
+def _functional(name):
+    if not callable(getattr(F, name, None)):
+        raise AttributeError(f"TENSOR_VJP has no {name!r}: tinygraph.functional has no function of "
+                             f"that name")
+    return getattr(F, name)
+
+
+class NUMPY_VJP(metaclass=_FallsBack):
     """The namespace first-order gradient rules compute with: plain numpy, no graph."""
+    fallback = staticmethod(_numpy_function)
     where = staticmethod(np.where)
     tanh = staticmethod(np.tanh)
     concat = staticmethod(lambda arrays, axis: np.concatenate(arrays, axis=axis))
@@ -31,11 +61,12 @@ class NUMPY_VJP:
     index_add = staticmethod(Scatter)  # lazy: the engine adds it where it is needed
 
 
-class TENSOR_VJP:
+class TENSOR_VJP(metaclass=_FallsBack):
     """The namespace gradient rules compute with under ``create_graph=True``: differentiable ops.
 
     ``tinygraph.functional`` imports the ops package, so its functions are looked up when called.
     """
+    fallback = staticmethod(_functional)
     unbroadcast = staticmethod(unbroadcast)
 
     @staticmethod
