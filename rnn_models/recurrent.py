@@ -107,6 +107,8 @@ def describe(value):
         return f"Tensor{value.shape} {value.dtype}"
     if isinstance(value, (tuple, list)):
         return f"{type(value).__name__}({', '.join(describe(v) for v in value)})"
+    if isinstance(value, np.ndarray):  # also the view Tensor.data hands out
+        return "ndarray"
     return type(value).__name__
 
 
@@ -410,8 +412,8 @@ class Recurrent(Module):
         steps, batch, H = xs.shape[0], xs.shape[1], cell.hidden_size
         slab = np.empty((steps, batch, block.width * H), dtype=cell.dtype)
         first = block.gate_offset * H
-        gates = slab.reshape(steps * batch, -1)[:, first:first + cell.num_gates * H]
-        size = max(1, PROJECTION_CHUNK_BYTES // gates[:batch].nbytes)    # steps per chunk
+        gates = slab.reshape(steps * batch, block.width * H)[:, first:first + cell.num_gates * H]
+        size = max(1, PROJECTION_CHUNK_BYTES // max(1, gates[:batch].nbytes))    # steps per chunk
         chunks = []
         for start in range(0, steps, size):
             stop = min(start + size, steps)

@@ -91,10 +91,10 @@ def test_matches_torch_step_by_step(name, kwargs):
 @pytest.mark.parametrize("name, kwargs", CASES, ids=CASE_IDS)
 def test_float32_stays_float32(name, kwargs):
     opt, params = make(name, kwargs, np.float32)
-    arrays = [p.data for p in params]
+    arrays = [p._data for p in params]
     ours32 = run_tg(opt, params, steps=3)[-1]
     assert all(p.dtype == np.float32 for p in params)
-    assert all(p.data is a for p, a in zip(params, arrays)), "updates must be in place on p.data"
+    assert all(p._data is a for p, a in zip(params, arrays)), "updates must be in place on p.data"
     assert all(v.dtype == np.float32 for s in opt.state for v in s.values() if isinstance(v, np.ndarray))
     assert all(p.is_leaf and p.grad.dtype == np.float32 for p in params[:2])
     ours64 = run_tg(*make(name, kwargs), steps=3)[-1]

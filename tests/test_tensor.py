@@ -94,7 +94,7 @@ def test_micrograd_readme_expression_gradients_are_right():
 def test_item_numpy_and_shape_properties():
     t = tg.tensor([[1.0, 2.0, 3.0]])
     assert (t.shape, t.ndim, t.size, len(t)) == ((1, 3), 2, 3, 1)
-    assert t.numpy() is t.data
+    assert np.shares_memory(t.numpy(), t._data) and t.numpy().shape == t.shape
     assert isinstance(tg.tensor(2.5).item(), float) and tg.tensor(2.5).item() == 2.5
     assert [row.shape for row in t] == [(3,)]
     with pytest.raises(TypeError, match="0-d"):
@@ -105,7 +105,7 @@ def test_detach_shares_data_but_leaves_the_graph():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2.0
     d = y.detach()
-    assert d.data is y.data and d.op is None and not d.requires_grad and d.is_leaf
+    assert d._data is y._data and d.op is None and not d.requires_grad and d.is_leaf
     assert not (d * 3.0).requires_grad
 
 

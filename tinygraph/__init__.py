@@ -14,5 +14,6 @@ from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_ena
 from .random import manual_seed  # noqa: F401
 from .release import Released, keep_values  # noqa: F401
 from .tensor import Tensor, tensor  # noqa: F401
+from .versions import increment_version  # noqa: F401
 
 __version__ = "0.1.0"

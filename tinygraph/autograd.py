@@ -8,6 +8,7 @@ nothing. ``backward`` stores its result into leaves' ``.grad`` (and retained non
 gradients are themselves differentiable; otherwise they run on raw arrays and cost what numpy costs.
 """
 import operator
+import threading
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .ops.base import check_finite
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
 from .release import sweep
 from .tensor import Tensor
+from .versions import CLOCK, check_saved
 
 
 def _seed(output, grad):
@@ -137,6 +139,8 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
             found[node] = mode.dense(g)
         if op is None:
             continue
+        if node._stamp != CLOCK[0]:  # a write happened since the node was made: is it one it read?
+            check_saved(node)
         input_grads = rule(node, g)
         if anomaly:
             _check_input_grads(node, input_grads, mode.values)
@@ -159,10 +163,21 @@ def _check_input_grads(node, input_grads, values):
             check_finite(node, values(g), f"gradient for input {argnum}")
 
 
+_accumulating = threading.Lock()  # backward passes in several threads may share leaves
+
+
 def _store(node, g, create_graph):
     """``node.grad`` after this backward: a retained non-leaf holds this backward's gradient, a leaf
-    accumulates across backward calls. Stored arrays are copies (rules may hand one array to several
-    inputs)."""
+    accumulates across backward calls (under a lock: concurrent backward passes into one parameter
+    add up exactly). Stored arrays are copies (rules may hand one array to several inputs)."""
+    if node.op is not None:
+        node.grad = g if create_graph else np.array(g)
+        return
+    with _accumulating:
+        _accumulate(node, g, create_graph)
+
+
+def _accumulate(node, g, create_graph):
     if node.op is not None:
         node.grad = g if create_graph else np.array(g)
     elif create_graph:

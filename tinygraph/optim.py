@@ -24,6 +24,7 @@ import numpy as np
 from .errors import ShapeError, StateDictError
 from .modes import enable_grad
 from .tensor import Tensor
+from .versions import record_write
 
 
 def _parameter_list(params, owner):
@@ -120,6 +121,7 @@ class Optimizer:
                 raise ShapeError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its "
                                  f"grad has shape {grad.shape}")
             self._update(p._data, grad.astype(p.dtype, copy=False), self.state[i], hp)
+            record_write(p._data)  # a graph built before this step refuses to backward (versions)
         return loss
 
     def state_dict(self):

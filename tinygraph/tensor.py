@@ -5,9 +5,10 @@ and methods only dispatch to ops (see ``tinygraph.functional``); the engine live
 """
 import numpy as np
 
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, GraphError, ShapeError
 from .modes import current_scope, current_step
 from .release import Released
+from .versions import TrackedArray, record_write, root, tracked, version
 
 _FLOAT_KINDS = "f"
 
@@ -38,7 +39,7 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
     __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "_step", "_cache", "_uses", "__weakref__")
+                 "_step", "_cache", "_uses", "_stamp", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -53,6 +54,7 @@ class Tensor:
         self._step = current_step()
         self._cache = None
         self._uses = -1  # never released (tinygraph.release)
+        self._stamp = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -60,12 +62,35 @@ class Tensor:
     # --- the value ------------------------------------------------------------------------------
     @property
     def data(self):
-        """The value: an ndarray, or a ``Released`` placeholder (see the class docstring)."""
-        return self._data
+        """The value, as an ndarray view that records in-place writes (``tinygraph.versions``): write
+        into it freely, and a backward through a node that saved the old value raises instead of
+        giving a wrong gradient. A ``Released`` placeholder once the engine released the value."""
+        return tracked(self._data)
 
     @data.setter
     def data(self, value):
-        self._data = value
+        """Make ``value`` (an ndarray, no copy, or array-like) this tensor's value; a node that saved
+        the old value refuses to backward. ``t.data += 1`` writes in place and counts once."""
+        if isinstance(value, Tensor):
+            value = value._data
+        array = value.view(np.ndarray) if isinstance(value, np.ndarray) else to_array(value, what="data")
+        if array.dtype.kind not in "fiub":
+            raise DTypeError(f"data: dtype {array.dtype} is not supported; tensors hold float32/float64, "
+                             f"integers or bool")
+        if self.requires_grad and array.dtype.kind != "f":
+            raise DTypeError(f"data: this tensor requires grad, so its value must be floating point, "
+                             f"got {array.dtype}")
+        current = self._data
+        if _same_memory(current, array):
+            return  # the value of an augmented assignment (t.data += 1): written, and counted, in place
+        self._data = array
+        record_write(array)
+
+    @property
+    def version(self):
+        """How many in-place writes the memory of this tensor's value has seen (PyTorch's
+        ``_version``); views of one buffer share it."""
+        return version(self._data) if isinstance(self._data, np.ndarray) else 0
 
     shape = property(lambda self: self._data.shape)
     dtype = property(lambda self: self._data.dtype)
@@ -80,14 +105,23 @@ class Tensor:
         return self._data.item()
 
     def numpy(self):
-        """The underlying array (shared, like ``torch.Tensor.numpy``)."""
+        """The underlying array (shared, like ``torch.Tensor.numpy``; writes into it are recorded,
+        as through ``data``)."""
         if type(self._data) is Released:
             raise self._data.error()
-        return self._data
+        return tracked(self._data)
 
     def __array__(self, dtype=None, copy=None):
-        data = self.numpy()
-        return data if dtype is None else data.astype(dtype)
+        """For ``np.asarray(t)``: a read-only view (a write through it could not be recorded), or a
+        copy when numpy asks for one."""
+        if type(self._data) is Released:
+            raise self._data.error()
+        data = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        if copy:
+            return data.copy() if data is self._data else data
+        view = data.view(np.ndarray)
+        view.flags.writeable = False
+        return view
 
     def __len__(self):
         if self.ndim == 0:
@@ -143,19 +177,84 @@ class Tensor:
         self._uses = -1  # kept for good (tinygraph.release)
         return self
 
+    # --- in-place writes: recorded (tinygraph.versions), never part of the graph ---------------------
+    def _write(self, op_name, value, combine=None):
+        """``self.data[...] = value`` (or ``combine(self.data, value)`` in place) for the in-place
+        methods: ``value`` broadcasts to this tensor's shape and is cast to its dtype."""
+        from .modes import is_grad_enabled
+        if self.requires_grad and is_grad_enabled():
+            raise GraphError(
+                f"{op_name}: in-place write into a tensor that requires grad (shape {self.shape}); "
+                f"in-place methods are not recorded in the graph. Update parameters inside "
+                f"tg.no_grad(), or compute out of place (x = x + y)")
+        if type(self._data) is Released:
+            raise self._data.error()
+        other = value._data if isinstance(value, Tensor) else to_array(value, what=op_name)
+        if type(other) is Released:
+            raise other.error()
+        try:
+            result_shape = np.broadcast_shapes(self.shape, other.shape)
+        except ValueError:
+            result_shape = None
+        if result_shape != self.shape:
+            raise ShapeError(f"{op_name}: a value of shape {other.shape} does not broadcast to this "
+                             f"tensor's shape {self.shape}")
+        if not np.can_cast(other.dtype, self.dtype, "same_kind"):
+            raise DTypeError(f"{op_name}: cannot write {other.dtype} values into a {self.dtype} tensor "
+                             f"in place; cast the value first")
+        if combine is None:
+            np.copyto(self._data, other, casting="same_kind")
+        else:
+            combine(self._data, other, out=self._data, casting="same_kind")
+        record_write(self._data)
+        return self
+
+    def zero_(self):
+        """Set every element to 0 in place; returns self."""
+        return self._write("zero_", 0)
+
+    def fill_(self, value):
+        """Set every element to ``value`` in place; returns self."""
+        return self._write("fill_", value)
+
+    def copy_(self, src):
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor; returns self."""
+        return self._write("copy_", src)
+
+    def add_(self, other, alpha=1):
+        """``self += alpha * other`` in place (``alpha`` as in ``torch.Tensor.add_``); returns self."""
+        return self._write("add_", other if alpha == 1 else _scaled(other, alpha), np.add)
+
+    def sub_(self, other, alpha=1):
+        """``self -= alpha * other`` in place; returns self."""
+        return self._write("sub_", other if alpha == 1 else _scaled(other, alpha), np.subtract)
+
+    def mul_(self, other):
+        """``self *= other`` in place; returns self."""
+        return self._write("mul_", other, np.multiply)
+
+    def div_(self, other):
+        """``self /= other`` in place; returns self."""
+        return self._write("div_", other, np.true_divide)
+
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._wrap(self.numpy(), name=self.name)
+        if type(self._data) is Released:
+            raise self._data.error()
+        return Tensor._wrap(self._data, name=self.name)
 
     @classmethod
     def _wrap(cls, array, requires_grad=False, name=None):
         """A leaf around an already validated ndarray (no copy)."""
+        if type(array) is TrackedArray:  # a value taken from ``.data``: the same memory, untracked
+            array = array.view(np.ndarray)
         t = cls.__new__(cls)
         t._data, t.grad, t.requires_grad, t.op, t.inputs = array, None, requires_grad, None, ()
         t.name, t.scope, t._retain, t._site = name, current_scope(), False, None
         t._step = current_step()
         t._cache = None
         t._uses = -1
+        t._stamp = 0
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
@@ -213,5 +312,18 @@ class Tensor:
 
 
 tensor = Tensor
+
+
+def _scaled(value, alpha):
+    array = value._data if isinstance(value, Tensor) else to_array(value)
+    return array * np.asarray(alpha, dtype=array.dtype if array.dtype.kind == "f" else None)
+
+
+def _same_memory(a, b):
+    """Whether ndarrays ``a`` and ``b`` are the same values in the same memory (same buffer, offset,
+    shape, strides and dtype)."""
+    return (isinstance(a, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
+            and a.strides == b.strides and root(a) is root(b)
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 from . import functional as F  # noqa: E402  (operators above resolve F at call time)

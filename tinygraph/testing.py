@@ -429,7 +429,12 @@ def assert_not_mutated(fn, inputs, seed=0):
     """Run ``fn`` forward and (if its output requires grad) backward; assert no input was modified."""
     leaves = [_leaf(x) for x in inputs]
     before = [t.data.copy() for t in leaves]
+    versions = [t.version for t in leaves]
     out = fn(*leaves)
+    for i, (t, v) in enumerate(zip(leaves, versions)):
+        if t.version != v:  # found before backward, which would refuse the written value
+            raise AssertionError(f"input {i} (shape {t.shape}) was modified in place by {fn!r} "
+                                 f"(its version went from {v} to {t.version})")
     wanted = [t for t in leaves if t.requires_grad]
     if out.requires_grad and wanted:
         seed_grad = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)

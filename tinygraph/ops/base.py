@@ -47,6 +47,7 @@ from .. import release
 from ..errors import AnomalyError, ShapeError
 from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
+from ..versions import CLOCK
 
 OPS = {}
 PENDING = release.PENDING  # the same list: sweeps change it in place
@@ -150,6 +151,7 @@ def apply(op, *inputs):
     out._site = None
     out._step = current_step()
     out._cache = None
+    out._stamp = CLOCK[0]  # the write clock: a later write to what its rule reads is refused (versions)
     if is_grad_enabled():
         out.op = op
         out.inputs = inputs
