@@ -182,8 +182,15 @@ class CharRNN(SequenceModel):
             with tg.no_grad():
                 logits, state = self.forward(ids[:, None])
                 for _ in range(n):
-                    scaled = logits.data[-1, 0].astype(np.float64) / temperature
-                    probs = np.exp(scaled - scaled.max())
+                    last = logits.data[-1, 0].astype(np.float64)
+                    if not np.isfinite(last).all():
+                        raise ValueError(f"CharRNN.sample: the model's logits are not finite after "
+                                         f"{len(generated)} generated characters; its weights may hold "
+                                         f"NaN/Inf (check the checkpoint)")
+                    # shift before dividing: at a temperature of 1e-320 the logits themselves would
+                    # overflow to inf and inf - inf is NaN; shifted, the largest is 0 and the rest -inf
+                    with np.errstate(over="ignore"):
+                        probs = np.exp((last - last.max()) / temperature)
                     next_id = int(rng.choice(len(self.vocab), p=probs / probs.sum()))
                     generated.append(next_id)
                     logits, state = self.forward(np.array([[next_id]]), state)

@@ -231,11 +231,12 @@ class CrossEntropy(Op):
         self.targets, self.reduction = targets, reduction
 
     def forward(self, x):
-        shift = x.max(axis=-1, keepdims=True)
-        e = x - shift
+        e = x - x.max(axis=-1, keepdims=True)
+        target = e[np.arange(len(x)), self.targets]  # read before exp overwrites e
         np.exp(e, out=e)
-        logz = np.log(e.sum(axis=-1)) + shift[:, 0]
-        losses = logz - x[np.arange(len(x)), self.targets]
+        # log(sum(exp(e))) - e[target], both relative to the max: adding the max back first would
+        # round away log(sum) for logits of 1e16 (1e7 in float32), the loss of two equal logits, log 2
+        losses = np.log(e.sum(axis=-1)) - target
         if self.reduction == "none":
             return losses
         total = losses.sum()

@@ -40,8 +40,11 @@ class Tanh(Unary):
 class Sigmoid(Unary):
     name = "sigmoid"
     saves = ("out",)
-    # tanh form: no overflow for large |x| and one transcendental call
-    def forward(self, x): return 0.5 + 0.5 * np.tanh(0.5 * x)
+    def forward(self, x):
+        # e = exp(-|x|) cannot overflow, and for x < 0 the result e / (1 + e) keeps its relative
+        # precision down to subnormals (0.5 + 0.5 * tanh(x / 2) is 0 from x = -38 on)
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1, e) / (1 + e)
     def vjp(self, B, g, out, x): return (g * out * (1 - out),)
 
 
@@ -135,8 +138,13 @@ class Pow(Binary):
     domain = (0.5, 2.0)
     def forward(self, x, y): return x ** y
     def vjp(self, B, g, out, x, y):
-        return (B.unbroadcast(g * y * x ** (y - 1), x.shape),
-                B.unbroadcast(g * out * B.log(x), y.shape))
+        # PyTorch's conventions where the formulas give 0 * inf: d/dx is 0 where y == 0 (x ** 0 is
+        # constant, also at x = 0), d/dy is 0 where x == 0 and y >= 0 (the limit of x**y log x)
+        dx = g * y * x ** B.where(y == 0, 1, y - 1)
+        zero_base = x == 0  # log x taken as 0 there (the product is 0), -inf if y < 0 (it is -inf)
+        log_x = B.log(B.where(zero_base, 1, x)) + B.where(B.where(zero_base, y < 0, False), -np.inf, 0)
+        dy = g * out * log_x
+        return B.unbroadcast(dx, x.shape), B.unbroadcast(dy, y.shape)
 
 
 class Maximum(Binary):
