@@ -442,9 +442,10 @@ def _binary_nan(draw, op_cls, dtype):
 @_sampler("mod")
 @st.composite
 def _mod(draw, op_cls, dtype):
-    """x % y with x / y at least 0.03 from every integer (mod jumps there), whatever broadcasting
-    pairs: x = (2j + 1) / 8 + u, |u| <= 0.02, in [-2.9, 2.9]; y = +-2**k (1 + v), k in {-1, 0, 1},
-    |v| <= 0.01. Then x / 2**k is an odd multiple of 1 / 16 or coarser, moved by at most 0.035."""
+    """x % y with x / y at least 0.03 from every integer (mod jumps there), whichever elements
+    broadcasting pairs: x = (2j + 1) / 8 + u, |u| <= 0.02, in [-2.9, 2.9]; y = +-2**k (1 + v), k in
+    {-1, 0, 1}, |v| <= 0.01. x / 2**k is 1/16, 1/8 or 1/4 from the nearest integer, and u and v move
+    x / y by at most 0.025, 0.05 or 0.1 (|x / y| <= 1.45, 2.9, 5.8)."""
     x_shape, y_shape = draw(broadcastable_pairs(2))
     small = st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False)
 
