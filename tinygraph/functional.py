@@ -593,3 +593,51 @@ def gru_cell(p, h, weight_hh, bias_hh, out=None):
     block = apply(FU.GRUCellBlock(_cell_out(FU.GRUCellBlock, out, h)), p, h, weight_hh, bias_hh)
     return block[:, :h.shape[-1]]
 
+
+# --- elementwise math (tinygraph.ops.elementwise) and numpy/PyTorch aliases ---------------------------
+from .ops import elementwise as EW  # noqa: E402
+
+sin, cos, tan, arcsin, arccos, arctan = (_unary(op(), floats=True) for op in (
+    EW.Sin, EW.Cos, EW.Tan, EW.Arcsin, EW.Arccos, EW.Arctan))
+sinh, cosh, arcsinh, arccosh, arctanh = (_unary(op(), floats=True) for op in (
+    EW.Sinh, EW.Cosh, EW.Arcsinh, EW.Arccosh, EW.Arctanh))
+exp2, expm1, log2, log10, log1p, reciprocal = (_unary(op(), floats=True) for op in (
+    EW.Exp2, EW.Expm1, EW.Log2, EW.Log10, EW.Log1p, EW.Reciprocal))
+square, floor, ceil = (_unary(op()) for op in (EW.Square, EW.Floor, EW.Ceil))
+isnan, isinf, isfinite = (_unary(op()) for op in (EW.IsNan, EW.IsInf, EW.IsFinite))
+arctan2 = _binary(EW.Arctan2(), names=("y", "x"))
+hypot, logaddexp, mod, minimum, fmin, fmax = (_binary(op()) for op in (
+    EW.Hypot, EW.LogAddExp, EW.Mod, EW.Minimum, EW.Fmin, EW.Fmax))
+arctan2.__doc__ = "The angle of the point (x, y), in (-pi, pi]: numpy's ``arctan2(y, x)``, broadcasting."
+logaddexp.__doc__ = "log(exp(x) + exp(y)) without overflow, broadcasting; gradients exp(x - out), exp(y - out)."
+mod.__doc__ = ("``x % y`` with y's sign (numpy's ``mod``, Python's ``%``), broadcasting; gradients 1 "
+               "and -floor(x / y) away from the jumps at integer x / y.")
+minimum.__doc__ = "Elementwise min (NaN propagates), broadcasting; ties split the gradient equally."
+fmin.__doc__ = "Elementwise min ignoring NaN, broadcasting; ties split the gradient equally."
+fmax.__doc__ = "Elementwise max ignoring NaN, broadcasting; ties split the gradient equally."
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """NaN -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (None: the dtype's largest/smallest
+    finite value), as numpy. Output has x's shape and dtype; the gradient passes where x is finite
+    and is 0 where a value was replaced."""
+    x = as_tensor(x, fn="nan_to_num", arg="x")
+    for name, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise DTypeError(f"nan_to_num: {name} must be a real number or None, got {value!r}")
+    return apply(EW.NanToNum(float(nan), None if posinf is None else float(posinf),
+                             None if neginf is None else float(neginf)), x)
+
+
+# numpy's names and PyTorch's short names for the same functions
+fabs = absolute = abs
+negative = neg
+power = pow
+multiply = mul
+subtract = sub
+divide = true_divide = div
+remainder = mod
+atan2 = arctan2
+asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
+clamp = clip
+# --- end of elementwise math ---------------------------------------------------------------------------
