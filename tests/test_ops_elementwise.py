@@ -347,7 +347,8 @@ def test_values_and_gradients_match_pytorch(case):
 def test_functions_of_numbers_arrays_and_lists_return_tensors():
     torch = pytest.importorskip("torch", reason="the expected results are PyTorch's")
     out = tg.maximum(1.0, 2.0)
-    assert isinstance(out, Tensor) and out.item() == torch.maximum(torch.tensor(1.0), torch.tensor(2.0)).item()
+    expected = torch.maximum(torch.tensor(1.0), torch.tensor(2.0))
+    assert isinstance(out, Tensor) and out.item() == expected.item()
     np.testing.assert_array_equal(F.add(np.ones(2), 0.5).data, torch.add(torch.ones(2), 0.5).numpy())
     np.testing.assert_array_equal(tg.matmul(np.ones((2, 2)), np.ones((2, 2))).data,
                                   torch.matmul(torch.ones(2, 2), torch.ones(2, 2)).numpy())
@@ -358,7 +359,8 @@ FORMS = {  # how a user may write the value 1-D [0.25, 0.5]
     "Tensor": lambda v: tg.tensor(v), "ndarray": np.asarray, "list": lambda v: [float(a) for a in v],
     "tuple": lambda v: tuple(float(a) for a in v), "nested list": lambda v: [[float(a) for a in v]],
 }
-SCALAR_FORMS = {"number": float, "numpy number": np.float64, "0-d ndarray": np.asarray, "0-d Tensor": tg.tensor}
+SCALAR_FORMS = {"number": float, "numpy number": np.float64, "0-d ndarray": np.asarray,
+                "0-d Tensor": tg.tensor}
 ALL_FUNCTIONS = sorted(set(UNARY) | set(BINARY))
 
 
@@ -431,7 +433,8 @@ def test_arguments_that_are_not_numbers_are_refused_by_name(bad, error, words):
 def test_a_list_of_tensors_of_different_shapes_is_refused_by_name():
     with pytest.raises(tg.ShapeError, match=r"as_tensor: argument value is a list of tensors"):
         tg.as_tensor([tg.tensor([1.0, 2.0]), tg.tensor([1.0, 2.0, 3.0])])
-    with pytest.raises(tg.ShapeError, match=r"sum: argument x is a list of tensors of shapes \[\(2,\), \(3,\)\]"):
+    with pytest.raises(tg.ShapeError, match=r"sum: argument x is a list of tensors of shapes "
+                                            r"\[\(2,\), \(3,\)\]"):
         tg.sum([tg.tensor([1.0, 2.0]), tg.tensor([1.0, 2.0, 3.0])])
     with pytest.raises(tg.ShapeError, match=r"add: argument y is a list of tensors"):
         tg.add(1.0, [tg.tensor([1.0, 2.0]), 3.0])

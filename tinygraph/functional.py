@@ -121,7 +121,8 @@ def _cast(fn, arg, array, dtype, value=None):
     silent wrap-around)."""
     cast = array.astype(dtype)
     if dtype.kind in "iu" and not np.array_equal(cast, array):
-        raise DTypeError(f"{_names(fn, arg, array if value is None else value)} holds values outside the range of {dtype} (from "
+        named = _names(fn, arg, array if value is None else value)
+        raise DTypeError(f"{named} holds values outside the range of {dtype} (from "
                          f"{array.min()} to {array.max()}), the dtype of the tensor it meets; convert "
                          f"the tensor to a wider dtype first")
     return cast
@@ -168,29 +169,44 @@ def promote(fn, names, values):
     rule in this module's docstring. Tensors are returned as they are unless their category is below
     the result's (an integer Tensor meeting a float is cast, not differentiably: integers have no
     gradient); Tensors of one category are left for numpy's ``result_type`` inside the op."""
-    items = []
+    items, top, deciding = [], (-1, -1), []
     for name, value in zip(names, values):
         if isinstance(value, Tensor) or isinstance(value, (list, tuple)) and _holds_tensor(value):
             rank = 2  # a list holding Tensors is stacked into a Tensor
         else:
             rank = 1 if isinstance(value, (np.ndarray, np.generic)) else 0
         value = as_tensor(value, fn=fn, arg=name)
-        items.append((value, rank, _CATEGORY[value._data.dtype.kind]))
-    category = builtins.max(c for _, _, c in items)
-    rank = builtins.max(r for _, r, c in items if c == category)
-    dtype = np.result_type(*(t._data.dtype for t, r, c in items if c == category and r == rank))
+        dtype = value._data.dtype
+        key = (_CATEGORY[dtype.kind], rank)  # the category decides first, then the rank
+        if key > top:
+            top, deciding = key, [dtype]
+        elif key == top:
+            deciding.append(dtype)
+        items.append((value, key))
+    dtype = deciding[0] if len(deciding) == 1 else np.result_type(*deciding)
     out = []
-    for (t, r, c), name in zip(items, names):
-        if c < category or r < 2 and t._data.dtype != dtype:
-            t = astype(t, dtype) if r == 2 else Tensor._wrap(_cast(fn, name, t._data, dtype))
+    for (t, (category, rank)), name in zip(items, names):
+        if category < top[0] or rank < 2 and t._data.dtype != dtype:
+            t = astype(t, dtype) if rank == 2 else Tensor._wrap(_cast(fn, name, t._data, dtype))
         out.append(t)
     return out
 
 
+_PYTHON_NUMBERS = (float, int)  # exact types: not bool, not numpy scalars (the general path)
+
+
 def _binary(op, names=("x", "y")):
     def fn(x, y):
-        if isinstance(x, Tensor) and isinstance(y, Tensor) and x._data.dtype == y._data.dtype:
-            return apply(op, x, y)  # the common case: no promotion
+        # the common cases first: two Tensors of one dtype (numpy shares dtype objects), a float
+        # Tensor and a Python float or int (which takes the Tensor's dtype)
+        if isinstance(x, Tensor):
+            if isinstance(y, Tensor):
+                if x._data.dtype is y._data.dtype:
+                    return apply(op, x, y)
+            elif type(y) in _PYTHON_NUMBERS and x._data.dtype.kind == "f":
+                return apply(op, x, Tensor._wrap(np.array(y, x._data.dtype)))
+        elif type(x) in _PYTHON_NUMBERS and isinstance(y, Tensor) and y._data.dtype.kind == "f":
+            return apply(op, Tensor._wrap(np.array(x, y._data.dtype)), y)
         return apply(op, *promote(op.name, names, (x, y)))
     fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = f"Elementwise ``{op.name}`` with numpy broadcasting and the module's dtype promotion."
@@ -201,7 +217,8 @@ def _unary(op, floats=False):
     """The function applying the unary ``op``; ``floats``: integer and bool inputs are computed in
     float64 (numpy would give float16 for bool, and integers for ``reciprocal``)."""
     def fn(x):
-        x = as_tensor(x, fn=op.name, arg="x")
+        if not isinstance(x, Tensor):
+            x = as_tensor(x, fn=op.name, arg="x")
         if floats and x._data.dtype.kind != "f":
             x = astype(x, np.float64)
         return apply(op, x)
@@ -215,7 +232,8 @@ maximum, _pow_tensors = _binary(M.Maximum()), _binary(M.Pow())
 lt, le, gt, ge, eq, ne = (_binary(op()) for op in (
     M.Less, M.LessEqual, M.Greater, M.GreaterEqual, M.Equal, M.NotEqual))
 neg, relu, abs, sign = (_unary(op()) for op in (M.Neg, M.Relu, M.Abs, M.Sign))
-exp, log, tanh, sigmoid, sqrt = (_unary(op(), floats=True) for op in (M.Exp, M.Log, M.Tanh, M.Sigmoid, M.Sqrt))
+exp, log, tanh, sigmoid, sqrt = (_unary(op(), floats=True) for op in (
+    M.Exp, M.Log, M.Tanh, M.Sigmoid, M.Sqrt))
 _matmul = _binary(M.MatMul())
 
 
@@ -609,7 +627,8 @@ arctan2 = _binary(EW.Arctan2(), names=("y", "x"))
 hypot, logaddexp, mod, minimum, fmin, fmax = (_binary(op()) for op in (
     EW.Hypot, EW.LogAddExp, EW.Mod, EW.Minimum, EW.Fmin, EW.Fmax))
 arctan2.__doc__ = "The angle of the point (x, y), in (-pi, pi]: numpy's ``arctan2(y, x)``, broadcasting."
-logaddexp.__doc__ = "log(exp(x) + exp(y)) without overflow, broadcasting; gradients exp(x - out), exp(y - out)."
+logaddexp.__doc__ = ("log(exp(x) + exp(y)) without overflow, broadcasting; gradients sigmoid(x - y) and "
+                     "sigmoid(y - x).")
 mod.__doc__ = ("``x % y`` with y's sign (numpy's ``mod``, Python's ``%``), broadcasting; gradients 1 "
                "and -floor(x / y) away from the jumps at integer x / y.")
 minimum.__doc__ = "Elementwise min (NaN propagates), broadcasting; ties split the gradient equally."
