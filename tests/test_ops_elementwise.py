@@ -82,6 +82,7 @@ def test_the_reference_table_covers_every_elementwise_op():
 
 
 @pytest.mark.parametrize("name", MINE)
+@settings(max_examples=25)  # the ci profile's count; test_ops.py draws these families 8 more times
 @given(data=st.data())
 def test_forward_matches_numpy_to_1e_12(name, data):
     op, inputs = data.draw(op_samples(OPS[name]), label="op, inputs")
@@ -118,6 +119,7 @@ def _forward(op, arrays):
 
 
 @pytest.mark.parametrize("name", WITH_JVP)
+@settings(max_examples=25)
 @given(data=st.data())
 def test_jvp_matches_central_differences_and_the_vjp(name, data):
     """In float64: J t from ``jvp`` equals (f(x + eps t) - f(x - eps t)) / 2 eps; <u, J t> equals
