@@ -7,6 +7,12 @@ from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cro
                          embedding, exp, linear_cross_entropy, log, log_softmax, logsumexp, matmul,
                          max, maximum, mean, mse_loss, relu, reshape, sigmoid, softmax, split, sqrt,
                          stack, sum, swapaxes, tanh, transpose, where)
+from .functional import (absolute, acos, acosh, add, arccos, arccosh, arcsin, arcsinh,  # noqa: F401
+                         arctan, arctan2, arctanh, asin, asinh, atan, atan2, atanh, ceil, clamp, cos,
+                         cosh, div, divide, exp2, expm1, fabs, floor, fmax, fmin, hypot, isfinite,
+                         isinf, isnan, log1p, log2, log10, logaddexp, minimum, mod, mul, multiply,
+                         nan_to_num, neg, negative, pow, power, reciprocal, remainder, sign, sin, sinh,
+                         square, sub, subtract, tan, true_divide)  # elementwise
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401

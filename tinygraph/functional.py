@@ -1,11 +1,30 @@
 """User-facing functions: thin wrappers that validate arguments and apply a primitive, and composite
 ops built from primitives (they need no gradient rule of their own).
 
-Every function accepts Tensors, ndarrays or Python numbers. A Python number takes the dtype of the
-tensor it meets, so float32 stays float32.
+Arguments. Every tensor argument may be a Tensor, an ndarray, a numpy or Python number, or a (nested)
+list or tuple of numbers; a (nested) list or tuple holding Tensors is stacked into one, differentiably
+(``as_tensor``). tinygraph holds float32/float64, integers and bool: an argument of any other dtype
+(complex, object, str) raises ``DTypeError`` naming the function and the argument.
+
+Dtype promotion (PyTorch's rule, with float64 as the default float). Dtypes fall in three categories,
+bool < integer < float, and operands in three ranks: Tensor > ndarray or numpy scalar > Python number
+or list. The result has the highest category present; within it, the dtypes of the highest-ranked
+operands of that category decide (numpy's ``result_type`` among them). So:
+
+- a Tensor's float dtype wins over a non-Tensor operand of the same or lower category: float32 tensor
+  + float64 ndarray, list or number -> float32 (numpy would give float64 for the ndarray);
+- two Tensors promote with ``result_type``: float32 + float64 -> float64;
+- an integer or bool Tensor meeting a float takes the float's dtype: int64 tensor + float32 tensor
+  -> float32 (numpy: float64), int64 tensor + 0.5 -> float64, bool tensor + 2 -> int64;
+- with no Tensor, ndarrays outrank numbers: float32 ndarray + 0.5 -> float32; 1.0 + 2.0 -> float64.
+
+An integer operand cast to a narrower integer dtype must keep its values (int8 tensor + 1000 raises
+``DTypeError``, as PyTorch refuses the overflow). Float-valued functions (``sin``, ``exp``,
+``reciprocal`` ...) compute integer and bool inputs in float64.
 """
 import builtins
 import numbers
+import sys
 
 import numpy as np
 
@@ -15,35 +34,196 @@ from .ops import fused as FU
 from .ops import head as HD
 from .ops import math as M
 from .ops import shape as S
-from .tensor import Tensor, to_array
+from .tensor import Tensor
 
 
-def as_tensor(value, like=None):
-    """``value`` as a Tensor; a Python number adopts the floating dtype of ``like``."""
+def as_tensor(value, like=None, *, fn=None, arg=None):
+    """``value`` (Tensor, ndarray, number, nested list) as a Tensor; a Tensor is returned as it is.
+
+    A non-Tensor meeting a Tensor ``like`` takes like's dtype when its category (bool < integer <
+    float) is not higher (the promotion rule in this module's docstring): a float32 ``like`` makes
+    0.5, [1, 2] and a float64 ndarray float32. ``like`` that is not a Tensor is ignored. ndarrays are
+    copied (a later write to the caller's array does not reach the graph).
+
+    A (nested) list or tuple holding Tensors is stacked along new leading axes with the ``stack`` op,
+    so gradients flow back to each Tensor: ``as_tensor([x, x])`` has shape (2,) + x.shape and
+    ``sum([x, x])`` has gradient 2 in x. This is what ``jnp.asarray`` does with traced arrays;
+    ``torch.tensor`` instead copies the values into a constant (and ``tg.tensor`` does too). Numbers
+    in such a list become tensors of the same shape only if that shape is () (stacking needs equal
+    shapes), in the Tensors' dtype.
+
+    ``fn`` and ``arg`` name the function and the argument in errors; left None, they are read off the
+    calling function in this module (its name, and the parameter holding ``value``) when an error is
+    raised, so ``x = as_tensor(x)`` inside ``sum`` reports ``sum: argument x ...``.
+    """
     if isinstance(value, Tensor):
         return value
-    if like is not None and isinstance(value, numbers.Number) and like._data.dtype.kind == "f":
-        return Tensor._wrap(np.asarray(value, dtype=like._data.dtype))
-    return Tensor._wrap(to_array(value))
+    if isinstance(value, (list, tuple)) and _holds_tensor(value):
+        return _stack_nested(fn, arg, value)
+    array = _to_array(fn, arg, value)
+    if isinstance(like, Tensor) and _CATEGORY[array.dtype.kind] <= _CATEGORY[like._data.dtype.kind] \
+            and array.dtype != like._data.dtype:
+        array = _cast(fn, arg, array, like._data.dtype, value)
+    return Tensor._wrap(array)
 
 
-def _binary(op):
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+_HELD = "tinygraph holds float32/float64, integers or bool"
+
+
+def _names(fn, arg, value):
+    """``fn: argument arg`` for an error message; a None ``fn`` or ``arg`` is read off the frames:
+    the first caller outside the conversion helpers, when it is a function of this module (its name;
+    the parameter bound to ``value``, or ``name[i][j]`` for an item of a (nested) list parameter),
+    else the user's own call of ``as_tensor``. Only runs when an error is raised."""
+    if fn is None or arg is None:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code in _HELPER_CODES:
+            frame = frame.f_back
+        found_fn, found_arg = "as_tensor", "value"
+        if frame is not None and frame.f_globals.get("__name__") == __name__:
+            scopes = [frame.f_back, frame] if frame.f_code.co_name.startswith("<") else [frame]
+            found_fn = scopes[0].f_code.co_name  # a comprehension's function is its caller
+            found_arg = next((path for scope in scopes for name, local in scope.f_locals.items()
+                              for path in [_path(name, local, value)] if path), found_arg)
+        fn, arg = fn or found_fn, arg or found_arg
+    return f"{fn}: argument {arg}"
+
+
+def _path(name, local, value, depth=4):
+    """``name``, or ``name[i]...`` down to the item of (nested) lists that is ``value``, or None."""
+    if local is value:
+        return name
+    if depth and isinstance(local, (list, tuple)) and not name.startswith("."):
+        for i, item in enumerate(local):
+            path = _path(f"{name}[{i}]", item, value, depth - 1)
+            if path:
+                return path
+    return None
+
+
+def _to_array(fn, arg, value):
+    """A new ndarray of ``value`` (not a Tensor), or a DTypeError/ShapeError naming fn and arg."""
+    try:
+        array = np.array(value)
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged nesting, an unconvertible object
+        raise ShapeError(f"{_names(fn, arg, value)} cannot be converted to an array ({exc}); pass a "
+                         f"number, an ndarray, a Tensor or a list of equal-length lists") from None
+    if array.dtype.kind not in _CATEGORY:
+        what = "" if isinstance(value, np.ndarray) else f" (a {type(value).__name__})"
+        raise DTypeError(f"{_names(fn, arg, value)} has dtype {array.dtype}{what}, which is not "
+                         f"supported; {_HELD}")
+    return array
+
+
+def _cast(fn, arg, array, dtype, value=None):
+    """``array`` (converted from ``value``) as ``dtype``; an integer cast must keep every value (no
+    silent wrap-around)."""
+    cast = array.astype(dtype)
+    if dtype.kind in "iu" and not np.array_equal(cast, array):
+        named = _names(fn, arg, array if value is None else value)
+        raise DTypeError(f"{named} holds values outside the range of {dtype} (from "
+                         f"{array.min()} to {array.max()}), the dtype of the tensor it meets; convert "
+                         f"the tensor to a wider dtype first")
+    return cast
+
+
+def _holds_tensor(seq):
+    """Whether a (nested) list or tuple holds a Tensor anywhere."""
+    for item in seq:
+        if isinstance(item, Tensor) or isinstance(item, (list, tuple)) and _holds_tensor(item):
+            return True
+    return False
+
+
+def _stack_nested(fn, arg, seq):
+    """A (nested) sequence holding Tensors as one Tensor, stacked differentiably (see ``as_tensor``)."""
+    if not seq:
+        raise ShapeError(f"{_names(fn, arg, seq)} holds an empty list beside tensors")
+    parts = [_stack_nested(fn, arg, item) if isinstance(item, (list, tuple)) and _holds_tensor(item)
+             else item for item in seq]
+    tensors = [p for p in parts if isinstance(p, Tensor)]
+    dtype = np.result_type(*(t._data.dtype for t in tensors))
+    parts = [as_tensor(p, tensors[0], fn=fn, arg=arg) for p in parts]
+    parts = [p if p._data.dtype == dtype else astype(p, dtype) for p in parts]
+    shapes = [p.shape for p in parts]
+    if len(set(shapes)) > 1:
+        raise ShapeError(f"{_names(fn, arg, seq)} is a list of tensors of shapes {shapes}; a list "
+                         f"holding tensors is stacked, which needs one shape")
+    return apply(S.Stack(0, None), *parts)
+
+
+def _codes(code):
+    """``code`` and the code objects nested in it (its comprehensions)."""
+    yield code
+    for const in code.co_consts:
+        if hasattr(const, "co_consts"):
+            yield from _codes(const)
+
+
+_HELPER_CODES = {c for f in (as_tensor, _names, _to_array, _cast, _stack_nested) for c in _codes(f.__code__)}
+
+
+def promote(fn, names, values):
+    """``values`` (anything ``as_tensor`` takes) as Tensors of one dtype family, by the promotion
+    rule in this module's docstring. Tensors are returned as they are unless their category is below
+    the result's (an integer Tensor meeting a float is cast, not differentiably: integers have no
+    gradient); Tensors of one category are left for numpy's ``result_type`` inside the op."""
+    items, top, deciding = [], (-1, -1), []
+    for name, value in zip(names, values):
+        if isinstance(value, Tensor) or isinstance(value, (list, tuple)) and _holds_tensor(value):
+            rank = 2  # a list holding Tensors is stacked into a Tensor
+        else:
+            rank = 1 if isinstance(value, (np.ndarray, np.generic)) else 0
+        value = as_tensor(value, fn=fn, arg=name)
+        dtype = value._data.dtype
+        key = (_CATEGORY[dtype.kind], rank)  # the category decides first, then the rank
+        if key > top:
+            top, deciding = key, [dtype]
+        elif key == top:
+            deciding.append(dtype)
+        items.append((value, key))
+    dtype = deciding[0] if len(deciding) == 1 else np.result_type(*deciding)
+    out = []
+    for (t, (category, rank)), name in zip(items, names):
+        if category < top[0] or rank < 2 and t._data.dtype != dtype:
+            t = astype(t, dtype) if rank == 2 else Tensor._wrap(_cast(fn, name, t._data, dtype))
+        out.append(t)
+    return out
+
+
+_PYTHON_NUMBERS = (float, int)  # exact types: not bool, not numpy scalars (the general path)
+
+
+def _binary(op, names=("x", "y")):
     def fn(x, y):
-        if not isinstance(x, Tensor):
-            x = as_tensor(x, y)
-        elif not isinstance(y, Tensor):
-            y = as_tensor(y, x)
-        return apply(op, x, y)
+        # the common cases first: two Tensors of one dtype (numpy shares dtype objects), a float
+        # Tensor and a Python float or int (which takes the Tensor's dtype)
+        if isinstance(x, Tensor):
+            if isinstance(y, Tensor):
+                if x._data.dtype is y._data.dtype:
+                    return apply(op, x, y)
+            elif type(y) in _PYTHON_NUMBERS and x._data.dtype.kind == "f":
+                return apply(op, x, Tensor._wrap(np.array(y, x._data.dtype)))
+        elif type(x) in _PYTHON_NUMBERS and isinstance(y, Tensor) and y._data.dtype.kind == "f":
+            return apply(op, Tensor._wrap(np.array(x, y._data.dtype)), y)
+        return apply(op, *promote(op.name, names, (x, y)))
     fn.__name__ = fn.__qualname__ = op.name
-    fn.__doc__ = f"Elementwise ``{op.name}`` with numpy broadcasting."
+    fn.__doc__ = f"Elementwise ``{op.name}`` with numpy broadcasting and the module's dtype promotion."
     return fn
 
 
-def _unary(op):
+def _unary(op, floats=False):
+    """The function applying the unary ``op``; ``floats``: integer and bool inputs are computed in
+    float64 (numpy would give float16 for bool, and integers for ``reciprocal``)."""
     def fn(x):
-        return apply(op, as_tensor(x))
+        if not isinstance(x, Tensor):
+            x = as_tensor(x, fn=op.name, arg="x")
+        if floats and x._data.dtype.kind != "f":
+            x = astype(x, np.float64)
+        return apply(op, x)
     fn.__name__ = fn.__qualname__ = op.name
-    fn.__doc__ = f"Elementwise ``{op.name}``; output has the input's shape and dtype."
+    fn.__doc__ = f"Elementwise ``{op.name}``; output has the input's shape and (floating) dtype."
     return fn
 
 
@@ -51,15 +231,16 @@ add, sub, mul, div = (_binary(op()) for op in (M.Add, M.Sub, M.Mul, M.Div))
 maximum, _pow_tensors = _binary(M.Maximum()), _binary(M.Pow())
 lt, le, gt, ge, eq, ne = (_binary(op()) for op in (
     M.Less, M.LessEqual, M.Greater, M.GreaterEqual, M.Equal, M.NotEqual))
-neg, exp, log, tanh, sigmoid, relu, sqrt, abs, sign = (_unary(op()) for op in (
-    M.Neg, M.Exp, M.Log, M.Tanh, M.Sigmoid, M.Relu, M.Sqrt, M.Abs, M.Sign))
+neg, relu, abs, sign = (_unary(op()) for op in (M.Neg, M.Relu, M.Abs, M.Sign))
+exp, log, tanh, sigmoid, sqrt = (_unary(op(), floats=True) for op in (
+    M.Exp, M.Log, M.Tanh, M.Sigmoid, M.Sqrt))
 _matmul = _binary(M.MatMul())
 
 
 def pow(x, exponent):
     """``x ** exponent``; a Python-number exponent uses the cheaper ``pow_const`` rule."""
-    if isinstance(exponent, numbers.Number) and isinstance(x, Tensor):
-        return apply(M.PowConst(exponent), x)
+    if isinstance(exponent, numbers.Real):
+        return apply(M.PowConst(exponent), as_tensor(x, fn="pow", arg="x"))
     return _pow_tensors(x, exponent)
 
 
@@ -70,11 +251,8 @@ def matmul(x, y):
 
 def where(cond, x, y):
     """Pick from ``x`` where ``cond`` is true, else from ``y`` (all three broadcast together)."""
-    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
-        x = as_tensor(x)
-    x = as_tensor(x, y if isinstance(y, Tensor) else None)
-    y = as_tensor(y, x)
-    cond = as_tensor(cond)
+    x, y = promote("where", ("x", "y"), (x, y))
+    cond = as_tensor(cond, fn="where", arg="condition")
     if cond.dtype != np.bool_:
         raise DTypeError(f"where: the condition must be a bool tensor, got {cond.dtype}; compare first "
                          f"(e.g. x > 0)")
@@ -455,3 +633,53 @@ def gru_cell(p, h, weight_hh, bias_hh, out=None):
     _check_cell("gru_cell", 3, p, (h,), weight_hh)
     block = apply(FU.GRUCellBlock(_cell_out(FU.GRUCellBlock, out, h)), p, h, weight_hh, bias_hh)
     return block[:, :h.shape[-1]]
+
+
+# --- elementwise math (tinygraph.ops.elementwise) and numpy/PyTorch aliases ---------------------------
+from .ops import elementwise as EW  # noqa: E402
+
+sin, cos, tan, arcsin, arccos, arctan = (_unary(op(), floats=True) for op in (
+    EW.Sin, EW.Cos, EW.Tan, EW.Arcsin, EW.Arccos, EW.Arctan))
+sinh, cosh, arcsinh, arccosh, arctanh = (_unary(op(), floats=True) for op in (
+    EW.Sinh, EW.Cosh, EW.Arcsinh, EW.Arccosh, EW.Arctanh))
+exp2, expm1, log2, log10, log1p, reciprocal = (_unary(op(), floats=True) for op in (
+    EW.Exp2, EW.Expm1, EW.Log2, EW.Log10, EW.Log1p, EW.Reciprocal))
+square, floor, ceil = (_unary(op()) for op in (EW.Square, EW.Floor, EW.Ceil))
+isnan, isinf, isfinite = (_unary(op()) for op in (EW.IsNan, EW.IsInf, EW.IsFinite))
+arctan2 = _binary(EW.Arctan2(), names=("y", "x"))
+hypot, logaddexp, mod, minimum, fmin, fmax = (_binary(op()) for op in (
+    EW.Hypot, EW.LogAddExp, EW.Mod, EW.Minimum, EW.Fmin, EW.Fmax))
+arctan2.__doc__ = "The angle of the point (x, y), in (-pi, pi]: numpy's ``arctan2(y, x)``, broadcasting."
+logaddexp.__doc__ = ("log(exp(x) + exp(y)) without overflow, broadcasting; gradients sigmoid(x - y) and "
+                     "sigmoid(y - x).")
+mod.__doc__ = ("``x % y`` with y's sign (numpy's ``mod``, Python's ``%``), broadcasting; gradients 1 "
+               "and -floor(x / y) away from the jumps at integer x / y.")
+minimum.__doc__ = "Elementwise min (NaN propagates), broadcasting; ties split the gradient equally."
+fmin.__doc__ = "Elementwise min ignoring NaN, broadcasting; ties split the gradient equally."
+fmax.__doc__ = "Elementwise max ignoring NaN, broadcasting; ties split the gradient equally."
+
+
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """NaN -> ``nan``, +inf -> ``posinf``, -inf -> ``neginf`` (None: the dtype's largest/smallest
+    finite value), as numpy. Output has x's shape and dtype; the gradient passes where x is finite
+    and is 0 where a value was replaced."""
+    x = as_tensor(x, fn="nan_to_num", arg="x")
+    for name, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise DTypeError(f"nan_to_num: {name} must be a real number or None, got {value!r}")
+    return apply(EW.NanToNum(float(nan), None if posinf is None else float(posinf),
+                             None if neginf is None else float(neginf)), x)
+
+
+# numpy's names and PyTorch's short names for the same functions
+fabs = absolute = abs
+negative = neg
+power = pow
+multiply = mul
+subtract = sub
+divide = true_divide = div
+remainder = mod
+atan2 = arctan2
+asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
+clamp = clip
+# --- end of elementwise math ---------------------------------------------------------------------------

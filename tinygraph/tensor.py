@@ -310,6 +310,50 @@ class Tensor:
     def logsumexp(self, axis=-1, keepdims=False): return F.logsumexp(self, axis, keepdims)
     T = property(lambda self: F.transpose(self, None))
 
+    # --- elementwise math (tinygraph.ops.elementwise) ------------------------------------------------
+    def __mod__(self, other): return F.mod(self, other)
+    def __rmod__(self, other): return F.mod(other, self)
+    def __abs__(self): return F.abs(self)
+    def __pos__(self): return self  # +x is x: no node (as torch.positive)
+
+    def sin(self): return F.sin(self)
+    def cos(self): return F.cos(self)
+    def tan(self): return F.tan(self)
+    def arcsin(self): return F.arcsin(self)
+    def arccos(self): return F.arccos(self)
+    def arctan(self): return F.arctan(self)
+    def sinh(self): return F.sinh(self)
+    def cosh(self): return F.cosh(self)
+    def arcsinh(self): return F.arcsinh(self)
+    def arccosh(self): return F.arccosh(self)
+    def arctanh(self): return F.arctanh(self)
+    asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
+    def exp2(self): return F.exp2(self)
+    def expm1(self): return F.expm1(self)
+    def log2(self): return F.log2(self)
+    def log10(self): return F.log10(self)
+    def log1p(self): return F.log1p(self)
+    def square(self): return F.square(self)
+    def reciprocal(self): return F.reciprocal(self)
+    def floor(self): return F.floor(self)
+    def ceil(self): return F.ceil(self)
+    def neg(self): return F.neg(self)
+    def sign(self): return F.sign(self)
+    def isnan(self): return F.isnan(self)
+    def isinf(self): return F.isinf(self)
+    def isfinite(self): return F.isfinite(self)
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None): return F.nan_to_num(self, nan, posinf, neginf)
+    def arctan2(self, other): return F.arctan2(self, other)
+    atan2 = arctan2
+    def hypot(self, other): return F.hypot(self, other)
+    def logaddexp(self, other): return F.logaddexp(self, other)
+    def remainder(self, other): return F.mod(self, other)
+    def maximum(self, other): return F.maximum(self, other)
+    def minimum(self, other): return F.minimum(self, other)
+    def fmax(self, other): return F.fmax(self, other)
+    def fmin(self, other): return F.fmin(self, other)
+    negative, absolute, clamp = neg, abs, clip
+
 
 tensor = Tensor
 

@@ -403,6 +403,76 @@ def _linear_cross_entropy(draw, op_cls, dtype):
     return op_cls(targets, reduction), inputs
 
 
+# --- elementwise math (tinygraph.ops.elementwise) -----------------------------------------------------
+def _nonzero(x, low=0.5):
+    """``x`` with every |value| below ``low`` moved to +-low (keeping its side)."""
+    return np.where(np.abs(x) < low, np.where(x < 0, -low, low), x).astype(x.dtype)
+
+
+@_sampler("unary_nonzero")
+@st.composite
+def _unary_nonzero(draw, op_cls, dtype):
+    """One input with |x| >= 0.5: an op with a pole at 0 (reciprocal)."""
+    (x,) = draw(_op_inputs(op_cls, [draw(shapes())], dtype))
+    return op_cls(), [_nonzero(x)]
+
+
+@_sampler("binary_nonzero")
+@st.composite
+def _binary_nonzero(draw, op_cls, dtype):
+    """Two broadcastable inputs with |value| >= 0.5: away from the origin, where arctan2 and hypot
+    have no derivative, and from arctan2's jump across the negative x axis."""
+    op, inputs = draw(_binary(op_cls, dtype))
+    return op, [_nonzero(a) for a in inputs]
+
+
+@_sampler("binary_nan")
+@st.composite
+def _binary_nan(draw, op_cls, dtype):
+    """Two broadcastable inputs, sometimes with NaN at some elements of one of them (never both, so
+    a NaN-ignoring op's output stays finite)."""
+    op, inputs = draw(_binary(op_cls, dtype))
+    which = draw(st.sampled_from([None, 0, 1]))
+    if which is not None:
+        mask = draw(arrays(inputs[which].shape, np.bool_))
+        inputs[which] = np.where(mask, np.nan, inputs[which]).astype(dtype)
+    return op, inputs
+
+
+@_sampler("mod")
+@st.composite
+def _mod(draw, op_cls, dtype):
+    """x % y with x / y at least 0.03 from every integer (mod jumps there), whichever elements
+    broadcasting pairs: x = (2j + 1) / 8 + u, |u| <= 0.02, in [-2.9, 2.9]; y = +-2**k (1 + v), k in
+    {-1, 0, 1}, |v| <= 0.01. x / 2**k is 1/16, 1/8 or 1/4 from the nearest integer, and u and v move
+    x / y by at most 0.025, 0.05 or 0.1 (|x / y| <= 1.45, 2.9, 5.8)."""
+    x_shape, y_shape = draw(broadcastable_pairs(2))
+    small = st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False)
+
+    def values(shape, make):
+        count = math.prod(shape)
+        return np.array([make() for _ in range(count)], dtype=np.float64).reshape(shape).astype(dtype)
+    x = values(x_shape, lambda: (2 * draw(st.integers(-12, 11)) + 1) / 8 + 0.02 * draw(small))
+    y = values(y_shape, lambda: draw(st.sampled_from([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0])) *
+               (1 + 0.01 * draw(small)))
+    return op_cls(), [x, y]
+
+
+@_sampler("nan_to_num")
+@st.composite
+def _nan_to_num(draw, op_cls, dtype):
+    """Finite inputs with numpy's default replacements, or inputs with NaN, +inf and -inf at some
+    elements and finite replacement values (the default +-max would overflow a gradient check)."""
+    (x,) = draw(_op_inputs(op_cls, [draw(shapes())], dtype))
+    if not draw(st.booleans()):
+        return op_cls(), [x]
+    kind = draw(arrays(x.shape, np.int64, 0, 3))
+    x = np.choose(kind, [x, np.nan, np.inf, -np.inf]).astype(dtype)
+    nan, posinf, neginf = (draw(st.sampled_from(v)) for v in ([0.0, 1.5], [2.0, 10.0], [-2.0, -10.0]))
+    return op_cls(nan, posinf, neginf), [x]
+# --- end of elementwise math ---------------------------------------------------------------------------
+
+
 def op_samples(op_cls, dtype=np.float64):
     """Strategy of ``(op instance, [input arrays])`` for the primitive ``op_cls`` (see ``SAMPLERS``)."""
     if isinstance(op_cls, str):

@@ -1,7 +1,25 @@
-"""Elementwise and linear-algebra primitives: forward and gradient rule side by side."""
+"""Elementwise and linear-algebra primitives: forward, gradient rule (``vjp``) and forward-mode rule
+(``jvp``) side by side."""
 import numpy as np
 
 from .base import Op
+
+
+def tangent(out, *terms):
+    """A jvp's result: the sum of the non-None ``terms`` (arrays or Tensors broadcastable to ``out``)
+    in ``out``'s dtype, or None when every term is None (a zero tangent)."""
+    total = None
+    for term in terms:
+        if term is not None:
+            total = term if total is None else total + term
+    if total is not None and total.dtype != out.dtype:
+        total = total.astype(out.dtype)
+    return total
+
+
+def scaled(t, factor):
+    """``t * factor``, or None for a None (zero) tangent."""
+    return None if t is None else t * factor
 
 
 class Unary(Op):
@@ -13,6 +31,7 @@ class Neg(Unary):
     saves = ()
     def forward(self, x): return -x
     def vjp(self, B, g, out, x): return (-g,)
+    def jvp(self, B, tangents, out, x): return None if tangents[0] is None else -tangents[0]
 
 
 class Exp(Unary):
@@ -20,6 +39,7 @@ class Exp(Unary):
     saves = ("out",)
     def forward(self, x): return np.exp(x)
     def vjp(self, B, g, out, x): return (g * out,)
+    def jvp(self, B, tangents, out, x): return scaled(tangents[0], out)
 
 
 class Log(Unary):
@@ -28,6 +48,7 @@ class Log(Unary):
     domain = (0.1, 5.0)
     def forward(self, x): return np.log(x)
     def vjp(self, B, g, out, x): return (g / x,)
+    def jvp(self, B, tangents, out, x): return None if tangents[0] is None else tangents[0] / x
 
 
 class Tanh(Unary):
@@ -35,6 +56,7 @@ class Tanh(Unary):
     saves = ("out",)
     def forward(self, x): return np.tanh(x)
     def vjp(self, B, g, out, x): return (g * (1 - out * out),)
+    def jvp(self, B, tangents, out, x): return scaled(tangents[0], 1 - out * out)
 
 
 class Sigmoid(Unary):
@@ -46,6 +68,7 @@ class Sigmoid(Unary):
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1, e) / (1 + e)
     def vjp(self, B, g, out, x): return (g * out * (1 - out),)
+    def jvp(self, B, tangents, out, x): return scaled(tangents[0], out * (1 - out))
 
 
 class Relu(Unary):
@@ -54,6 +77,7 @@ class Relu(Unary):
     kinks = (0.0,)
     def forward(self, x): return np.maximum(x, 0)
     def vjp(self, B, g, out, x): return (g * (out > 0),)
+    def jvp(self, B, tangents, out, x): return scaled(tangents[0], out > 0)
 
 
 class Sqrt(Unary):
@@ -62,6 +86,7 @@ class Sqrt(Unary):
     domain = (0.1, 5.0)
     def forward(self, x): return np.sqrt(x)
     def vjp(self, B, g, out, x): return (g * 0.5 / out,)
+    def jvp(self, B, tangents, out, x): return None if tangents[0] is None else tangents[0] * 0.5 / out
 
 
 class Abs(Unary):
@@ -70,6 +95,7 @@ class Abs(Unary):
     kinks = (0.0,)
     def forward(self, x): return np.abs(x)
     def vjp(self, B, g, out, x): return (g * B.sign(x),)
+    def jvp(self, B, tangents, out, x): return scaled(tangents[0], B.sign(x))
 
 
 class Sign(Unary):
@@ -91,6 +117,11 @@ class PowConst(Unary):
             return (g * 0,)
         return (g * self.exponent * x ** (self.exponent - 1),)
 
+    def jvp(self, B, tangents, out, x):
+        if self.exponent == 0 or tangents[0] is None:  # x ** 0 is constant
+            return None
+        return tangents[0] * self.exponent * x ** (self.exponent - 1)
+
 
 class Binary(Op):
     sample = "binary"
@@ -106,6 +137,7 @@ class Add(Binary):
     saves = ()
     def forward(self, x, y): return x + y
     def vjp(self, B, g, out, x, y): return B.unbroadcast(g, x.shape), B.unbroadcast(g, y.shape)
+    def jvp(self, B, tangents, out, x, y): return tangent(out, *tangents)
 
 
 class Sub(Binary):
@@ -113,6 +145,9 @@ class Sub(Binary):
     saves = ()
     def forward(self, x, y): return x - y
     def vjp(self, B, g, out, x, y): return B.unbroadcast(g, x.shape), B.unbroadcast(-g, y.shape)
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents
+        return tangent(out, tx, None if ty is None else -ty)
 
 
 class Mul(Binary):
@@ -120,6 +155,9 @@ class Mul(Binary):
     saves = ("x", "y")
     def forward(self, x, y): return x * y
     def vjp(self, B, g, out, x, y): return B.unbroadcast(g * y, x.shape), B.unbroadcast(g * x, y.shape)
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents
+        return tangent(out, scaled(tx, y), scaled(ty, x))
 
 
 class Div(Binary):
@@ -129,6 +167,10 @@ class Div(Binary):
     def forward(self, x, y): return x / y
     def vjp(self, B, g, out, x, y):
         return B.unbroadcast(g / y, x.shape), B.unbroadcast(-g * out / y, y.shape)
+
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents
+        return tangent(out, None if tx is None else tx / y, None if ty is None else -ty * out / y)
 
 
 class Pow(Binary):
@@ -146,6 +188,10 @@ class Pow(Binary):
         dy = g * out * log_x
         return B.unbroadcast(dx, x.shape), B.unbroadcast(dy, y.shape)
 
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents
+        return tangent(out, scaled(tx, y * x ** (y - 1)), scaled(ty, out * B.log(x)))
+
 
 class Maximum(Binary):
     """Elementwise max; at ties the gradient is split equally (as in PyTorch)."""
@@ -156,6 +202,12 @@ class Maximum(Binary):
     def vjp(self, B, g, out, x, y):
         share = (x > y) + 0.5 * (x == y)
         return B.unbroadcast(g * share, x.shape), B.unbroadcast(g * (1 - share), y.shape)
+
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents
+        ties = x == y
+        return tangent(out, None if tx is None else B.where(ties, tx * 0.5, tx) * (x >= y),
+                       None if ty is None else B.where(ties, ty * 0.5, ty) * (x <= y))
 
 
 class Compare(Binary):
@@ -203,6 +255,11 @@ class Where(Op):
         return (None, B.unbroadcast(B.where(cond, g, 0), x.shape),
                 B.unbroadcast(B.where(cond, 0, g), y.shape))
 
+    def jvp(self, B, tangents, out, cond, x, y):
+        _, tx, ty = tangents
+        return tangent(out, None if tx is None else B.where(cond, tx, 0),
+                       None if ty is None else B.where(cond, 0, ty))
+
     def explain(self, cond, x, y):
         return (f"where: condition {cond.shape}, x {x.shape} and y {y.shape} cannot be broadcast "
                 f"together; reshape one of them")
@@ -224,6 +281,10 @@ class MatMul(Op):
         dx = B.unbroadcast(g @ y.swapaxes(-1, -2), x.shape).reshape(x_shape)
         dy = B.unbroadcast(x.swapaxes(-1, -2) @ g, y.shape).reshape(y_shape)
         return dx, dy
+
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents  # bilinear: d(x @ y) = dx @ y + x @ dy, 1-D operands as in forward
+        return tangent(out, None if tx is None else tx @ y, None if ty is None else x @ ty)
 
     def explain(self, x, y):
         if x.ndim == 0 or y.ndim == 0:
