@@ -233,13 +233,22 @@ class Arctan2(Binary):
     saves = ("y", "x")
     sample = "binary_nonzero"
     def forward(self, y, x): return np.arctan2(y, x)
+    @staticmethod
+    def partials(B, y, x):
+        """(x / r**2, -y / r**2) with r = hypot(x, y), divided by r twice: x*x + y*y underflows to 0
+        for |x|, |y| < 1e-154 (1e-19 in float32)."""
+        m = B.maximum(B.abs(x), B.abs(y))
+        m = B.where(m == 0, 1, m)  # the origin: no derivative; 0/1 keeps it finite
+        xs, ys = x / m, y / m      # in [-1, 1]: the ratios keep full precision even for subnormals
+        h = B.hypot(xs, ys)
+        return xs / h / h / m, -ys / h / h / m
     def vjp(self, B, g, out, y, x):
-        g = g / (x * x + y * y)
-        return B.unbroadcast(g * x, y.shape), B.unbroadcast(-g * y, x.shape)
+        dy, dx = self.partials(B, y, x)
+        return B.unbroadcast(g * dy, y.shape), B.unbroadcast(g * dx, x.shape)
     def jvp(self, B, tangents, out, y, x):
         ty, tx = tangents
-        r2 = x * x + y * y
-        return tangent(out, scaled(ty, x / r2), scaled(tx, -y / r2))
+        dy, dx = self.partials(B, y, x)
+        return tangent(out, scaled(ty, dy), scaled(tx, dx))
 
 
 class Hypot(Binary):
@@ -249,12 +258,23 @@ class Hypot(Binary):
     saves = ("out", "x", "y")
     sample = "binary_nonzero"
     def forward(self, x, y): return np.hypot(x, y)
+    @staticmethod
+    def partials(B, out, x, y):
+        """(x / out, y / out): each ratio first, so subnormal inputs do not make 1 / out overflow;
+        0 at the origin (PyTorch's choice of subgradient)."""
+        m = B.maximum(B.abs(x), B.abs(y))
+        m = B.where(m == 0, 1, m)
+        xs, ys = x / m, y / m  # scaled to [-1, 1] first: for subnormal x, y, out = hypot(x, y) has
+        h = B.hypot(xs, ys)    # too few digits to divide by; h is in [1, sqrt 2] (0 at the origin)
+        h = B.where(h == 0, 1, h)
+        return xs / h, ys / h
     def vjp(self, B, g, out, x, y):
-        g = g / out
-        return B.unbroadcast(g * x, x.shape), B.unbroadcast(g * y, y.shape)
+        dx, dy = self.partials(B, out, x, y)
+        return B.unbroadcast(g * dx, x.shape), B.unbroadcast(g * dy, y.shape)
     def jvp(self, B, tangents, out, x, y):
         tx, ty = tangents
-        return tangent(out, scaled(tx, x / out), scaled(ty, y / out))
+        dx, dy = self.partials(B, out, x, y)
+        return tangent(out, scaled(tx, dx), scaled(ty, dy))
 
 
 class LogAddExp(Binary):

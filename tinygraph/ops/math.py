@@ -179,18 +179,24 @@ class Pow(Binary):
     saves = ("out", "x", "y")
     domain = (0.5, 2.0)
     def forward(self, x, y): return x ** y
-    def vjp(self, B, g, out, x, y):
-        # PyTorch's conventions where the formulas give 0 * inf: d/dx is 0 where y == 0 (x ** 0 is
-        # constant, also at x = 0), d/dy is 0 where x == 0 and y >= 0 (the limit of x**y log x)
-        dx = g * y * x ** B.where(y == 0, 1, y - 1)
+    @staticmethod
+    def partials(B, out, x, y):
+        """(d out/dx, d out/dy) with PyTorch's conventions where the formulas give 0 * inf: d/dx is 0
+        where y == 0 (x ** 0 is constant, also at x = 0), d/dy is 0 where x == 0 and y >= 0 (the
+        limit of x**y log x)."""
+        dx = y * x ** B.where(y == 0, 1, y - 1)
         zero_base = x == 0  # log x taken as 0 there (the product is 0), -inf if y < 0 (it is -inf)
         log_x = B.log(B.where(zero_base, 1, x)) + B.where(B.where(zero_base, y < 0, False), -np.inf, 0)
-        dy = g * out * log_x
-        return B.unbroadcast(dx, x.shape), B.unbroadcast(dy, y.shape)
+        return dx, out * log_x
+
+    def vjp(self, B, g, out, x, y):
+        dx, dy = self.partials(B, out, x, y)
+        return B.unbroadcast(g * dx, x.shape), B.unbroadcast(g * dy, y.shape)
 
     def jvp(self, B, tangents, out, x, y):
         tx, ty = tangents
-        return tangent(out, scaled(tx, y * x ** (y - 1)), scaled(ty, out * B.log(x)))
+        dx, dy = self.partials(B, out, x, y)
+        return tangent(out, scaled(tx, dx), scaled(ty, dy))
 
 
 class Maximum(Binary):
