@@ -432,3 +432,199 @@ def gru_cell(p, h, weight_hh, bias_hh, out=None):
     _check_cell("gru_cell", 3, p, (h,), weight_hh)
     block = apply(FU.GRUCellBlock(_cell_out(FU.GRUCellBlock, out, h)), p, h, weight_hh, bias_hh)
     return block[:, :h.shape[-1]]
+
+
+# ==================================================================================================
+# --- shape area: layout functions, creation functions ---------------------------------------------
+# ==================================================================================================
+# Every function here accepts numpy's argument names (``axis``, ``keepdims``) and PyTorch's (``dim``,
+# ``keepdim``); bad input raises ShapeError/DTypeError naming the function, the argument and the
+# allowed values.
+from . import random as _random  # noqa: E402
+from .ops import layout as LA  # noqa: E402
+
+_UNSET = object()
+
+
+def _axis_args(fn_name, axis=_UNSET, dim=_UNSET, default=None, axis_name="axis", dim_name="dim"):
+    """The axis argument given as numpy's ``axis`` or PyTorch's ``dim`` (not both), else ``default``.
+
+    Private to the shape area: a shared ``_axis_args`` is being written beside ``normalize_axes`` and
+    replaces this one at merge.
+    """
+    if axis is not _UNSET and dim is not _UNSET:
+        raise ShapeError(f"{fn_name}: give {axis_name}= or {dim_name}= (the same argument), not both")
+    if axis is not _UNSET:
+        return axis
+    return default if dim is _UNSET else dim
+
+
+def _input(fn_name, x, argument="x"):
+    """``x`` as a Tensor; data numpy cannot hold as numbers is a DTypeError naming ``fn_name``."""
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return Tensor._wrap(to_array(x, what=f"{fn_name}: argument {argument}"))
+    except ValueError:  # numpy's "inhomogeneous shape": a ragged nested list
+        raise ShapeError(f"{fn_name}: argument {argument} is a ragged nested sequence; rows must have "
+                         f"equal lengths") from None
+
+
+def _int(fn_name, argument, value, low=None):
+    """``value`` as a Python int (bools and floats refused), at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DTypeError(f"{fn_name}: {argument} must be an int, got {value!r}")
+    if low is not None and value < low:
+        raise ShapeError(f"{fn_name}: {argument} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _axis(fn_name, axis, ndim, argument="axis"):
+    """One axis in [-ndim, ndim) as a non-negative int."""
+    axis = _int(fn_name, argument, axis)
+    if ndim == 0:
+        raise ShapeError(f"{fn_name}: {argument} {axis} is out of range: the tensor is 0-d and has no axes")
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"{fn_name}: {argument} {axis} is out of range for a tensor with {ndim} "
+                         f"dimensions (allowed: {-ndim} to {ndim - 1})")
+    return axis % ndim
+
+
+def _axes(fn_name, axis, ndim, argument="axis"):
+    """An int or a sequence of distinct axes in [-ndim, ndim) as a tuple of non-negative ints, in the
+    order given."""
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = tuple(_axis(fn_name, a, ndim, argument) for a in axes)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{fn_name}: {argument} {axis!r} repeats an axis")
+    return out
+
+
+def _shape_arg(fn_name, shape, argument="shape"):
+    """``(2, 3)``, ``[2, 3]``, ``2`` or the varargs ``(2, 3)`` / ``((2, 3),)`` as a tuple of ints >= 0."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(_int(fn_name, argument, n, low=0) for n in shape)
+
+
+# --- creation -------------------------------------------------------------------------------------
+def _dtype(fn_name, dtype, default=np.float64):
+    dtype = np.dtype(default if dtype is None else dtype)
+    if dtype.kind not in "fiub":
+        raise DTypeError(f"{fn_name}: dtype {dtype} is not supported; allowed: float32/float64 (and "
+                         f"other floats), integers, bool")
+    return dtype
+
+
+def _created(array, requires_grad, name):
+    return Tensor._wrap(array, name=name).requires_grad_(True) if requires_grad else \
+        Tensor._wrap(array, name=name)
+
+
+def zeros(*shape, dtype=None, requires_grad=False, name=None):
+    """Zeros of ``shape``: ``zeros(2, 3)`` or ``zeros((2, 3))``; float64 unless ``dtype``."""
+    return _created(np.zeros(_shape_arg("zeros", shape), _dtype("zeros", dtype)), requires_grad, name)
+
+
+def ones(*shape, dtype=None, requires_grad=False, name=None):
+    """Ones of ``shape``: ``ones(2, 3)`` or ``ones((2, 3))``; float64 unless ``dtype``."""
+    return _created(np.ones(_shape_arg("ones", shape), _dtype("ones", dtype)), requires_grad, name)
+
+
+def _fill_dtype(fn_name, fill_value, dtype):
+    """``dtype``, or the one numpy and PyTorch infer from a Python fill value: bool, int64, float64."""
+    if dtype is not None:
+        return _dtype(fn_name, dtype)
+    if isinstance(fill_value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(fill_value, numbers.Integral):
+        return np.dtype(np.int64)
+    if isinstance(fill_value, numbers.Real):
+        return np.dtype(np.float64)
+    raise DTypeError(f"{fn_name}: fill_value must be a real number or a bool, got {fill_value!r}")
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, name=None):
+    """``shape`` (an int or a tuple) filled with ``fill_value``; the dtype follows the value (bool,
+    int64, float64) unless given, as in numpy and PyTorch."""
+    shape = _shape_arg("full", (shape,))
+    return _created(np.full(shape, fill_value, _fill_dtype("full", fill_value, dtype)), requires_grad, name)
+
+
+def _like(fn_name, x, dtype):
+    x = _input(fn_name, x)
+    return x.shape, _dtype(fn_name, dtype, default=x.dtype)
+
+
+def zeros_like(x, dtype=None, requires_grad=False, name=None):
+    """Zeros of ``x``'s shape and dtype (or ``dtype``)."""
+    shape, dtype = _like("zeros_like", x, dtype)
+    return _created(np.zeros(shape, dtype), requires_grad, name)
+
+
+def ones_like(x, dtype=None, requires_grad=False, name=None):
+    """Ones of ``x``'s shape and dtype (or ``dtype``)."""
+    shape, dtype = _like("ones_like", x, dtype)
+    return _created(np.ones(shape, dtype), requires_grad, name)
+
+
+def full_like(x, fill_value, dtype=None, requires_grad=False, name=None):
+    """``x``'s shape filled with ``fill_value``, in ``x``'s dtype (or ``dtype``)."""
+    shape, dtype = _like("full_like", x, dtype)
+    _fill_dtype("full_like", fill_value, None)  # refuses a non-number
+    return _created(np.full(shape, fill_value, dtype), requires_grad, name)
+
+
+def eye(n, m=None, k=0, dtype=None, requires_grad=False, name=None):
+    """The (n, m) matrix (m defaults to n) with ones on diagonal ``k`` (0 main, > 0 above)."""
+    n = _int("eye", "n", n, low=0)
+    m = n if m is None else _int("eye", "m", m, low=0)
+    return _created(np.eye(n, m, _int("eye", "k", k), dtype=_dtype("eye", dtype)), requires_grad, name)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, name=None):
+    """``[start, stop)`` by ``step`` (``arange(n)`` is 0..n-1). All-int arguments give int64, any float
+    gives float64 (numpy and PyTorch), unless ``dtype``."""
+    if stop is None:
+        start, stop = 0, start
+    for argument, value in (("start", start), ("stop", stop), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise DTypeError(f"arange: {argument} must be a real number, got {value!r}")
+    if step == 0:
+        raise ShapeError("arange: step must not be 0")
+    ints = all(isinstance(v, numbers.Integral) for v in (start, stop, step))
+    dtype = _dtype("arange", dtype, default=np.int64 if ints else np.float64)
+    return _created(np.arange(start, stop, step).astype(dtype, copy=False), requires_grad, name)
+
+
+def linspace(start, stop, num=_UNSET, endpoint=True, dtype=None, requires_grad=False, name=None,
+             steps=_UNSET):
+    """``num`` (PyTorch: ``steps``; default 50 as numpy) evenly spaced values from ``start`` to ``stop``
+    (included unless ``endpoint=False``); float64 unless ``dtype``."""
+    num = _int("linspace", "num", _axis_args("linspace", num, steps, 50, "num", "steps"), low=0)
+    for argument, value in (("start", start), ("stop", stop)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise DTypeError(f"linspace: {argument} must be a real number, got {value!r}")
+    values = np.linspace(start, stop, num, endpoint=bool(endpoint))
+    return _created(values.astype(_dtype("linspace", dtype), copy=False), requires_grad, name)
+
+
+def _random_dtype(fn_name, dtype):
+    dtype = _dtype(fn_name, dtype)
+    if dtype not in (np.float32, np.float64):
+        raise DTypeError(f"{fn_name}: dtype {dtype} is not supported; allowed: float32, float64")
+    return dtype
+
+
+def rand(*shape, dtype=None, requires_grad=False, name=None):
+    """Uniform [0, 1) values of ``shape`` from the global generator (``tg.manual_seed``)."""
+    dtype = _random_dtype("rand", dtype)
+    values = _random.default_generator().random(_shape_arg("rand", shape), dtype=dtype)
+    return _created(values, requires_grad, name)
+
+
+def randn(*shape, dtype=None, requires_grad=False, name=None):
+    """Standard normal values of ``shape`` from the global generator (``tg.manual_seed``)."""
+    dtype = _random_dtype("randn", dtype)
+    values = _random.default_generator().standard_normal(_shape_arg("randn", shape), dtype=dtype)
+    return _created(values, requires_grad, name)
