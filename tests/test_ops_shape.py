@@ -15,7 +15,8 @@ from tinygraph.ops.lazy import materialize
 from tinygraph.testing import arrays, op_samples
 
 # --- forward mode: every op of the shape area has its own jvp rule ------------------------------------
-JVP_OPS = ["reshape", "transpose", "broadcast_to", "getitem", "index_add", "concat", "stack", "astype"]
+JVP_OPS = ["reshape", "transpose", "broadcast_to", "getitem", "index_add", "concat", "stack", "astype",
+           "clone", "flip", "roll", "pad"]
 
 
 def _forward(op, inputs):

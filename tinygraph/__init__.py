@@ -7,6 +7,11 @@ from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cro
                          embedding, exp, linear_cross_entropy, log, log_softmax, logsumexp, matmul,
                          max, maximum, mean, mse_loss, relu, reshape, sigmoid, softmax, split, sqrt,
                          stack, sum, swapaxes, tanh, transpose, where)
+from .functional import (arange, array_split, cat, chunk, clone, column_stack, concatenate,  # noqa: F401,E501  # shape
+                         dstack, expand, expand_as, expand_dims, eye, flatten, flip, full, full_like,
+                         hstack, linspace, moveaxis, movedim, ones, ones_like, pad, permute, rand,
+                         randn, ravel, repeat, roll, squeeze, tile, unsqueeze, vstack, zeros,
+                         zeros_like)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
