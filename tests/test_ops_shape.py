@@ -6,13 +6,13 @@ own ``vjp`` through the adjoint identity <u, J v> == <J^T u, v>.
 """
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygraph as tg
 from tinygraph.ops import NUMPY_VJP, OPS, TENSOR_VJP
 from tinygraph.ops.lazy import materialize
-from tinygraph.testing import arrays, op_samples
+from tinygraph.testing import arrays, assert_gradients_at, op_samples, shapes
 
 # --- forward mode: every op of the shape area has its own jvp rule ------------------------------------
 JVP_OPS = ["reshape", "transpose", "broadcast_to", "getitem", "index_add", "concat", "stack", "astype",
@@ -84,3 +84,279 @@ def test_jvp_of_a_cast_to_integers_is_none():
     op = OPS["astype"](np.int64)
     x = np.array([1.5, 2.5])
     assert op.jvp(NUMPY_VJP, [np.ones(2)], op.forward(x), x) is None
+
+
+# --- the functions against numpy, over drawn inputs ----------------------------------------------------
+def _negated(axes, ndim, draw):
+    """Some axes written negatively, as users do (-1 for the last)."""
+    return tuple(a - ndim if draw(st.booleans()) else a for a in axes)
+
+
+@st.composite
+def _squeeze_case(draw, dtype):
+    shape = draw(shapes(max_dims=4, max_side=3))
+    ones = [a for a, n in enumerate(shape) if n == 1]
+    axis = None
+    if ones and draw(st.booleans()):
+        axis = _negated(draw(st.sets(st.sampled_from(ones)).map(sorted)), len(shape), draw)
+        if len(axis) == 1 and draw(st.booleans()):
+            axis = axis[0]
+    return [draw(arrays(shape, dtype))], dict(axis=axis)
+
+
+@st.composite
+def _expand_dims_case(draw, dtype, one=False):
+    shape = draw(shapes())
+    k = 1 if one else draw(st.integers(1, 2))
+    axes = _negated(draw(st.permutations(range(len(shape) + k)))[:k], len(shape) + k, draw)
+    return [draw(arrays(shape, dtype))], dict(axis=axes[0] if k == 1 and draw(st.booleans()) else axes)
+
+
+@st.composite
+def _moveaxis_case(draw, dtype):
+    shape = draw(shapes(min_dims=1))
+    k = draw(st.integers(1, len(shape)))
+    source = _negated(draw(st.permutations(range(len(shape))))[:k], len(shape), draw)
+    destination = _negated(draw(st.permutations(range(len(shape))))[:k], len(shape), draw)
+    if k == 1 and draw(st.booleans()):
+        source, destination = source[0], destination[0]
+    return [draw(arrays(shape, dtype))], dict(source=source, destination=destination)
+
+
+@st.composite
+def _permute_case(draw, dtype):
+    shape = draw(shapes())
+    return [draw(arrays(shape, dtype))], dict(dims=_negated(draw(st.permutations(range(len(shape)))),
+                                                           len(shape), draw))
+
+
+@st.composite
+def _flatten_case(draw, dtype):
+    shape = draw(shapes(min_dims=1, max_dims=4, max_side=3))
+    start = draw(st.integers(0, len(shape) - 1))
+    end = draw(st.integers(start, len(shape) - 1))
+    start, end = _negated((start, end), len(shape), draw)
+    return [draw(arrays(shape, dtype))], dict(start_dim=start, end_dim=end)
+
+
+def _flatten_reference(x, start_dim, end_dim):
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    return x.reshape(x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:])
+
+
+@st.composite
+def _repeat_case(draw, dtype):
+    shape = draw(shapes())
+    axis = None if not shape or draw(st.booleans()) else draw(st.integers(-len(shape), len(shape) - 1))
+    n = int(np.prod(shape)) if axis is None else shape[axis]
+    if draw(st.booleans()):
+        repeats = draw(st.integers(0, 3))
+    else:
+        repeats = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    return [draw(arrays(shape, dtype))], dict(repeats=repeats, axis=axis)
+
+
+@st.composite
+def _tile_case(draw, dtype):
+    reps = draw(st.lists(st.integers(0, 3), max_size=3).map(tuple) | st.integers(0, 3))
+    return [draw(arrays(shapes(), dtype))], dict(reps=reps)
+
+
+@st.composite
+def _roll_case(draw, dtype):
+    shape = draw(shapes())
+    if not shape or draw(st.booleans()):
+        return [draw(arrays(shape, dtype))], dict(shift=draw(st.integers(-7, 7)), axis=None)
+    axes = draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=3))  # repeats too
+    shift = tuple(draw(st.integers(-7, 7)) for _ in axes)
+    if len(axes) == 1 and draw(st.booleans()):
+        axes, shift = axes[0], shift[0]
+    elif draw(st.booleans()):
+        shift = shift[0]  # one shift for every axis
+    return [draw(arrays(shape, dtype))], dict(shift=shift, axis=tuple(axes) if isinstance(axes, list) else axes)
+
+
+@st.composite
+def _flip_case(draw, dtype):
+    shape = draw(shapes())
+    axis = None
+    if shape and draw(st.booleans()):
+        axis = _negated(draw(st.sets(st.sampled_from(range(len(shape))), min_size=1).map(sorted)),
+                        len(shape), draw)
+        axis = axis[0] if len(axis) == 1 and draw(st.booleans()) else axis
+    return [draw(arrays(shape, dtype))], dict(axis=axis)
+
+
+@st.composite
+def _pad_case(draw, dtype):
+    shape = draw(shapes())
+    mode = draw(st.sampled_from(["constant", "edge", "reflect", "wrap"]))
+    high = 2 if mode == "constant" else 6  # reflect and wrap wider than the axis fold several times
+    width = st.integers(0, high)
+    form = draw(st.sampled_from(["int", "pair", "per axis"] if shape else ["int", "pair"]))
+    if form == "int":
+        pad_width = draw(width)
+    elif form == "pair":
+        pad_width = (draw(width), draw(width))
+    else:
+        pad_width = tuple((draw(width), draw(width)) for _ in shape)
+    params = dict(pad_width=pad_width, mode=mode)
+    if mode == "constant" and draw(st.booleans()):
+        params["constant_values"] = (draw(st.sampled_from([0.0, 1.5])), -2.0)
+    return [draw(arrays(shape, dtype))], params
+
+
+@st.composite
+def _concatenate_case(draw, dtype):
+    count = draw(st.integers(1, 3))
+    if draw(st.booleans()):  # axis None: any shapes, flattened
+        return [draw(arrays(shapes(), dtype)) for _ in range(count)], dict(axis=None)
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    sizes = [draw(st.integers(0, 3)) for _ in range(count)]
+    return [draw(arrays(shape[:axis % len(shape)] + (n,) + shape[axis % len(shape) + 1:], dtype))
+            for n in sizes], dict(axis=axis)
+
+
+@st.composite
+def _stack_case(draw, dtype, kind):
+    """Inputs numpy's vstack, hstack or dstack accepts: below the dimensions the stack promotes to,
+    one shared shape; from there on, shapes that differ only on the axis joined along."""
+    count = draw(st.integers(1, 3))
+    ndim = draw(st.integers(0, 3))
+    shape = draw(shapes(min_dims=ndim, max_dims=ndim))
+    axis = {"vstack": 0 if ndim >= 2 else None, "dstack": 2 if ndim >= 3 else None,
+            "hstack": None if ndim == 0 else 0 if ndim == 1 else 1}[kind]
+    if axis is None:
+        return [draw(arrays(shape, dtype)) for _ in range(count)], {}
+    return [draw(arrays(shape[:axis] + (draw(st.integers(1, 3)),) + shape[axis + 1:], dtype))
+            for _ in range(count)], {}
+
+
+@st.composite
+def _column_stack_case(draw, dtype):
+    rows = draw(st.integers(1, 3))
+    shapes_ = [(rows,) if draw(st.booleans()) else (rows, draw(st.integers(1, 3)))
+               for _ in range(draw(st.integers(1, 3)))]
+    return [draw(arrays(s, dtype)) for s in shapes_], {}
+
+
+@st.composite
+def _split_case(draw, dtype, equal):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    if draw(st.booleans()):
+        sections = draw(st.sampled_from([k for k in range(1, n + 1) if n % k == 0])) if equal else \
+            draw(st.integers(1, 5))
+    else:  # any order, out of range and negative: numpy's slicing semantics
+        sections = draw(st.lists(st.integers(-n - 1, n + 2), max_size=3))
+    return [draw(arrays(shape, dtype))], dict(indices_or_sections=sections, axis=axis)
+
+
+@st.composite
+def _chunk_case(draw, dtype):
+    shape = draw(shapes(min_dims=1, min_side=0, max_side=6))
+    return [draw(arrays(shape, dtype))], dict(chunks=draw(st.integers(1, 5)),
+                                             dim=draw(st.integers(-len(shape), len(shape) - 1)))
+
+
+def _chunk_reference(x, chunks, dim):
+    """PyTorch's chunk: parts of ceil(n / chunks) elements; an empty axis gives ``chunks`` parts."""
+    n = x.shape[dim]
+    if n == 0:
+        return [x] * chunks
+    size = -(-n // chunks)
+    return [np.take(x, np.arange(i, min(i + size, n)), axis=dim) for i in range(0, n, size)]
+
+
+@st.composite
+def _expand_case(draw, dtype):
+    shape = draw(shapes(max_side=3))
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    sizes = lead + tuple(draw(st.sampled_from([-1, n] + ([3] if n == 1 else []))) for n in shape)
+    return [draw(arrays(shape, dtype))], dict(sizes=sizes)
+
+
+def _expand_reference(x, sizes):
+    new = len(sizes) - x.ndim
+    return np.broadcast_to(x, sizes[:new] + tuple(n if s == -1 else s for s, n in zip(sizes[new:], x.shape)))
+
+
+def _one(fn):
+    """A function of one tensor with keyword parameters, as (tensors, params) -> result."""
+    return lambda xs, p: fn(xs[0], **p)
+
+
+def _many(fn):
+    """A function of a list of tensors, as (tensors, params) -> result."""
+    return lambda xs, p: fn(list(xs), **p)
+
+
+# name: (tinygraph, numpy reference (independent where numpy has no such function), inputs)
+CASES = {
+    "squeeze": (_one(tg.squeeze), _one(np.squeeze), _squeeze_case),
+    "expand_dims": (_one(tg.expand_dims), _one(np.expand_dims), _expand_dims_case),
+    "unsqueeze": (lambda xs, p: tg.unsqueeze(xs[0], np.ravel(p["axis"])[0].item()),
+                  lambda xs, p: np.expand_dims(xs[0], np.ravel(p["axis"])[0].item()),
+                  lambda dtype: _expand_dims_case(dtype, one=True)),
+    "moveaxis": (_one(tg.moveaxis), _one(np.moveaxis), _moveaxis_case),
+    "movedim": (_one(tg.movedim), _one(np.moveaxis), _moveaxis_case),
+    "permute": (_one(tg.permute), lambda xs, p: np.transpose(xs[0], p["dims"]), _permute_case),
+    "transpose": (lambda xs, p: tg.transpose(xs[0], p["dims"]),
+                  lambda xs, p: np.transpose(xs[0], p["dims"]), _permute_case),
+    "ravel": (_one(tg.ravel), _one(np.ravel), lambda dtype: _permute_case(dtype).map(lambda c: (c[0], {}))),
+    "flatten": (_one(tg.flatten), _one(_flatten_reference), _flatten_case),
+    "repeat": (_one(tg.repeat), _one(np.repeat), _repeat_case),
+    "tile": (_one(tg.tile), _one(np.tile), _tile_case),
+    "roll": (_one(tg.roll), _one(np.roll), _roll_case),
+    "flip": (_one(tg.flip), _one(np.flip), _flip_case),
+    "pad": (_one(tg.pad), _one(np.pad), _pad_case),
+    "concatenate": (_many(tg.concatenate), lambda xs, p: np.concatenate(xs, **p), _concatenate_case),
+    "vstack": (_many(tg.vstack), _many(np.vstack), lambda dtype: _stack_case(dtype, "vstack")),
+    "hstack": (_many(tg.hstack), _many(np.hstack), lambda dtype: _stack_case(dtype, "hstack")),
+    "dstack": (_many(tg.dstack), _many(np.dstack), lambda dtype: _stack_case(dtype, "dstack")),
+    "column_stack": (_many(tg.column_stack), _many(np.column_stack), _column_stack_case),
+    "split": (_one(tg.split), _one(np.split), lambda dtype: _split_case(dtype, True)),
+    "array_split": (_one(tg.array_split), _one(np.array_split), lambda dtype: _split_case(dtype, False)),
+    "chunk": (_one(tg.chunk), _one(_chunk_reference), _chunk_case),
+    "expand": (lambda xs, p: tg.expand(xs[0], *p["sizes"]), _one(_expand_reference), _expand_case),
+}
+
+
+def _parts(result):
+    return list(result) if isinstance(result, (list, tuple)) else [result]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(CASES))
+@given(data=st.data())
+def test_values_match_numpy(name, dtype, data):
+    mine, reference, case = CASES[name]
+    inputs, params = data.draw(case(dtype), label="inputs, params")
+    expected = _parts(reference([x.copy() for x in inputs], params))
+    got = _parts(mine([tg.tensor(x) for x in inputs], params))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape and a.dtype == b.dtype == dtype, (a.shape, b.shape, a.dtype, b.dtype)
+        np.testing.assert_allclose(a.data, b, rtol=1e-12, atol=1e-12)
+
+
+def _weighted(result):
+    """One tensor from a list of parts, each scaled by its position + 1 (a part sent the wrong
+    gradient shows), so gradcheck sees every part."""
+    parts = _parts(result)
+    if len(parts) == 1:
+        return parts[0]
+    return tg.concatenate([tg.ravel(p) * float(k + 1) for k, p in enumerate(parts)])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_gradients_first_and_second_order(name, data):
+    mine, _, case = CASES[name]
+    inputs, params = data.draw(case(np.float64), label="inputs, params")
+    if all(x.size == 0 for x in inputs):
+        return  # nothing to differentiate
+    assert_gradients_at(lambda *xs: _weighted(mine(xs, params)), inputs, second_order=True)

@@ -699,12 +699,12 @@ def _permutation(fn_name, dims, ndim, argument="axes"):
     return tuple(int(d) % ndim for d in dims)
 
 
-def permute(x, *dims):
+def permute(x, dims, *more):
     """PyTorch's ``permute``: axis ``dims[k]`` of ``x`` becomes axis k, ``permute(x, (2, 0, 1))`` or
     ``permute(x, 2, 0, 1)``; numpy's ``transpose(x, axes)``."""
     x = _input("permute", x)
-    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-        dims = dims[0]
+    if more or not isinstance(dims, (tuple, list)):
+        dims = (dims, *more)
     return apply(S.Transpose(_permutation("permute", dims, x.ndim, "dims")), x)
 
 

@@ -244,7 +244,7 @@ class Tensor:
 
     def permute(self, *dims):
         """``t.permute(2, 0, 1)`` or ``t.permute((2, 0, 1))``: axis ``dims[k]`` becomes axis k."""
-        return F.permute(self, *dims)
+        return F.permute(self, dims[0] if len(dims) == 1 else dims)
 
     def movedim(self, source, destination): return F.moveaxis(self, source, destination)
     moveaxis = movedim
