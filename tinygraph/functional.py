@@ -855,7 +855,7 @@ def _pairs(fn_name, argument, value, ndim, integer):
     if pairs is None:
         kind = "ints" if integer else "numbers"
         raise ShapeError(f"{fn_name}: {argument} {value!r} does not fit a tensor with {ndim} dimensions; "
-                         f"allowed: one of {kind} n, (n,), (before, after), ((before, after),) or "
+                         f"allowed: {kind} in the forms n, (n,), (before, after), ((before, after),) or "
                          f"{ndim} pairs ((before_0, after_0), ...)")
     if integer:
         if (pairs < 0).any():
