@@ -106,7 +106,7 @@ class Tensor:
         return bool(self._data)
 
     def __float__(self):
-        return float(self._data)
+        return float(self.item())  # any single-element tensor, as PyTorch (numpy 2 refuses shape (1,))
 
     __hash__ = object.__hash__
 
