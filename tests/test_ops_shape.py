@@ -80,6 +80,12 @@ def test_jvp_keeps_float32(name, data):
     assert jv.dtype == out.dtype
 
 
+def test_layout_rules_read_no_value():
+    """Their rules use shapes only, so the engine may release every input and output."""
+    assert {name: OPS[name].saves for name in ["clone", "flip", "roll", "pad"]} == dict.fromkeys(
+        ["clone", "flip", "roll", "pad"], ())
+
+
 def test_jvp_of_a_cast_to_integers_is_none():
     op = OPS["astype"](np.int64)
     x = np.array([1.5, 2.5])
@@ -390,7 +396,9 @@ BAD_INPUT = [
     ("transpose out of range", lambda: tg.transpose(_x(1, 2), (0, 5)), tg.ShapeError,
      r"transpose: axes \(0, 5\) is not a permutation of the 2 axes"),
     ("transpose(dim0, dim1) out of range", lambda: _x(1, 2).transpose(0, 2), tg.ShapeError,
-     r"swapaxes: axis 2 is out of range for a tensor with 2 dimensions"),
+     r"transpose: dim1 2 is out of range for a tensor with 2 dimensions"),
+    ("transpose(dim0, dim1) of one axis", lambda: _x(1, 2).transpose(1, -1), tg.ShapeError,
+     r"transpose: dims \(1, -1\) name one axis of shape \(1, 2\) twice"),
     ("moveaxis lengths", lambda: tg.moveaxis(_x(1, 2, 3), (0, 1), 2), tg.ShapeError,
      r"moveaxis: source \(0, 1\) and destination \(2,\) must name as many axes"),
     ("moveaxis out of range", lambda: tg.moveaxis(_x(1, 2), 0, 2), tg.ShapeError,

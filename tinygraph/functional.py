@@ -136,7 +136,7 @@ def reshape(x, shape):
 def transpose(x, axes=None):
     """Permute axes: axis ``axes[k]`` of ``x`` becomes axis k; ``None`` reverses them (``x.T``)."""
     x = _input("transpose", x)
-    axes = tuple(reversed(range(x.ndim))) if axes is None else _permutation("transpose", axes, x.ndim)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else _permutation("transpose", axes, x.shape)
     return apply(S.Transpose(axes), x)
 
 
@@ -688,15 +688,29 @@ def unsqueeze(x, dim):
     return expand_dims(x, _axis("unsqueeze", dim, x.ndim + 1, "dim"))
 
 
-def _permutation(fn_name, dims, ndim, argument="axes"):
-    """``dims`` as a tuple of non-negative axes, checked to be a permutation of range(ndim)."""
+def _permutation(fn_name, dims, shape, argument="axes"):
+    """``dims`` as a tuple of non-negative axes, checked to be a permutation of range(len(shape))."""
     dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    ndim = len(shape)
     for d in dims:
         _int(fn_name, argument, d)
     if len(dims) != ndim or sorted(d % ndim for d in dims if -ndim <= d < ndim) != list(range(ndim)):
         raise ShapeError(f"{fn_name}: {argument} {dims} is not a permutation of the {ndim} axes "
-                         f"{tuple(range(ndim))} (negative axes count from the end)")
+                         f"{tuple(range(ndim))} of shape {shape} (negative axes count from the end)")
     return tuple(int(d) % ndim for d in dims)
+
+
+def _transpose_dims(x, dim0, dim1):
+    """PyTorch's ``transpose(x, dim0, dim1)``: two different axes swapped (``Tensor.transpose`` with
+    two ints)."""
+    x = _input("transpose", x)
+    a, b = _axis("transpose", dim0, x.ndim, "dim0"), _axis("transpose", dim1, x.ndim, "dim1")
+    if a == b:
+        raise ShapeError(f"transpose: dims ({dim0}, {dim1}) name one axis of shape {x.shape} twice; give "
+                         f"two different axes to swap, or a permutation tuple such as (1, 0)")
+    axes = list(range(x.ndim))
+    axes[a], axes[b] = b, a
+    return apply(S.Transpose(tuple(axes)), x)
 
 
 def permute(x, dims, *more):
@@ -705,7 +719,7 @@ def permute(x, dims, *more):
     x = _input("permute", x)
     if more or not isinstance(dims, (tuple, list)):
         dims = (dims, *more)
-    return apply(S.Transpose(_permutation("permute", dims, x.ndim, "dims")), x)
+    return apply(S.Transpose(_permutation("permute", dims, x.shape, "dims")), x)
 
 
 def moveaxis(x, source, destination):

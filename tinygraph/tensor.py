@@ -38,6 +38,8 @@ class Tensor:
         requires_grad: whether gradients flow to this tensor.
         op: the op that produced it (None for a leaf), with ``inputs`` its ordered arguments.
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
+        shape, ndim, size: numpy's; ``size`` is the element count, a property. PyTorch's ``t.size()``
+            is ``t.shape`` here, its ``t.numel()`` and ``t.dim()`` exist as methods.
     """
     __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
                  "_step", "_cache", "_uses", "__weakref__")
@@ -212,7 +214,7 @@ class Tensor:
         swap of two axes, so on a 2-D tensor ``t.transpose(0, 1)`` swaps (numpy would read it as the
         identity permutation: write ``t.transpose((0, 1))`` for that)."""
         if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
-            return F.swapaxes(self, *axes)
+            return F._transpose_dims(self, *axes)
         return F.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
     def swapaxes(self, axis1, axis2): return F.swapaxes(self, axis1, axis2)
