@@ -773,21 +773,12 @@ def repeat(x, repeats, axis=None, *, dim=_UNSET):
     axis = _axis("repeat", axis, x.ndim)
     n = x.shape[axis]
     counts = repeats._data if isinstance(repeats, Tensor) else repeats
-    if isinstance(counts, np.ndarray) and counts.ndim == 0:
-        counts = counts.item()
-    if isinstance(counts, (list, tuple, np.ndarray)):
-        counts = [_int("repeat", "repeats", int(c) if isinstance(c, np.integer) else c, low=0)
-                  for c in np.asarray(counts, dtype=object).ravel()] if len(counts) else []
-        if len(counts) == 1:
-            counts = counts[0]
-        elif len(counts) != n:
-            raise ShapeError(f"repeat: repeats has {len(counts)} counts for axis {axis} of size {n}; "
-                             f"give one count per element, or one int")
-        elif len(set(counts)) == 1:
-            counts = counts[0]
-    else:
-        counts = _int("repeat", "repeats", counts.item() if isinstance(counts, np.integer) else counts,
-                      low=0)
+    counts = [_int("repeat", "repeats", c, low=0) for c in np.asarray(counts, dtype=object).ravel()]
+    if len(counts) not in (1, n):
+        raise ShapeError(f"repeat: repeats has {len(counts)} counts for axis {axis} of size {n}; "
+                         f"give one count per element, or one int")
+    if len(set(counts)) <= 1:  # one count for all (none for an empty axis)
+        counts = counts[0] if counts else 0
     lead = x.shape[:axis]
     if isinstance(counts, int):
         rest = x.shape[axis + 1:]
