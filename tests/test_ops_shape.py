@@ -488,3 +488,27 @@ BAD_INPUT = [
 def test_bad_input_is_a_tinygraph_error_that_says_what_is_allowed(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_pytorch_argument_spellings_mean_numpys():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    t = tg.tensor(x)
+    same = [
+        (tg.concatenate([t, t], dim=1), np.concatenate([x, x], axis=1)),
+        (tg.cat([t, t], dim=-1), np.concatenate([x, x], axis=-1)),
+        (tg.squeeze(t[:1], dim=0), x[0]),
+        (tg.expand_dims(t, dim=1), x[:, None]),
+        (tg.repeat(t, 2, dim=2), np.repeat(x, 2, axis=2)),
+        (tg.flip(t, dims=(0, 2)), np.flip(x, (0, 2))),
+        (tg.roll(t, shifts=1, dims=1), np.roll(x, 1, 1)),
+        (tg.linspace(0, 1, steps=3), np.linspace(0, 1, 3)),
+    ]
+    same += list(zip(tg.split(t, 2, dim=2), np.split(x, 2, axis=2)))
+    same += list(zip(tg.array_split(t, 2, dim=1), np.array_split(x, 2, axis=1)))
+    for got, expected in same:
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got.data, expected)
+    with pytest.raises(tg.ShapeError, match=r"split: give axis= or dim="):
+        tg.split(t, 2, axis=1, dim=2)
+    with pytest.raises(tg.ShapeError, match=r"roll: give shift= or shifts="):
+        tg.roll(t, 1, shifts=2)

@@ -182,7 +182,13 @@ def getitem(x, index):
     return apply(S.GetItem(index), as_tensor(x))
 
 
-_UNSET = object()  # an argument not given (one with a numpy and a PyTorch spelling: axis and dim)
+class _Unset:
+    """The default of an argument with a numpy and a PyTorch spelling (``axis`` and ``dim``): the
+    spelling not given."""
+    def __repr__(self): return "<not given>"
+
+
+_UNSET = _Unset()
 
 
 def concat(tensors, axis=0, *, dim=_UNSET):
@@ -475,7 +481,7 @@ def _axis_args(fn_name, axis, dim=_UNSET, default=None, axis_name="axis", dim_na
     """
     if dim is _UNSET:
         return axis
-    if axis is not default and axis != default:
+    if not (axis is default or (type(axis) is type(default) and axis == default)):
         raise ShapeError(f"{fn_name}: give {axis_name}= or {dim_name}= (the same argument), not both")
     return dim
 
@@ -618,12 +624,11 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False, name=None)
     return _created(np.arange(start, stop, step).astype(dtype, copy=False), requires_grad, name)
 
 
-def linspace(start, stop, num=_UNSET, endpoint=True, dtype=None, requires_grad=False, name=None,
+def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False, name=None,
              steps=_UNSET):
     """``num`` (PyTorch: ``steps``; default 50 as numpy) evenly spaced values from ``start`` to ``stop``
     (included unless ``endpoint=False``); float64 unless ``dtype``."""
-    num = _axis_args("linspace", num, steps, _UNSET, "num", "steps")
-    num = _int("linspace", "num", 50 if num is _UNSET else num, low=0)
+    num = _int("linspace", "num", _axis_args("linspace", num, steps, 50, "num", "steps"), low=0)
     for argument, value in (("start", start), ("stop", stop)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise DTypeError(f"linspace: {argument} must be a real number, got {value!r}")
@@ -669,12 +674,12 @@ def squeeze(x, axis=None, *, dim=_UNSET):
     return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
 
 
-def expand_dims(x, axis=_UNSET, *, dim=_UNSET):
+def expand_dims(x, axis=None, *, dim=_UNSET):
     """Insert axes of size 1 so that they sit at ``axis`` (int or tuple) of the result, which has
     ``x.ndim + len(axis)`` dimensions (numpy): x (2, 3), axis (0, -1) -> (1, 2, 3, 1)."""
     x = _input("expand_dims", x)
-    axis = _axis_args("expand_dims", axis, dim, default=_UNSET)
-    if axis is _UNSET:
+    axis = _axis_args("expand_dims", axis, dim)
+    if axis is None:
         raise ShapeError("expand_dims: axis is required (an int or a tuple of ints)")
     count = len(axis) if isinstance(axis, (tuple, list)) else 1
     axes = _axes("expand_dims", axis, x.ndim + count)
@@ -813,14 +818,14 @@ def flip(x, axis=None, *, dims=_UNSET):
     return apply(LA.Flip(axes), x)
 
 
-def roll(x, shift=_UNSET, axis=None, *, shifts=_UNSET, dims=_UNSET):
+def roll(x, shift=None, axis=None, *, shifts=_UNSET, dims=_UNSET):
     """Shift elements cyclically: element i moves to i + shift along ``axis``; with ``axis`` None the
     flattened elements roll and the shape is kept. ``shift`` and ``axis`` may be tuples of equal
     length (or an int against a tuple, used for each); an axis named twice rolls by the sum. PyTorch
     spells them ``shifts`` and ``dims``."""
     x = _input("roll", x)
-    shift = _axis_args("roll", shift, shifts, _UNSET, "shift", "shifts")
-    if shift is _UNSET:
+    shift = _axis_args("roll", shift, shifts, None, "shift", "shifts")
+    if shift is None:
         raise ShapeError("roll: shift is required (an int or a tuple of ints)")
     axis = _axis_args("roll", axis, dims, dim_name="dims")
     shift_tuple = tuple(shift) if isinstance(shift, (tuple, list)) else (shift,)
