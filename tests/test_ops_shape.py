@@ -348,6 +348,20 @@ def test_values_match_numpy(name, dtype, data):
         np.testing.assert_allclose(a.data, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_float32_gradients_stay_float32(name, data):
+    mine, _, case = CASES[name]
+    inputs, params = data.draw(case(np.float32), label="inputs, params")
+    tensors = [tg.tensor(x, requires_grad=True) for x in inputs]
+    out = _weighted(mine(tensors, params))
+    assert out.dtype == np.float32
+    out.sum().backward()
+    for t in tensors:
+        assert t.grad is None or t.grad.dtype == np.float32
+
+
 def _weighted(result):
     """One tensor from a list of parts, each scaled by its position + 1 (a part sent the wrong
     gradient shows), so gradcheck sees every part."""
