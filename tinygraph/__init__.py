@@ -13,6 +13,11 @@ from .functional import (absolute, acos, acosh, add, arccos, arccosh, arcsin, ar
                          isinf, isnan, log1p, log2, log10, logaddexp, minimum, mod, mul, multiply,
                          nan_to_num, neg, negative, pow, power, reciprocal, remainder, sign, sin, sinh,
                          square, sub, subtract, tan, true_divide)  # elementwise
+from .functional import (arange, array_split, cat, chunk, clone, column_stack, concatenate,  # noqa: F401,E501  # shape
+                         dstack, expand, expand_as, expand_dims, eye, flatten, flip, full, full_like,
+                         hstack, linspace, moveaxis, movedim, ones, ones_like, pad, permute, rand,
+                         randn, ravel, repeat, roll, squeeze, tile, unsqueeze, vstack, zeros,
+                         zeros_like)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401

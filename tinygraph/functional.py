@@ -34,7 +34,7 @@ from .ops import fused as FU
 from .ops import head as HD
 from .ops import math as M
 from .ops import shape as S
-from .tensor import Tensor
+from .tensor import Tensor, to_array
 
 
 def as_tensor(value, like=None, *, fn=None, arg=None):
@@ -302,16 +302,19 @@ def mean(x, axis=None, keepdims=False):
 
 # --- shapes ---------------------------------------------------------------------------------------
 def reshape(x, shape):
-    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(int(n) for n in shape)
-    return apply(S.Reshape(shape), as_tensor(x))
+    """The elements of ``x`` (in C order) with ``shape``: an int or a tuple of ints, one of which may
+    be -1 for the size the others leave."""
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    shape = tuple(_int("reshape", "shape", n, low=-1) for n in shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: shape {shape} has more than one -1; one -1 may stand for the rest")
+    return apply(S.Reshape(shape), _input("reshape", x))
 
 
 def transpose(x, axes=None):
-    """Permute axes; ``None`` reverses them (``x.T``)."""
-    x = as_tensor(x)
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
-    if sorted(axes) != list(range(x.ndim)):
-        raise ShapeError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {x.shape}")
+    """Permute axes: axis ``axes[k]`` of ``x`` becomes axis k; ``None`` reverses them (``x.T``)."""
+    x = _input("transpose", x)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else _permutation("transpose", axes, x.shape)
     return apply(S.Transpose(axes), x)
 
 
@@ -357,12 +360,23 @@ def getitem(x, index):
     return apply(S.GetItem(index), as_tensor(x))
 
 
-def concat(tensors, axis=0):
-    """Join along an existing ``axis``."""
-    tensors = [as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ShapeError("concat: needs at least one tensor")
-    return apply(S.Concat(normalize_axes("concat", axis, tensors[0].ndim)[0]), *tensors)
+class _Unset:
+    """The default of an argument with a numpy and a PyTorch spelling (``axis`` and ``dim``): the
+    spelling not given."""
+    def __repr__(self): return "<not given>"
+
+
+_UNSET = _Unset()
+
+
+def concat(tensors, axis=0, *, dim=_UNSET):
+    """Join along an existing ``axis`` (PyTorch: ``dim``); ``axis`` None joins the flattened tensors.
+    ``concat``, ``concatenate`` and ``cat`` are this one function."""
+    tensors = _as_tensors("concat", tensors)
+    axis = _axis_args("concat", axis, dim, default=0)
+    if axis is None:
+        tensors, axis = [reshape(t, (-1,)) for t in tensors], 0
+    return apply(S.Concat(_axis("concat", axis, tensors[0].ndim)), *tensors)
 
 
 def stack(tensors, axis=0, out=None):
@@ -392,19 +406,34 @@ def _check_out(op_name, out, shape, dtype):
                          f"dtype {dtype}, got {got}")
 
 
-def split(x, sections, axis=0):
-    """Split into ``sections`` equal parts (an int) or at the given indices (a list), like numpy."""
-    x = as_tensor(x)
-    axis = normalize_axes("split", axis, x.ndim)[0]
+def split(x, indices_or_sections, axis=0, *, dim=_UNSET):
+    """numpy's ``split`` along ``axis`` (PyTorch: ``dim``): an int N gives N equal parts (an error if
+    they cannot be equal: see ``array_split``); a list of indices cuts before each, as slices do
+    (``[2, 5]`` gives ``x[:2], x[2:5], x[5:]``; negative indices count from the end). Each part is a
+    ``getitem`` of ``x``. (PyTorch's ``split`` takes part sizes instead.)"""
+    return _split("split", x, indices_or_sections, _axis_args("split", axis, dim, 0), True)
+
+
+def _split(fn_name, x, indices_or_sections, axis, equal):
+    x = _input(fn_name, x)
+    axis = _axis(fn_name, axis, x.ndim, "axis")
     n = x.shape[axis]
-    if isinstance(sections, numbers.Integral):
-        if sections <= 0 or n % sections:
-            raise ShapeError(f"split: cannot split axis {axis} of size {n} into {sections} equal parts")
-        bounds = list(range(0, n + 1, n // sections))
+    if isinstance(indices_or_sections, (numbers.Integral, np.ndarray)) and np.ndim(indices_or_sections) == 0:
+        k = _int(fn_name, "indices_or_sections", int(indices_or_sections), low=1)
+        if equal and n % k:
+            raise ShapeError(f"{fn_name}: axis {axis} of size {n} does not split into {k} equal parts; "
+                             f"give a divisor of {n}, a list of indices, or use array_split")
+        q, r = divmod(n, k)
+        bounds = [0, *np.cumsum([q + 1] * r + [q] * (k - r)).tolist()]
     else:
-        bounds = [0, *sections, n]
+        if not isinstance(indices_or_sections, (list, tuple, np.ndarray)):
+            raise DTypeError(f"{fn_name}: indices_or_sections must be an int or a list of ints, got "
+                             f"{indices_or_sections!r}")
+        indices = [_int(fn_name, "indices_or_sections", int(i) if isinstance(i, np.integer) else i)
+                   for i in np.asarray(indices_or_sections, dtype=object).ravel()]
+        bounds = [0, *indices, n]
     lead = (slice(None),) * axis
-    return [x[lead + (slice(a, b),)] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [getitem(x, lead + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def clip(x, low=None, high=None):
@@ -683,3 +712,538 @@ atan2 = arctan2
 asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
 clamp = clip
 # --- end of elementwise math ---------------------------------------------------------------------------
+# ==================================================================================================
+# --- shape area: layout functions, creation functions ---------------------------------------------
+# ==================================================================================================
+# Every function here accepts numpy's argument names (``axis``, ``keepdims``) and PyTorch's (``dim``,
+# ``keepdim``); bad input raises ShapeError/DTypeError naming the function, the argument and the
+# allowed values.
+from . import random as _random  # noqa: E402
+from .ops import layout as LA  # noqa: E402
+
+def _axis_args(fn_name, axis, dim=_UNSET, default=None, axis_name="axis", dim_name="dim"):
+    """The argument given as numpy's ``axis`` or as PyTorch's ``dim`` (``axis`` holds its default
+    ``default`` when only ``dim`` is given; both given is an error).
+
+    Private to the shape area: a shared ``_axis_args`` is being written beside ``normalize_axes`` and
+    replaces this one at merge.
+    """
+    if dim is _UNSET:
+        return axis
+    if not (axis is default or (type(axis) is type(default) and axis == default)):
+        raise ShapeError(f"{fn_name}: give {axis_name}= or {dim_name}= (the same argument), not both")
+    return dim
+
+
+def _input(fn_name, x, argument="x"):
+    """``x`` as a Tensor; data numpy cannot hold as numbers is a DTypeError naming ``fn_name``."""
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return Tensor._wrap(to_array(x, what=f"{fn_name}: argument {argument}"))
+    except ValueError:  # numpy's "inhomogeneous shape": a ragged nested list
+        raise ShapeError(f"{fn_name}: argument {argument} is a ragged nested sequence; rows must have "
+                         f"equal lengths") from None
+
+
+def _int(fn_name, argument, value, low=None):
+    """``value`` as a Python int (bools and floats refused), at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DTypeError(f"{fn_name}: {argument} must be an int, got {value!r}")
+    if low is not None and value < low:
+        raise ShapeError(f"{fn_name}: {argument} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _axis(fn_name, axis, ndim, argument="axis"):
+    """One axis in [-ndim, ndim) as a non-negative int."""
+    axis = _int(fn_name, argument, axis)
+    if ndim == 0:
+        raise ShapeError(f"{fn_name}: {argument} {axis} is out of range: the tensor is 0-d and has no axes")
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"{fn_name}: {argument} {axis} is out of range for a tensor with {ndim} "
+                         f"dimensions (allowed: {-ndim} to {ndim - 1})")
+    return axis % ndim
+
+
+def _axes(fn_name, axis, ndim, argument="axis"):
+    """An int or a sequence of distinct axes in [-ndim, ndim) as a tuple of non-negative ints, in the
+    order given."""
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = tuple(_axis(fn_name, a, ndim, argument) for a in axes)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{fn_name}: {argument} {axis!r} repeats an axis")
+    return out
+
+
+def _shape_arg(fn_name, shape, argument="shape"):
+    """``(2, 3)``, ``[2, 3]``, ``2`` or the varargs ``(2, 3)`` / ``((2, 3),)`` as a tuple of ints >= 0."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(_int(fn_name, argument, n, low=0) for n in shape)
+
+
+# --- creation -------------------------------------------------------------------------------------
+def _dtype(fn_name, dtype, default=np.float64):
+    dtype = np.dtype(default if dtype is None else dtype)
+    if dtype.kind not in "fiub":
+        raise DTypeError(f"{fn_name}: dtype {dtype} is not supported; allowed: float32/float64 (and "
+                         f"other floats), integers, bool")
+    return dtype
+
+
+def _created(array, requires_grad, name):
+    return Tensor._wrap(array, name=name).requires_grad_(True) if requires_grad else \
+        Tensor._wrap(array, name=name)
+
+
+def zeros(*shape, dtype=None, requires_grad=False, name=None):
+    """Zeros of ``shape``: ``zeros(2, 3)`` or ``zeros((2, 3))``; float64 unless ``dtype``."""
+    return _created(np.zeros(_shape_arg("zeros", shape), _dtype("zeros", dtype)), requires_grad, name)
+
+
+def ones(*shape, dtype=None, requires_grad=False, name=None):
+    """Ones of ``shape``: ``ones(2, 3)`` or ``ones((2, 3))``; float64 unless ``dtype``."""
+    return _created(np.ones(_shape_arg("ones", shape), _dtype("ones", dtype)), requires_grad, name)
+
+
+def _fill_dtype(fn_name, fill_value, dtype):
+    """``dtype``, or the one numpy and PyTorch infer from a Python fill value: bool, int64, float64."""
+    if dtype is not None:
+        return _dtype(fn_name, dtype)
+    if isinstance(fill_value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(fill_value, numbers.Integral):
+        return np.dtype(np.int64)
+    if isinstance(fill_value, numbers.Real):
+        return np.dtype(np.float64)
+    raise DTypeError(f"{fn_name}: fill_value must be a real number or a bool, got {fill_value!r}")
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, name=None):
+    """``shape`` (an int or a tuple) filled with ``fill_value``; the dtype follows the value (bool,
+    int64, float64) unless given, as in numpy and PyTorch."""
+    shape = _shape_arg("full", (shape,))
+    return _created(np.full(shape, fill_value, _fill_dtype("full", fill_value, dtype)), requires_grad, name)
+
+
+def _like(fn_name, x, dtype):
+    x = _input(fn_name, x)
+    return x.shape, _dtype(fn_name, dtype, default=x.dtype)
+
+
+def zeros_like(x, dtype=None, requires_grad=False, name=None):
+    """Zeros of ``x``'s shape and dtype (or ``dtype``)."""
+    shape, dtype = _like("zeros_like", x, dtype)
+    return _created(np.zeros(shape, dtype), requires_grad, name)
+
+
+def ones_like(x, dtype=None, requires_grad=False, name=None):
+    """Ones of ``x``'s shape and dtype (or ``dtype``)."""
+    shape, dtype = _like("ones_like", x, dtype)
+    return _created(np.ones(shape, dtype), requires_grad, name)
+
+
+def full_like(x, fill_value, dtype=None, requires_grad=False, name=None):
+    """``x``'s shape filled with ``fill_value``, in ``x``'s dtype (or ``dtype``)."""
+    shape, dtype = _like("full_like", x, dtype)
+    _fill_dtype("full_like", fill_value, None)  # refuses a non-number
+    return _created(np.full(shape, fill_value, dtype), requires_grad, name)
+
+
+def eye(n, m=None, k=0, dtype=None, requires_grad=False, name=None):
+    """The (n, m) matrix (m defaults to n) with ones on diagonal ``k`` (0 main, > 0 above)."""
+    n = _int("eye", "n", n, low=0)
+    m = n if m is None else _int("eye", "m", m, low=0)
+    return _created(np.eye(n, m, _int("eye", "k", k), dtype=_dtype("eye", dtype)), requires_grad, name)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, name=None):
+    """``[start, stop)`` by ``step`` (``arange(n)`` is 0..n-1). All-int arguments give int64, any float
+    gives float64 (numpy and PyTorch), unless ``dtype``."""
+    if stop is None:
+        start, stop = 0, start
+    for argument, value in (("start", start), ("stop", stop), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise DTypeError(f"arange: {argument} must be a real number, got {value!r}")
+    if step == 0:
+        raise ShapeError("arange: step must not be 0")
+    ints = all(isinstance(v, numbers.Integral) for v in (start, stop, step))
+    dtype = _dtype("arange", dtype, default=np.int64 if ints else np.float64)
+    return _created(np.arange(start, stop, step).astype(dtype, copy=False), requires_grad, name)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False, name=None,
+             steps=_UNSET):
+    """``num`` (PyTorch: ``steps``; default 50 as numpy) evenly spaced values from ``start`` to ``stop``
+    (included unless ``endpoint=False``); float64 unless ``dtype``."""
+    num = _int("linspace", "num", _axis_args("linspace", num, steps, 50, "num", "steps"), low=0)
+    for argument, value in (("start", start), ("stop", stop)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise DTypeError(f"linspace: {argument} must be a real number, got {value!r}")
+    values = np.linspace(start, stop, num, endpoint=bool(endpoint))
+    return _created(values.astype(_dtype("linspace", dtype), copy=False), requires_grad, name)
+
+
+def _random_dtype(fn_name, dtype):
+    dtype = _dtype(fn_name, dtype)
+    if dtype not in (np.float32, np.float64):
+        raise DTypeError(f"{fn_name}: dtype {dtype} is not supported; allowed: float32, float64")
+    return dtype
+
+
+def rand(*shape, dtype=None, requires_grad=False, name=None):
+    """Uniform [0, 1) values of ``shape`` from the global generator (``tg.manual_seed``)."""
+    dtype = _random_dtype("rand", dtype)
+    values = _random.default_generator().random(_shape_arg("rand", shape), dtype=dtype)
+    return _created(values, requires_grad, name)
+
+
+def randn(*shape, dtype=None, requires_grad=False, name=None):
+    """Standard normal values of ``shape`` from the global generator (``tg.manual_seed``)."""
+    dtype = _random_dtype("randn", dtype)
+    values = _random.default_generator().standard_normal(_shape_arg("randn", shape), dtype=dtype)
+    return _created(values, requires_grad, name)
+
+
+# --- layout: composites of reshape/transpose/broadcast_to/getitem/concat, and the ops.layout ops ----
+def squeeze(x, axis=None, *, dim=_UNSET):
+    """Remove axes of size 1: all of them (``axis`` None), or the given ones (int or tuple), each of
+    which must have size 1 (as numpy; PyTorch ignores a named axis of another size)."""
+    x = _input("squeeze", x)
+    axis = _axis_args("squeeze", axis, dim)
+    if axis is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    axes = _axes("squeeze", axis, x.ndim)
+    wrong = [a for a in axes if x.shape[a] != 1]
+    if wrong:
+        ones = tuple(a for a, n in enumerate(x.shape) if n == 1)
+        raise ShapeError(f"squeeze: axis {wrong[0]} of shape {x.shape} has size {x.shape[wrong[0]]}; only "
+                         f"axes of size 1 can be removed (here: {ones or 'none'})")
+    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
+
+
+def expand_dims(x, axis=None, *, dim=_UNSET):
+    """Insert axes of size 1 so that they sit at ``axis`` (int or tuple) of the result, which has
+    ``x.ndim + len(axis)`` dimensions (numpy): x (2, 3), axis (0, -1) -> (1, 2, 3, 1)."""
+    x = _input("expand_dims", x)
+    axis = _axis_args("expand_dims", axis, dim)
+    if axis is None:
+        raise ShapeError("expand_dims: axis is required (an int or a tuple of ints)")
+    count = len(axis) if isinstance(axis, (tuple, list)) else 1
+    axes = _axes("expand_dims", axis, x.ndim + count)
+    sizes = iter(x.shape)
+    return reshape(x, tuple(1 if a in axes else next(sizes) for a in range(x.ndim + count)))
+
+
+def unsqueeze(x, dim):
+    """PyTorch's ``unsqueeze``: one axis of size 1 inserted at ``dim`` (in [-ndim-1, ndim])."""
+    x = _input("unsqueeze", x)
+    return expand_dims(x, _axis("unsqueeze", dim, x.ndim + 1, "dim"))
+
+
+def _permutation(fn_name, dims, shape, argument="axes"):
+    """``dims`` as a tuple of non-negative axes, checked to be a permutation of range(len(shape))."""
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    ndim = len(shape)
+    for d in dims:
+        _int(fn_name, argument, d)
+    if len(dims) != ndim or sorted(d % ndim for d in dims if -ndim <= d < ndim) != list(range(ndim)):
+        raise ShapeError(f"{fn_name}: {argument} {dims} is not a permutation of the {ndim} axes "
+                         f"{tuple(range(ndim))} of shape {shape} (negative axes count from the end)")
+    return tuple(int(d) % ndim for d in dims)
+
+
+def _transpose_dims(x, dim0, dim1):
+    """PyTorch's ``transpose(x, dim0, dim1)``: two different axes swapped (``Tensor.transpose`` with
+    two ints)."""
+    x = _input("transpose", x)
+    a, b = _axis("transpose", dim0, x.ndim, "dim0"), _axis("transpose", dim1, x.ndim, "dim1")
+    if a == b:
+        raise ShapeError(f"transpose: dims ({dim0}, {dim1}) name one axis of shape {x.shape} twice; give "
+                         f"two different axes to swap, or a permutation tuple such as (1, 0)")
+    axes = list(range(x.ndim))
+    axes[a], axes[b] = b, a
+    return apply(S.Transpose(tuple(axes)), x)
+
+
+def permute(x, dims, *more):
+    """PyTorch's ``permute``: axis ``dims[k]`` of ``x`` becomes axis k, ``permute(x, (2, 0, 1))`` or
+    ``permute(x, 2, 0, 1)``; numpy's ``transpose(x, axes)``."""
+    x = _input("permute", x)
+    if more or not isinstance(dims, (tuple, list)):
+        dims = (dims, *more)
+    return apply(S.Transpose(_permutation("permute", dims, x.shape, "dims")), x)
+
+
+def moveaxis(x, source, destination):
+    """Move axes ``source`` (int or tuple) to positions ``destination`` (same length), the others
+    keeping their order (numpy; PyTorch's ``movedim``): x (2, 3, 4), 0 -> -1 gives (3, 4, 2)."""
+    x = _input("moveaxis", x)
+    source = _axes("moveaxis", source, x.ndim, "source")
+    destination = _axes("moveaxis", destination, x.ndim, "destination")
+    if len(source) != len(destination):
+        raise ShapeError(f"moveaxis: source {source} and destination {destination} must name as many "
+                         f"axes")
+    order = [a for a in range(x.ndim) if a not in source]
+    for dest, src in sorted(zip(destination, source)):
+        order.insert(dest, src)
+    return apply(S.Transpose(tuple(order)), x)
+
+
+movedim = moveaxis
+
+
+def ravel(x):
+    """The elements as one axis, in C order: (size,); a 0-d tensor gives (1,)."""
+    return reshape(_input("ravel", x), (-1,))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """PyTorch's ``flatten``: merge axes ``start_dim`` .. ``end_dim`` (inclusive) into one;
+    x (2, 3, 4), 1, 2 -> (2, 12). A 0-d tensor gives (1,)."""
+    x = _input("flatten", x)
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start = _axis("flatten", start_dim, x.ndim, "start_dim")
+    end = _axis("flatten", end_dim, x.ndim, "end_dim")
+    if start > end:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a tensor "
+                         f"with {x.ndim} dimensions")
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+
+def repeat(x, repeats, axis=None, *, dim=_UNSET):
+    """numpy's ``repeat``: each element along ``axis`` repeated ``repeats`` times (an int, or one int
+    per element), x [a, b], 2 -> [a, a, b, b]; [1, 2] -> [a, b, b]. ``axis`` None repeats the
+    flattened elements. (``Tensor.repeat`` has this meaning too; PyTorch's ``repeat`` is ``tile``.)
+
+    An int count is a broadcast of a new axis after ``axis``, merged into it (gradient: a sum); per-
+    element counts gather with an index array (gradient: a scatter-add)."""
+    x = _input("repeat", x)
+    axis = _axis_args("repeat", axis, dim)
+    if axis is None:
+        x, axis = ravel(x), 0
+    axis = _axis("repeat", axis, x.ndim)
+    n = x.shape[axis]
+    counts = repeats._data if isinstance(repeats, Tensor) else repeats
+    counts = [_int("repeat", "repeats", c, low=0) for c in np.asarray(counts, dtype=object).ravel()]
+    if len(counts) not in (1, n):
+        raise ShapeError(f"repeat: repeats has {len(counts)} counts for axis {axis} of size {n}; "
+                         f"give one count per element, or one int")
+    if len(set(counts)) <= 1:  # one count for all (none for an empty axis)
+        counts = counts[0] if counts else 0
+    lead = x.shape[:axis]
+    if isinstance(counts, int):
+        rest = x.shape[axis + 1:]
+        spread = broadcast_to(reshape(x, lead + (n, 1) + rest), lead + (n, counts) + rest)
+        return reshape(spread, lead + (n * counts,) + rest)
+    index = np.repeat(np.arange(n), counts)
+    return getitem(x, (slice(None),) * axis + (index,))
+
+
+def tile(x, reps):
+    """numpy's ``tile`` (PyTorch's ``Tensor.repeat``): ``x`` repeated ``reps[k]`` times along axis k,
+    x (2, 3), (2, 1) -> (4, 3) = [x; x]. The shorter of x.shape and reps is padded with leading 1s.
+
+    A reshape to (1, n0, 1, n1, ...), a broadcast to (r0, n0, r1, n1, ...) and a merge: no rule needed."""
+    x = _input("tile", x)
+    reps = tuple(reps) if isinstance(reps, (tuple, list)) else (reps,)
+    reps = tuple(_int("tile", "reps", r, low=0) for r in reps)
+    ndim = builtins.max(len(reps), x.ndim)
+    reps = (1,) * (ndim - len(reps)) + reps
+    shape = (1,) * (ndim - x.ndim) + x.shape
+    spread = tuple(v for r, n in zip(reps, shape) for v in (r, n))
+    interleaved = reshape(x, tuple(v for n in shape for v in (1, n)))
+    return reshape(broadcast_to(interleaved, spread), tuple(r * n for r, n in zip(reps, shape)))
+
+
+def flip(x, axis=None, *, dims=_UNSET):
+    """Reverse the order of elements along ``axis`` (int or tuple; None: every axis). PyTorch spells
+    it ``dims``."""
+    x = _input("flip", x)
+    axis = _axis_args("flip", axis, dims, dim_name="dims")
+    axes = tuple(range(x.ndim)) if axis is None else tuple(sorted(_axes("flip", axis, x.ndim)))
+    return apply(LA.Flip(axes), x)
+
+
+def roll(x, shift=None, axis=None, *, shifts=_UNSET, dims=_UNSET):
+    """Shift elements cyclically: element i moves to i + shift along ``axis``; with ``axis`` None the
+    flattened elements roll and the shape is kept. ``shift`` and ``axis`` may be tuples of equal
+    length (or an int against a tuple, used for each); an axis named twice rolls by the sum. PyTorch
+    spells them ``shifts`` and ``dims``."""
+    x = _input("roll", x)
+    shift = _axis_args("roll", shift, shifts, None, "shift", "shifts")
+    if shift is None:
+        raise ShapeError("roll: shift is required (an int or a tuple of ints)")
+    axis = _axis_args("roll", axis, dims, dim_name="dims")
+    shift_tuple = tuple(shift) if isinstance(shift, (tuple, list)) else (shift,)
+    shift_tuple = tuple(_int("roll", "shift", s) for s in shift_tuple)
+    if axis is None:
+        if len(shift_tuple) != 1:
+            raise ShapeError(f"roll: without an axis the shift must be one int, got {shift!r}")
+        return apply(LA.Roll(shift_tuple[0] % builtins.max(x.size, 1), None), x)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    axes = tuple(_axis("roll", a, x.ndim) for a in axes)
+    if len(shift_tuple) == 1:
+        shift_tuple *= len(axes)
+    elif len(axes) == 1:
+        axes *= len(shift_tuple)
+    if len(shift_tuple) != len(axes):
+        raise ShapeError(f"roll: shift {shift!r} and axis {axis!r} must have the same length (or one "
+                         f"of them be a single int)")
+    total = {}
+    for a, s in zip(axes, shift_tuple):
+        total[a] = total.get(a, 0) + s
+    axes = tuple(sorted(total))
+    return apply(LA.Roll(tuple(total[a] % builtins.max(x.shape[a], 1) for a in axes), axes), x)
+
+
+_PAD_MODES = ("constant", "edge", "reflect", "wrap")
+
+
+def _pairs(fn_name, argument, value, ndim, integer):
+    """numpy's per-axis ``(before, after)`` forms (n, (n,), (b, a), ((b, a),), ((b0, a0), ...)) as a
+    tuple of ndim pairs."""
+    try:
+        array = np.asarray(value._data if isinstance(value, Tensor) else value)
+        ok = array.dtype.kind in ("iu" if integer else "iuf") and array.ndim <= 2
+        pairs = np.broadcast_to(array, (ndim, 2)) if ok else None
+    except ValueError:
+        pairs = None
+    if pairs is None:
+        kind = "ints" if integer else "numbers"
+        raise ShapeError(f"{fn_name}: {argument} {value!r} does not fit a tensor with {ndim} dimensions; "
+                         f"allowed: {kind} in the forms n, (n,), (before, after), ((before, after),) or "
+                         f"{ndim} pairs ((before_0, after_0), ...)")
+    if integer:
+        if (pairs < 0).any():
+            raise ShapeError(f"{fn_name}: {argument} {value!r} holds a negative width; widths are >= 0")
+        return tuple((int(b), int(a)) for b, a in pairs)
+    return tuple((b.item(), a.item()) for b, a in pairs)
+
+
+def pad(x, pad_width, mode="constant", constant_values=0):
+    """numpy's ``pad``: add ``pad_width`` elements (one ``(before, after)`` pair per axis, or a form
+    numpy broadcasts to that) around ``x``. Modes: 'constant' (``constant_values``, same forms),
+    'edge' (the border element repeated), 'reflect' (mirrored, border not repeated: [a, b, c] padded
+    by 2 -> [c, b, a, b, c, b, a]), 'wrap' (the other end continued). x (2, 3), ((1, 0), (2, 2))
+    -> (3, 7). The gradient of edge/reflect/wrap sums over every copy of an element."""
+    x = _input("pad", x)
+    if mode not in _PAD_MODES:
+        raise ShapeError(f"pad: mode {mode!r} is not supported; allowed: {', '.join(map(repr, _PAD_MODES))}")
+    widths = _pairs("pad", "pad_width", pad_width, x.ndim, integer=True)
+    if mode == "constant":
+        values = _pairs("pad", "constant_values", constant_values, x.ndim, integer=False)
+        return apply(LA.Pad(widths, values), x)
+    padded = [a for a, (before, after) in enumerate(widths) if before or after]
+    if not padded:
+        return x
+    empty = [a for a in padded if x.shape[a] == 0]
+    if empty:
+        raise ShapeError(f"pad: mode {mode!r} cannot pad axis {empty[0]} of shape {x.shape}: it is empty; "
+                         f"use mode 'constant'")
+    # The padded array as a gather: numpy's own padding of the positions 0..n-1 says which element each
+    # output position copies, so the gather's gradient adds up every copy.
+    positions = [np.pad(np.arange(n), widths[a], mode=mode) if a in padded else np.arange(n)
+                 for a, n in enumerate(x.shape)]
+    if len(padded) == 1:
+        a = padded[0]
+        return getitem(x, (slice(None),) * a + (positions[a],))
+    return getitem(x, np.ix_(*positions))
+
+
+def _as_tensors(fn_name, tensors):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise ShapeError(f"{fn_name}: tensors must be a list or tuple of tensors, got "
+                         f"{type(tensors).__name__}")
+    if not tensors:
+        raise ShapeError(f"{fn_name}: needs at least one tensor")
+    return [_input(fn_name, t, f"tensors[{k}]") for k, t in enumerate(tensors)]
+
+
+def _atleast(x, ndim):
+    """numpy's atleast_1d/2d/3d: () -> (1,)/(1, 1)/(1, 1, 1); (n,) -> (1, n)/(1, n, 1); (m, n) ->
+    (m, n, 1)."""
+    if x.ndim >= ndim:
+        return x
+    if ndim == 3 and x.ndim == 2:
+        return reshape(x, x.shape + (1,))
+    if ndim == 3 and x.ndim == 1:
+        return reshape(x, (1,) + x.shape + (1,))
+    return reshape(x, (1,) * (ndim - x.ndim) + x.shape)
+
+
+def vstack(tensors):
+    """Rows on top of each other: 1-D (n,) inputs become (1, n) rows, then concat along axis 0."""
+    return concat([_atleast(t, 2) for t in _as_tensors("vstack", tensors)], axis=0)
+
+
+def hstack(tensors):
+    """Side by side: 1-D inputs concat along axis 0, others along axis 1 (0-d become (1,))."""
+    tensors = [_atleast(t, 1) for t in _as_tensors("hstack", tensors)]
+    return concat(tensors, axis=0 if tensors[0].ndim == 1 else 1)
+
+
+def dstack(tensors):
+    """Along the third axis: (n,) -> (1, n, 1), (m, n) -> (m, n, 1), then concat along axis 2."""
+    return concat([_atleast(t, 3) for t in _as_tensors("dstack", tensors)], axis=2)
+
+
+def column_stack(tensors):
+    """1-D (n,) inputs become (n, 1) columns, 2-D and higher stay; concat along axis 1."""
+    tensors = _as_tensors("column_stack", tensors)
+    return concat([reshape(t, (-1, 1)) if t.ndim < 2 else t for t in tensors], axis=1)
+
+
+def array_split(x, indices_or_sections, axis=0, *, dim=_UNSET):
+    """numpy's ``array_split``: like ``split``, but an int N may leave unequal parts: the first
+    n % N parts get n // N + 1 elements, the others n // N (so 5 into 3 gives 2, 2, 1)."""
+    return _split("array_split", x, indices_or_sections, _axis_args("array_split", axis, dim, 0),
+                  False)
+
+
+def chunk(x, chunks, dim=0):
+    """PyTorch's ``chunk``: parts of ceil(n / chunks) elements along ``dim``, the last one smaller, so
+    there may be fewer than ``chunks`` (6 into 4 gives 2, 2, 2); an empty axis gives ``chunks``
+    empty parts."""
+    x = _input("chunk", x)
+    chunks = _int("chunk", "chunks", chunks, low=1)
+    axis = _axis("chunk", dim, x.ndim, "dim")
+    n = x.shape[axis]
+    if n == 0:
+        return _split("chunk", x, chunks, axis, False)
+    size = -(-n // chunks)
+    return _split("chunk", x, list(range(size, n, size)), axis, False)
+
+
+def expand(x, *sizes):
+    """PyTorch's ``expand``: ``x`` broadcast to ``sizes`` (varargs or a tuple); -1 keeps an existing
+    axis' size, new axes go in front: x (3, 1), (2, -1, 4) -> (2, 3, 4). A view, no copy."""
+    x = _input("expand", x)
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    sizes = tuple(_int("expand", "sizes", n, low=-1) for n in sizes)
+    new = len(sizes) - x.ndim
+    if new < 0 or -1 in sizes[:new]:
+        raise ShapeError(f"expand: sizes {sizes} do not fit a tensor of shape {x.shape}: give at least "
+                         f"{x.ndim} sizes, -1 only for existing axes")
+    target = sizes[:new] + tuple(n if s == -1 else s for s, n in zip(sizes[new:], x.shape))
+    if any(n not in (1, s) for s, n in zip(target[new:], x.shape)):
+        raise ShapeError(f"expand: cannot expand shape {x.shape} to {sizes}; only axes of size 1 grow "
+                         f"(-1 keeps a size)")
+    return broadcast_to(x, target)
+
+
+def expand_as(x, other):
+    """``expand(x, other.shape)``."""
+    return expand(x, _input("expand_as", other, "other").shape)
+
+
+def clone(x):
+    """A copy of ``x`` in the graph: gradients flow through it to ``x``."""
+    return apply(LA.Clone(), _input("clone", x))
+
+
+concatenate = cat = concat
+# --- end of the shape area ------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 A 0-d tensor is the scalar case, so micrograd-style scalar expressions use the same class. Operators
 and methods only dispatch to ops (see ``tinygraph.functional``); the engine lives in ``autograd``.
 """
+import numbers
+
 import numpy as np
 
 from .errors import DTypeError, GraphError, ShapeError
@@ -37,6 +39,8 @@ class Tensor:
         requires_grad: whether gradients flow to this tensor.
         op: the op that produced it (None for a leaf), with ``inputs`` its ordered arguments.
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
+        shape, ndim, size: numpy's; ``size`` is the element count, a property. PyTorch's ``t.size()``
+            is ``t.shape`` here, its ``t.numel()`` and ``t.dim()`` exist as methods.
     """
     __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
                  "_step", "_cache", "_uses", "_stamp", "__weakref__")
@@ -138,7 +142,7 @@ class Tensor:
         return bool(self._data)
 
     def __float__(self):
-        return float(self._data)
+        return float(self.item())  # any single-element tensor, as PyTorch (numpy 2 refuses shape (1,))
 
     __hash__ = object.__hash__
 
@@ -299,8 +303,19 @@ class Tensor:
     def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
-    def reshape(self, *shape): return F.reshape(self, shape[0] if len(shape) == 1 else shape)
-    def transpose(self, *axes): return F.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+    def reshape(self, *shape):
+        """``t.reshape(2, 3)``, ``t.reshape((2, 3))`` or ``t.reshape(-1)`` (one -1 stands for the rest)."""
+        return F.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes):
+        """numpy: ``t.transpose()`` reverses the axes, ``t.transpose((2, 0, 1))`` or
+        ``t.transpose(2, 0, 1)`` permutes them. Two ints are PyTorch's ``transpose(dim0, dim1)``, a
+        swap of two axes, so on a 2-D tensor ``t.transpose(0, 1)`` swaps (numpy would read it as the
+        identity permutation: write ``t.transpose((0, 1))`` for that)."""
+        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
+            return F._transpose_dims(self, *axes)
+        return F.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
     def swapaxes(self, axis1, axis2): return F.swapaxes(self, axis1, axis2)
     def broadcast_to(self, shape): return F.broadcast_to(self, shape)
     def astype(self, dtype): return F.astype(self, dtype)
@@ -353,6 +368,108 @@ class Tensor:
     def fmax(self, other): return F.fmax(self, other)
     def fmin(self, other): return F.fmin(self, other)
     negative, absolute, clamp = neg, abs, clip
+    # ==============================================================================================
+    # --- shape area: layout methods in PyTorch's and numpy's spellings, copies, casts, sizes --------
+    # ``size`` stays numpy's property, the element count (the codebase relies on it): PyTorch's
+    # ``t.size()`` is ``t.shape`` here and its ``t.numel()`` is ``t.numel()`` or ``t.size``.
+    # ==============================================================================================
+    def view(self, *shape):
+        """PyTorch's ``view``: ``reshape`` (``t.view(-1)``, ``t.view(2, 3)``); the value may be a copy
+        when numpy cannot view it, which changes nothing for gradients (tensors are not written in
+        place)."""
+        return F.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def unsqueeze(self, dim): return F.unsqueeze(self, dim)
+
+    def squeeze(self, axis=None, **dim):
+        """Remove size-1 axes: all (``t.squeeze()``) or the given ones (``axis`` or PyTorch's ``dim``),
+        each of which must have size 1."""
+        return F.squeeze(self, axis, **dim)
+
+    def permute(self, *dims):
+        """``t.permute(2, 0, 1)`` or ``t.permute((2, 0, 1))``: axis ``dims[k]`` becomes axis k."""
+        return F.permute(self, dims[0] if len(dims) == 1 else dims)
+
+    def movedim(self, source, destination): return F.moveaxis(self, source, destination)
+    moveaxis = movedim
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """PyTorch's ``flatten``: axes ``start_dim`` .. ``end_dim`` merged (all of them by default)."""
+        return F.flatten(self, start_dim, end_dim)
+
+    def ravel(self): return F.ravel(self)
+
+    def flip(self, *axis, **dims):
+        """``t.flip()`` (numpy: every axis), ``t.flip(0)``, ``t.flip(0, 1)``, ``t.flip((0, 1))``,
+        ``t.flip(dims=(0,))`` (PyTorch)."""
+        return F.flip(self, None if not axis else axis[0] if len(axis) == 1 else axis, **dims)
+
+    def roll(self, *args, **kwargs):
+        """``t.roll(shift, axis=None)``; PyTorch's ``t.roll(shifts, dims)`` too (see ``tg.roll``)."""
+        return F.roll(self, *args, **kwargs)
+
+    def repeat(self, repeats, axis=None, **dim):
+        """numpy's ``repeat``: each element repeated (``t.repeat(2)`` on [a, b] is [a, a, b, b]; see
+        ``tg.repeat``). PyTorch's ``Tensor.repeat`` means numpy's ``tile``: use ``t.tile``."""
+        return F.repeat(self, repeats, axis, **dim)
+
+    def tile(self, *reps):
+        """``t.tile(2, 1)`` or ``t.tile((2, 1))``: copies side by side (PyTorch's ``Tensor.repeat``)."""
+        return F.tile(self, reps[0] if len(reps) == 1 else reps)
+
+    def expand(self, *sizes):
+        """PyTorch's ``expand``: broadcast to ``sizes``, -1 keeping a size (``t.expand(2, -1)``)."""
+        return F.expand(self, *sizes)
+
+    def expand_as(self, other): return F.expand_as(self, other)
+
+    def clone(self):
+        """A copy in the graph: gradients flow through it (``detach`` cuts them)."""
+        return F.clone(self)
+
+    def tolist(self):
+        """The value as nested Python lists of Python numbers (a 0-d tensor: one number)."""
+        return self.numpy().tolist()
+
+    def pow(self, exponent): return F.pow(self, exponent)
+
+    def numel(self):
+        """The number of elements (PyTorch's ``numel()``; numpy's ``size``, kept as the property)."""
+        return self._data.size
+
+    def dim(self):
+        """The number of dimensions (PyTorch; numpy's ``ndim``)."""
+        return self._data.ndim
+
+    @property
+    def mT(self):
+        """The last two axes swapped: (..., m, n) -> (..., n, m)."""
+        if self._data.ndim < 2:
+            raise ShapeError(f"mT: needs at least 2 dimensions, got shape {self.shape}")
+        return F.swapaxes(self, -1, -2)
+
+    # Casts, PyTorch's spellings. Defined last: inside the class body they shadow the builtins
+    # ``float``, ``int`` and ``bool``; ``float(t)`` still calls ``__float__`` (a Python float).
+    def double(self):
+        """``astype(float64)``."""
+        return F.astype(self, np.float64)
+
+    def float(self):
+        """``astype(float32)`` (PyTorch's ``float()``); Python's ``float(t)`` stays a Python float."""
+        return F.astype(self, np.float32)
+
+    def long(self):
+        """``astype(int64)``: the result does not require grad."""
+        return F.astype(self, np.int64)
+
+    def int(self):
+        """``astype(int32)``: the result does not require grad."""
+        return F.astype(self, np.int32)
+
+    def bool(self):
+        """``astype(bool)``: the result does not require grad."""
+        return F.astype(self, np.bool_)
+    # --- end of the shape area's methods ------------------------------------------------------------
 
 
 tensor = Tensor

@@ -471,6 +471,38 @@ def _nan_to_num(draw, op_cls, dtype):
     nan, posinf, neginf = (draw(st.sampled_from(v)) for v in ([0.0, 1.5], [2.0, 10.0], [-2.0, -10.0]))
     return op_cls(nan, posinf, neginf), [x]
 # --- end of elementwise math ---------------------------------------------------------------------------
+# --- shape area: flip, roll, pad --------------------------------------------------------------------
+@_sampler("flip")
+@st.composite
+def _flip(draw, op_cls, dtype):
+    """Any subset of the axes (none included), as the sorted tuple the functional form passes."""
+    shape = draw(shapes())
+    axes = draw(st.sets(st.sampled_from(range(len(shape)))) if shape else st.just(set()))
+    return op_cls(tuple(sorted(axes))), draw(_op_inputs(op_cls, [shape], dtype))
+
+
+@_sampler("roll")
+@st.composite
+def _roll(draw, op_cls, dtype):
+    """An int shift of the flattened array (axis None), or one shift per axis of a subset of the axes;
+    shifts from -5 to 5, so some exceed the axis' size."""
+    shape = draw(shapes())
+    if not shape or draw(st.booleans()):
+        return op_cls(draw(st.integers(-5, 5)), None), draw(_op_inputs(op_cls, [shape], dtype))
+    axes = tuple(sorted(draw(st.sets(st.sampled_from(range(len(shape))), min_size=1))))
+    shift = tuple(draw(st.integers(-5, 5)) for _ in axes)
+    return op_cls(shift, axes), draw(_op_inputs(op_cls, [shape], dtype))
+
+
+@_sampler("pad")
+@st.composite
+def _pad(draw, op_cls, dtype):
+    """Constant padding: 0-2 elements before and after each axis, one constant per side."""
+    shape = draw(shapes())
+    widths = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in shape)
+    values = tuple((draw(st.sampled_from([0.0, 1.5])), draw(st.sampled_from([0.0, -2.0]))) for _ in shape)
+    return op_cls(widths, values), draw(_op_inputs(op_cls, [shape], dtype))
+# --- end of the shape area's samplers -----------------------------------------------------------------
 
 
 def op_samples(op_cls, dtype=np.float64):

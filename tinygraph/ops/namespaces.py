@@ -60,6 +60,11 @@ class NUMPY_VJP(metaclass=_FallsBack):
     unbroadcast = staticmethod(unbroadcast)
     index_add = staticmethod(Scatter)  # lazy: the engine adds it where it is needed
 
+    @staticmethod
+    def apply(op, *arrays):
+        """``op``'s forward on arrays: the tangent rule of a linear op is the op itself."""
+        return op.forward(*arrays)
+
 
 class TENSOR_VJP(metaclass=_FallsBack):
     """The namespace gradient rules compute with under ``create_graph=True``: differentiable ops.
@@ -92,6 +97,9 @@ class TENSOR_VJP(metaclass=_FallsBack):
 
     @staticmethod
     def index_add(shape, index, g, accumulate): return apply(IndexAdd(shape, index, accumulate), g)
+
+    @staticmethod
+    def apply(op, *tensors): return apply(op, *tensors)
 
 
 from .. import functional as F  # noqa: E402  (functional imports this package: resolved at call time)

@@ -49,6 +49,9 @@ class Reshape(Op):
     def __init__(self, shape): self.shape = shape
     def forward(self, x): return x.reshape(self.shape)
     def vjp(self, B, g, out, x): return (g.reshape(x.shape),)
+    def jvp(self, B, tangents, out, x):
+        t, = tangents
+        return None if t is None else t.reshape(out.shape)  # out.shape: the -1 resolved
     def explain(self, x):
         return (f"reshape: cannot reshape {x.shape} ({x.size} elements) into {self.shape}; "
                 f"the element counts must match (one -1 may stand for the rest)")
@@ -62,6 +65,9 @@ class Transpose(Op):
     def __init__(self, axes): self.axes = axes
     def forward(self, x): return x.transpose(self.axes)
     def vjp(self, B, g, out, x): return (g.transpose(tuple(np.argsort(self.axes))),)
+    def jvp(self, B, tangents, out, x):
+        t, = tangents
+        return None if t is None else t.transpose(self.axes)
     def explain(self, x):
         return f"transpose: axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}"
 
@@ -73,6 +79,9 @@ class BroadcastTo(Op):
     def __init__(self, shape): self.shape = shape
     def forward(self, x): return np.broadcast_to(x, self.shape)
     def vjp(self, B, g, out, x): return (B.unbroadcast(g, x.shape),)
+    def jvp(self, B, tangents, out, x):
+        t, = tangents
+        return None if t is None else B.broadcast_to(t, self.shape)
     def explain(self, x):
         return f"broadcast_to: cannot broadcast {x.shape} to {self.shape}"
 
@@ -91,6 +100,9 @@ class GetItem(Op):
     def __init__(self, index): self.index, self.advanced = index, is_advanced(index)
     def forward(self, x): return x[self.index]
     def vjp(self, B, g, out, x): return (B.index_add(x.shape, self.index, g, self.advanced),)
+    def jvp(self, B, tangents, out, x):
+        t, = tangents
+        return None if t is None else t[self.index]
     def explain(self, x):
         return f"getitem: index {self.index!r} is not valid for a tensor of shape {x.shape}"
 
@@ -104,6 +116,9 @@ class IndexAdd(Op):
     def __init__(self, shape, index, advanced): self.shape, self.index, self.advanced = shape, index, advanced
     def forward(self, g): return index_add(self.shape, self.index, g, self.advanced)
     def vjp(self, B, g, out, src): return (g[self.index],)
+    def jvp(self, B, tangents, out, src):
+        t, = tangents  # linear: the tangent is the op applied to the source's tangent
+        return None if t is None else B.apply(self, t)
 
 
 class Concat(Op):
@@ -117,6 +132,11 @@ class Concat(Op):
         ends = np.cumsum([x.shape[self.axis] for x in xs])
         lead = (slice(None),) * self.axis
         return tuple(g[lead + (slice(end - x.shape[self.axis], end),)] for x, end in zip(xs, ends))
+
+    def jvp(self, B, tangents, out, *xs):
+        if all(t is None for t in tangents):
+            return None
+        return B.concat([_or_zeros(B, t, x, out.dtype) for t, x in zip(tangents, xs)], axis=self.axis)
 
     def explain(self, *xs):
         shapes = ", ".join(str(x.shape) for x in xs)
@@ -146,6 +166,11 @@ class Stack(Op):
         lead = (slice(None),) * self.axis
         return tuple(g[lead + (k,)] for k in range(len(xs)))
 
+    def jvp(self, B, tangents, out, *xs):
+        if all(t is None for t in tangents):
+            return None
+        return B.stack([_or_zeros(B, t, x, out.dtype) for t, x in zip(tangents, xs)], axis=self.axis)
+
     def explain(self, *xs):
         shapes = sorted({x.shape for x in xs})
         return f"stack: all tensors must have the same shape, got {shapes}"
@@ -158,3 +183,11 @@ class AsType(Op):
     def __init__(self, dtype): self.dtype = np.dtype(dtype)
     def forward(self, x): return x.astype(self.dtype)
     def vjp(self, B, g, out, x): return (g.astype(x.dtype),)
+    def jvp(self, B, tangents, out, x):
+        t, = tangents  # a cast to integers or bool is piecewise constant: its tangent is zero
+        return None if t is None or self.dtype.kind != "f" else t.astype(self.dtype)
+
+
+def _or_zeros(B, t, x, dtype):
+    """The tangent ``t`` of input ``x``, or zeros of ``x``'s shape and ``dtype`` (the output's) for None."""
+    return B.zeros(x.shape, dtype=dtype) if t is None else t
