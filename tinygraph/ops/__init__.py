@@ -1,4 +1,5 @@
 """Primitive ops. Importing this package registers every op in ``OPS``."""
 from .base import OPS, Op, apply, unbroadcast  # noqa: F401
 from . import fused, head, math, shape  # noqa: F401  (registers the ops)
+from . import reduce  # noqa: F401  (registers the ops)
 from .namespaces import NUMPY_VJP, TENSOR_VJP  # noqa: F401
