@@ -7,6 +7,9 @@ from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cro
                          embedding, exp, linear_cross_entropy, log, log_softmax, logsumexp, matmul,
                          max, maximum, mean, mse_loss, relu, reshape, sigmoid, softmax, split, sqrt,
                          stack, sum, swapaxes, tanh, transpose, where)
+from .functional import (argmax, argmin, argsort, cumprod, cumsum, diag, diagonal, diff, dot,  # noqa: F401,E501  # reduce
+                         einsum, inner, kron, min, outer, prod, sort, std, tensordot, trace, tril, triu,
+                         var)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
