@@ -688,14 +688,21 @@ def einsum(subscripts, *operands, optimize=False):
 
 
 def _contract(a, b, axes_a, axes_b):
-    """sum over the paired axes of a and b -> a's other axes then b's (one einsum node)."""
-    letters = _letters(a.ndim + b.ndim)
-    sa = letters[:a.ndim]
-    sb = letters[a.ndim:]
-    for i, j in zip(axes_a, axes_b):
-        sb[j] = sa[i]
-    out = [c for d, c in enumerate(sa) if d not in axes_a] + [c for d, c in enumerate(sb) if d not in axes_b]
-    return apply(RD.Einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", True), a, b)
+    """Sum over the paired axes of a and b -> a's other axes then b's. numpy's tensordot algorithm:
+    both operands transposed and reshaped to matrices (views, or one copy when the transpose is not
+    contiguous), then one matmul, whose rules are BLAS products too."""
+    free_a = [d for d in range(a.ndim) if d not in axes_a]
+    free_b = [d for d in range(b.ndim) if d not in axes_b]
+    k = int(np.prod([a.shape[d] for d in axes_a]))
+    left = _transposed(a, free_a + list(axes_a))
+    right = _transposed(b, list(axes_b) + free_b)
+    product = matmul(reshape(left, (-1, k)), reshape(right, (k, -1)))
+    return reshape(product, tuple(a.shape[d] for d in free_a) + tuple(b.shape[d] for d in free_b))
+
+
+def _transposed(x, axes):
+    """``x`` with its axes in this order (no node when the order is already the identity)."""
+    return x if axes == list(range(x.ndim)) else transpose(x, tuple(axes))
 
 
 def tensordot(a, b, axes=2):

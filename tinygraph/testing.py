@@ -471,9 +471,6 @@ def _sort(draw, op_cls, dtype):
             draw(_op_inputs(op_cls, [shape], dtype)))
 
 
-SAMPLERS["argsort"] = SAMPLERS["sort"]
-
-
 @_sampler("arg_reduce")
 @st.composite
 def _arg_reduce(draw, op_cls, dtype):

@@ -337,7 +337,9 @@ class Sort(Op):
     distinct = True  # at ties the gradient is not unique
     def __init__(self, axis, descending=False): self.axis, self.descending = axis, descending
     def forward(self, x):
-        return np.take_along_axis(x, _sorted_order(np, x, self.axis, self.descending), self.axis)
+        # the values do not depend on the order chosen among ties: numpy's sort, without the indices
+        ascending = np.sort(x, axis=self.axis, kind="stable")
+        return _flip(ascending, self.axis) if self.descending else ascending
 
     def vjp(self, B, g, out, x):
         order = _sorted_order(B, x, self.axis, self.descending)
@@ -375,6 +377,6 @@ class ArgMin(ArgMax):
 class ArgSort(_Index):
     """The stable order that sorts ``x`` along ``axis`` (``descending``: ties in original order)."""
     name = "argsort"
-    sample = "argsort"
+    sample = "sort"
     def __init__(self, axis, descending=False): self.axis, self.descending = axis, descending
     def forward(self, x): return _sorted_order(np, x, self.axis, self.descending).astype(np.int64)
