@@ -7,7 +7,8 @@ from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cro
                          embedding, exp, linear_cross_entropy, log, log_softmax, logsumexp, matmul,
                          max, maximum, mean, mse_loss, relu, reshape, sigmoid, softmax, split, sqrt,
                          stack, sum, swapaxes, tanh, transpose, where)
-from .functional import (argmax, argmin, argsort, cumprod, cumsum, diag, diagonal, diff, dot,  # noqa: F401,E501  # reduce
+# reduce: reductions, scans, linear algebra, sorting
+from .functional import (argmax, argmin, argsort, cumprod, cumsum, diag, diagonal, diff, dot,  # noqa: F401
                          einsum, inner, kron, min, outer, prod, sort, std, tensordot, trace, tril, triu,
                          var)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401

@@ -619,7 +619,8 @@ def _parse_einsum(subscripts, shapes):
         raise DTypeError(f"einsum: subscripts must be a string such as 'ij,jk->ik', got {subscripts!r}")
     spec = subscripts.replace(" ", "")
     if spec.count("->") > 1 or ("-" in spec.replace("->", "")) or (">" in spec.replace("->", "")):
-        raise ShapeError(f"einsum: subscripts {subscripts!r} must have the form 'ab,bc->ac' (at most one '->')")
+        raise ShapeError(f"einsum: subscripts {subscripts!r} must have the form 'ab,bc->ac' (at most "
+                         f"one '->')")
     lhs, arrow, output = spec.partition("->")
     terms = lhs.split(",")
     if len(terms) != len(shapes):
@@ -641,7 +642,9 @@ def _parse_einsum(subscripts, shapes):
         ellipsis_dims.append(len(shape) - named if "..." in term else 0)
     width = builtins.max(ellipsis_dims, default=0)
     broadcast = "".join(_letters(width, used))
-    inputs = [term.replace("...", broadcast[width - e:] if e else "") for term, e in zip(terms, ellipsis_dims)]
+    # an operand's '...' stands for the last e of the broadcast dimensions (right-aligned)
+    inputs = [term.replace("...", broadcast[width - e:] if e else "")
+              for term, e in zip(terms, ellipsis_dims)]
     if arrow:
         if "..." in output:
             output = output.replace("...", broadcast)
