@@ -18,6 +18,10 @@ from .functional import (arange, array_split, cat, chunk, clone, column_stack, c
                          hstack, linspace, moveaxis, movedim, ones, ones_like, pad, permute, rand,
                          randn, ravel, repeat, roll, squeeze, tile, unsqueeze, vstack, zeros,
                          zeros_like)
+# reduce: reductions, scans, linear algebra, sorting
+from .functional import (argmax, argmin, argsort, cumprod, cumsum, diag, diagonal, diff, dot,  # noqa: F401
+                         einsum, inner, kron, min, outer, prod, sort, std, tensordot, trace, tril, triu,
+                         var)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401

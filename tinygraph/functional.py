@@ -277,27 +277,60 @@ def normalize_axes(op_name, axis, ndim):
     return tuple(sorted(out))
 
 
-def sum(x, axis=None, keepdims=False):
-    """Sum over ``axis`` (int, tuple or None for all), optionally keeping reduced dims as 1."""
+def _axis_args(fn_name, axis, dim, keepdims, keepdim):
+    """``(axis, keepdims)`` from numpy's ``axis``/``keepdims`` or PyTorch's ``dim``/``keepdim``
+    spellings (None: not given; keepdims defaults to False). A TypeError names both if both are."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{fn_name}: got axis={axis!r} and dim={dim!r}; pass one of them (dim is "
+                            f"PyTorch's name for axis)")
+        axis = dim
+    if keepdim is not None:
+        if keepdims is not None:
+            raise TypeError(f"{fn_name}: got keepdims={keepdims!r} and keepdim={keepdim!r}; pass one of "
+                            f"them (keepdim is PyTorch's name for keepdims)")
+        keepdims = keepdim
+    return axis, bool(keepdims)
+
+
+def _check_nonempty(fn_name, x, axes):
+    """A reduction without an identity (max, min, argmax) cannot reduce an axis of length 0."""
+    empty = x.size == 0 if axes is None else builtins.any(x.shape[a] == 0 for a in axes)
+    if empty:
+        over = "all axes" if axes is None else f"axis {axes[0] if len(axes) == 1 else axes}"
+        raise ShapeError(f"{fn_name}: cannot reduce over {over} of a tensor of shape {x.shape}: it has no "
+                         f"elements there and {fn_name} has no identity; reduce a non-empty axis")
+
+
+def sum(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Sum over ``axis`` (int, tuple or None for all), optionally keeping reduced dims as 1.
+    The sum of no elements is 0. ``dim``/``keepdim`` are accepted as PyTorch's spellings."""
+    axis, keepdims = _axis_args("sum", axis, dim, keepdims, keepdim)
     x = as_tensor(x)
-    return apply(S.Sum(normalize_axes("sum", axis, x.ndim), bool(keepdims)), x)
+    return apply(S.Sum(normalize_axes("sum", axis, x.ndim), keepdims), x)
 
 
-def max(x, axis=None, keepdims=False):
-    """Max over ``axis``; ties share the gradient equally."""
+def max(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Max over ``axis`` (int, tuple or None for all); ties share the gradient equally.
+
+    numpy semantics: returns the values only, also with an axis (``torch.max(x, dim)``'s
+    ``(values, indices)`` is ``max(x, dim=d), argmax(x, dim=d)``). An empty reduced axis raises
+    ShapeError.
+    """
+    axis, keepdims = _axis_args("max", axis, dim, keepdims, keepdim)
     x = as_tensor(x)
     axes = normalize_axes("max", axis, x.ndim)
-    if x.size == 0:
-        raise ShapeError(f"max: cannot reduce an empty tensor of shape {x.shape}")
-    return apply(S.Max(axes, bool(keepdims)), x)
+    _check_nonempty("max", x, axes)
+    return apply(S.Max(axes, keepdims), x)
 
 
-def mean(x, axis=None, keepdims=False):
-    """Mean over ``axis``: ``sum / count``."""
+def mean(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Mean over ``axis``: ``sum / count``; the mean of no elements is NaN (as numpy and torch)."""
+    axis, keepdims = _axis_args("mean", axis, dim, keepdims, keepdim)
     x = as_tensor(x)
     axes = normalize_axes("mean", axis, x.ndim)
     count = x.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
-    return sum(x, axes, keepdims) * (1.0 / count)
+    return sum(x, axes, keepdims) * (1.0 / count if count else float("nan"))
 
 
 # --- shapes ---------------------------------------------------------------------------------------
@@ -373,7 +406,7 @@ def concat(tensors, axis=0, *, dim=_UNSET):
     """Join along an existing ``axis`` (PyTorch: ``dim``); ``axis`` None joins the flattened tensors.
     ``concat``, ``concatenate`` and ``cat`` are this one function."""
     tensors = _as_tensors("concat", tensors)
-    axis = _axis_args("concat", axis, dim, default=0)
+    axis = _one_of("concat", axis, dim, default=0)
     if axis is None:
         tensors, axis = [reshape(t, (-1,)) for t in tensors], 0
     return apply(S.Concat(_axis("concat", axis, tensors[0].ndim)), *tensors)
@@ -411,7 +444,7 @@ def split(x, indices_or_sections, axis=0, *, dim=_UNSET):
     they cannot be equal: see ``array_split``); a list of indices cuts before each, as slices do
     (``[2, 5]`` gives ``x[:2], x[2:5], x[5:]``; negative indices count from the end). Each part is a
     ``getitem`` of ``x``. (PyTorch's ``split`` takes part sizes instead.)"""
-    return _split("split", x, indices_or_sections, _axis_args("split", axis, dim, 0), True)
+    return _split("split", x, indices_or_sections, _one_of("split", axis, dim, 0), True)
 
 
 def _split(fn_name, x, indices_or_sections, axis, equal):
@@ -721,12 +754,11 @@ clamp = clip
 from . import random as _random  # noqa: E402
 from .ops import layout as LA  # noqa: E402
 
-def _axis_args(fn_name, axis, dim=_UNSET, default=None, axis_name="axis", dim_name="dim"):
+def _one_of(fn_name, axis, dim=_UNSET, default=None, axis_name="axis", dim_name="dim"):
     """The argument given as numpy's ``axis`` or as PyTorch's ``dim`` (``axis`` holds its default
     ``default`` when only ``dim`` is given; both given is an error).
 
-    Private to the shape area: a shared ``_axis_args`` is being written beside ``normalize_axes`` and
-    replaces this one at merge.
+    (``_axis_args`` beside ``normalize_axes`` does the same for the reductions' axis and keepdims.)
     """
     if dim is _UNSET:
         return axis
@@ -877,7 +909,7 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False
              steps=_UNSET):
     """``num`` (PyTorch: ``steps``; default 50 as numpy) evenly spaced values from ``start`` to ``stop``
     (included unless ``endpoint=False``); float64 unless ``dtype``."""
-    num = _int("linspace", "num", _axis_args("linspace", num, steps, 50, "num", "steps"), low=0)
+    num = _int("linspace", "num", _one_of("linspace", num, steps, 50, "num", "steps"), low=0)
     for argument, value in (("start", start), ("stop", stop)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise DTypeError(f"linspace: {argument} must be a real number, got {value!r}")
@@ -911,7 +943,7 @@ def squeeze(x, axis=None, *, dim=_UNSET):
     """Remove axes of size 1: all of them (``axis`` None), or the given ones (int or tuple), each of
     which must have size 1 (as numpy; PyTorch ignores a named axis of another size)."""
     x = _input("squeeze", x)
-    axis = _axis_args("squeeze", axis, dim)
+    axis = _one_of("squeeze", axis, dim)
     if axis is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
     axes = _axes("squeeze", axis, x.ndim)
@@ -927,7 +959,7 @@ def expand_dims(x, axis=None, *, dim=_UNSET):
     """Insert axes of size 1 so that they sit at ``axis`` (int or tuple) of the result, which has
     ``x.ndim + len(axis)`` dimensions (numpy): x (2, 3), axis (0, -1) -> (1, 2, 3, 1)."""
     x = _input("expand_dims", x)
-    axis = _axis_args("expand_dims", axis, dim)
+    axis = _one_of("expand_dims", axis, dim)
     if axis is None:
         raise ShapeError("expand_dims: axis is required (an int or a tuple of ints)")
     count = len(axis) if isinstance(axis, (tuple, list)) else 1
@@ -1021,7 +1053,7 @@ def repeat(x, repeats, axis=None, *, dim=_UNSET):
     An int count is a broadcast of a new axis after ``axis``, merged into it (gradient: a sum); per-
     element counts gather with an index array (gradient: a scatter-add)."""
     x = _input("repeat", x)
-    axis = _axis_args("repeat", axis, dim)
+    axis = _one_of("repeat", axis, dim)
     if axis is None:
         x, axis = ravel(x), 0
     axis = _axis("repeat", axis, x.ndim)
@@ -1062,7 +1094,7 @@ def flip(x, axis=None, *, dims=_UNSET):
     """Reverse the order of elements along ``axis`` (int or tuple; None: every axis). PyTorch spells
     it ``dims``."""
     x = _input("flip", x)
-    axis = _axis_args("flip", axis, dims, dim_name="dims")
+    axis = _one_of("flip", axis, dims, dim_name="dims")
     axes = tuple(range(x.ndim)) if axis is None else tuple(sorted(_axes("flip", axis, x.ndim)))
     return apply(LA.Flip(axes), x)
 
@@ -1073,10 +1105,10 @@ def roll(x, shift=None, axis=None, *, shifts=_UNSET, dims=_UNSET):
     length (or an int against a tuple, used for each); an axis named twice rolls by the sum. PyTorch
     spells them ``shifts`` and ``dims``."""
     x = _input("roll", x)
-    shift = _axis_args("roll", shift, shifts, None, "shift", "shifts")
+    shift = _one_of("roll", shift, shifts, None, "shift", "shifts")
     if shift is None:
         raise ShapeError("roll: shift is required (an int or a tuple of ints)")
-    axis = _axis_args("roll", axis, dims, dim_name="dims")
+    axis = _one_of("roll", axis, dims, dim_name="dims")
     shift_tuple = tuple(shift) if isinstance(shift, (tuple, list)) else (shift,)
     shift_tuple = tuple(_int("roll", "shift", s) for s in shift_tuple)
     if axis is None:
@@ -1199,7 +1231,7 @@ def column_stack(tensors):
 def array_split(x, indices_or_sections, axis=0, *, dim=_UNSET):
     """numpy's ``array_split``: like ``split``, but an int N may leave unequal parts: the first
     n % N parts get n // N + 1 elements, the others n // N (so 5 into 3 gives 2, 2, 1)."""
-    return _split("array_split", x, indices_or_sections, _axis_args("array_split", axis, dim, 0),
+    return _split("array_split", x, indices_or_sections, _one_of("array_split", axis, dim, 0),
                   False)
 
 
@@ -1247,3 +1279,432 @@ def clone(x):
 
 concatenate = cat = concat
 # --- end of the shape area ------------------------------------------------------------------------
+# === reduce: reductions, scans, linear algebra, sorting (ops in ops/reduce.py) =======================
+# ``sum``, ``max``, ``mean``, ``_axis_args`` and ``_check_nonempty`` are in the reductions section above.
+import string as _string  # noqa: E402
+
+from .ops import reduce as RD  # noqa: E402
+
+
+def _operand(fn_name, arg, value, like=None):
+    """``value`` as a Tensor; an unsupported dtype (complex, object, str) names the function and the
+    argument. A Python number adopts the floating dtype of ``like``."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and isinstance(value, numbers.Number) and like._data.dtype.kind == "f":
+        return Tensor._wrap(np.asarray(value, dtype=like._data.dtype))
+    return Tensor._wrap(to_array(value, what=f"{fn_name}: argument {arg}"))
+
+
+def _alias(fn_name, name, value, default, torch_name, torch_value):
+    """``value``, or PyTorch's spelling ``torch_value`` when given; giving both (``value`` not at its
+    ``default``) is a TypeError. For arguments whose numpy default is not None (``axis=-1``)."""
+    if torch_value is None:
+        return value
+    if value is not default and value != default:
+        raise TypeError(f"{fn_name}: got {name}={value!r} and {torch_name}={torch_value!r}; pass one of "
+                        f"them ({torch_name} is PyTorch's name for {name})")
+    return torch_value
+
+
+def _int_arg(fn_name, arg, value, low=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DTypeError(f"{fn_name}: {arg} must be an int, got {value!r}")
+    if low is not None and value < low:
+        raise ShapeError(f"{fn_name}: {arg} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _one_axis(fn_name, axis, ndim):
+    """``axis`` (one int) as a non-negative axis; a tuple is refused (the function takes one axis)."""
+    if isinstance(axis, (tuple, list)):
+        raise DTypeError(f"{fn_name}: axis must be a single int, got {axis!r}")
+    if ndim == 0:
+        raise ShapeError(f"{fn_name}: needs a tensor with at least 1 dimension, got a 0-d tensor")
+    return normalize_axes(fn_name, axis, ndim)[0]
+
+
+def min(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Min over ``axis`` (int, tuple or None for all); ties share the gradient equally.
+
+    numpy semantics: the values only, also with an axis (for torch's indices use ``argmin``). An
+    empty reduced axis raises ShapeError.
+    """
+    axis, keepdims = _axis_args("min", axis, dim, keepdims, keepdim)
+    x = _operand("min", "x", x)
+    axes = normalize_axes("min", axis, x.ndim)
+    _check_nonempty("min", x, axes)
+    return apply(RD.Min(axes, keepdims), x)
+
+
+def prod(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """Product over ``axis`` (int, tuple or None for all); the product of no elements is 1. The
+    gradient is exact with zeros in the input (the product of the other elements)."""
+    axis, keepdims = _axis_args("prod", axis, dim, keepdims, keepdim)
+    x = _operand("prod", "x", x)
+    return apply(RD.Prod(normalize_axes("prod", axis, x.ndim), keepdims), x)
+
+
+def _ddof(fn_name, ddof, correction, unbiased):
+    """numpy's ``ddof`` from one of ``ddof``, torch's ``correction`` or ``unbiased`` (default 0)."""
+    given = {k: v for k, v in (("ddof", ddof), ("correction", correction), ("unbiased", unbiased))
+             if v is not None}
+    if len(given) > 1:
+        raise TypeError(f"{fn_name}: got {', '.join(f'{k}={v!r}' for k, v in given.items())}; pass one "
+                        f"of ddof (numpy), correction or unbiased (PyTorch)")
+    if unbiased is not None:
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise DTypeError(f"{fn_name}: unbiased must be True or False, got {unbiased!r}")
+        return 1 if unbiased else 0
+    value = ddof if ddof is not None else correction if correction is not None else 0
+    name = "ddof" if ddof is not None else "correction"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DTypeError(f"{fn_name}: {name} must be a number (0 for the population variance, 1 for the "
+                         f"sample variance), got {value!r}")
+    return value
+
+
+def var(x, axis=None, ddof=None, keepdims=None, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Variance over ``axis``: ``sum((x - mean)**2) / (N - ddof)``, N the reduced count.
+
+    numpy's default ``ddof=0`` (PyTorch defaults to ``correction=1``: pass ``ddof=1``,
+    ``correction=1`` or ``unbiased=True`` for the sample variance). An empty reduction, or
+    ``ddof >= N``, gives NaN or inf without an exception, as numpy and torch.
+    """
+    axis, keepdims = _axis_args("var", axis, dim, keepdims, keepdim)
+    ddof = _ddof("var", ddof, correction, unbiased)
+    x = _operand("var", "x", x)
+    return apply(RD.Var(normalize_axes("var", axis, x.ndim), keepdims, ddof), x)
+
+
+def std(x, axis=None, ddof=None, keepdims=None, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Standard deviation ``sqrt(var(x, ...))``, same arguments as ``var`` (numpy's ddof=0 default)."""
+    axis, keepdims = _axis_args("std", axis, dim, keepdims, keepdim)
+    ddof = _ddof("std", ddof, correction, unbiased)
+    x = _operand("std", "x", x)
+    return sqrt(apply(RD.Var(normalize_axes("std", axis, x.ndim), keepdims, ddof), x))
+
+
+def _scan(fn_name, op_cls, x, axis, dim):
+    axis, _ = _axis_args(fn_name, axis, dim, None, None)
+    x = _operand(fn_name, "x", x)
+    if axis is None:  # numpy: the flattened input
+        x, axis = reshape(x, (-1,)), 0
+    return apply(op_cls(_one_axis(fn_name, axis, x.ndim)), x)
+
+
+def cumsum(x, axis=None, *, dim=None):
+    """Running sum along ``axis`` (None: of the flattened input, numpy's default); same shape."""
+    return _scan("cumsum", RD.CumSum, x, axis, dim)
+
+
+def cumprod(x, axis=None, *, dim=None):
+    """Running product along ``axis`` (None: flattened); gradients are exact with zeros in x."""
+    return _scan("cumprod", RD.CumProd, x, axis, dim)
+
+
+def diff(x, n=1, axis=-1, *, dim=None):
+    """``n``-th forward difference along ``axis``: ``out[i] = x[i+1] - x[i]`` applied n times, so
+    that axis has length ``max(len - n, 0)``; ``n=0`` returns x."""
+    axis = _alias("diff", "axis", axis, -1, "dim", dim)
+    x = _operand("diff", "x", x)
+    n = _int_arg("diff", "n", n, low=0)
+    axis = _one_axis("diff", axis, x.ndim)
+    return x if n == 0 else apply(RD.Diff(n, axis), x)
+
+
+# --- contractions ---
+def _letters(count, avoid=""):
+    free = [c for c in _string.ascii_letters if c not in avoid]
+    if count > len(free):
+        raise ShapeError(f"einsum: needs {count} distinct labels, more than the 52 letters available")
+    return free[:count]
+
+
+def _parse_einsum(subscripts, shapes):
+    """Explicit, ellipsis-free subscripts for these operand shapes (numpy's rules: ``...`` stands for
+    the leading dimensions, right-aligned across operands; the implicit output is the ``...``
+    dimensions then the labels used once, in alphabetical order). Returns the canonical string."""
+    if not isinstance(subscripts, str):
+        raise DTypeError(f"einsum: subscripts must be a string such as 'ij,jk->ik', got {subscripts!r}")
+    spec = subscripts.replace(" ", "")
+    if spec.count("->") > 1 or ("-" in spec.replace("->", "")) or (">" in spec.replace("->", "")):
+        raise ShapeError(f"einsum: subscripts {subscripts!r} must have the form 'ab,bc->ac' (at most "
+                         f"one '->')")
+    lhs, arrow, output = spec.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ShapeError(f"einsum: subscripts {subscripts!r} name {len(terms)} operand(s), got "
+                         f"{len(shapes)} operand(s)")
+    for term in terms + [output]:
+        rest = term.replace("...", "", 1)
+        bad = sorted(set(c for c in rest if c not in _string.ascii_letters))
+        if bad:
+            raise ShapeError(f"einsum: subscripts {subscripts!r} contain {''.join(bad)!r}; labels are "
+                             f"letters a-z, A-Z, and '...' (at most once per operand)")
+    used = "".join(set(spec) & set(_string.ascii_letters))
+    ellipsis_dims = []
+    for term, shape in zip(terms, shapes):
+        named = len(term.replace("...", ""))
+        if ("..." in term and named > len(shape)) or ("..." not in term and named != len(shape)):
+            raise ShapeError(f"einsum: operand {term!r} has {named} label(s) for a tensor of shape "
+                             f"{shape} ({len(shape)} dimensions)")
+        ellipsis_dims.append(len(shape) - named if "..." in term else 0)
+    width = builtins.max(ellipsis_dims, default=0)
+    broadcast = "".join(_letters(width, used))
+    # an operand's '...' stands for the last e of the broadcast dimensions (right-aligned)
+    inputs = [term.replace("...", broadcast[width - e:] if e else "")
+              for term, e in zip(terms, ellipsis_dims)]
+    if arrow:
+        if "..." in output:
+            output = output.replace("...", broadcast)
+        elif width and builtins.any(ellipsis_dims):
+            raise ShapeError(f"einsum: subscripts {subscripts!r}: the output needs '...' for the "
+                             f"dimensions the inputs' '...' stand for")
+        for c in output:
+            if output.count(c) > 1:
+                raise ShapeError(f"einsum: output label {c!r} repeats in {subscripts!r}")
+            if c not in "".join(inputs):
+                raise ShapeError(f"einsum: output label {c!r} of {subscripts!r} is in no operand")
+    else:
+        joined = "".join(terms)
+        output = broadcast + "".join(sorted(c for c in set(joined) if c in _string.ascii_letters
+                                            and joined.count(c) == 1))
+    sizes = {}
+    for term, shape in zip(inputs, shapes):
+        for c in set(term):
+            within = {n for d, n in zip(term, shape) if d == c}
+            if len(within) > 1:
+                raise ShapeError(f"einsum: label {c!r} repeats in operand {term!r} over dimensions of "
+                                 f"different sizes, shape {shape}")
+            n = within.pop()
+            if n != 1 and sizes.setdefault(c, n) != n:
+                raise ShapeError(f"einsum: label {c!r} stands for dimensions of sizes {sizes[c]} and {n} "
+                                 f"(only size 1 broadcasts)")
+    return ",".join(inputs) + "->" + output
+
+
+def einsum(subscripts, *operands, optimize=False):
+    """Einstein summation, numpy's ``einsum(subscripts, *operands)`` as one node.
+
+    ``subscripts`` labels each operand's dimensions with letters: ``'ij,jk->ik'`` (matrix product),
+    ``'ii->'`` (trace), ``'ii->i'`` (diagonal), ``'bij,bjk->bik'`` (batched), ``'...ij->...ji'``
+    (``...`` for leading dimensions, broadcast across operands); without ``->`` the output is the
+    ``...`` dimensions then the labels used exactly once, alphabetically. Size-1 dimensions
+    broadcast. ``optimize``: numpy's contraction-order search (True for BLAS on large operands).
+    """
+    if not operands:
+        raise ShapeError("einsum: needs at least one operand")
+    tensors = [_operand("einsum", f"operands[{k}]", t) for k, t in enumerate(operands)]
+    canonical = _parse_einsum(subscripts, [t.shape for t in tensors])
+    return apply(RD.Einsum(canonical, bool(optimize)), *tensors)
+
+
+def _contract(a, b, axes_a, axes_b):
+    """Sum over the paired axes of a and b -> a's other axes then b's. numpy's tensordot algorithm:
+    both operands transposed and reshaped to matrices (views, or one copy when the transpose is not
+    contiguous), then one matmul, whose rules are BLAS products too."""
+    free_a = [d for d in range(a.ndim) if d not in axes_a]
+    free_b = [d for d in range(b.ndim) if d not in axes_b]
+    k = int(np.prod([a.shape[d] for d in axes_a]))
+    left = _transposed(a, free_a + list(axes_a))
+    right = _transposed(b, list(axes_b) + free_b)
+    product = matmul(reshape(left, (-1, k)), reshape(right, (k, -1)))
+    return reshape(product, tuple(a.shape[d] for d in free_a) + tuple(b.shape[d] for d in free_b))
+
+
+def _transposed(x, axes):
+    """``x`` with its axes in this order (no node when the order is already the identity)."""
+    return x if axes == list(range(x.ndim)) else transpose(x, tuple(axes))
+
+
+def tensordot(a, b, axes=2):
+    """Sum products over the given axes (numpy's ``tensordot``): ``axes=N`` pairs the last N axes of
+    a with the first N of b; ``axes=(axes_a, axes_b)`` pairs them explicitly (ints or sequences of
+    equal length). Result: a's remaining axes, then b's."""
+    a = _operand("tensordot", "a", a)
+    b = _operand("tensordot", "b", b, a)
+    if isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
+        if not 0 <= axes <= builtins.min(a.ndim, b.ndim):
+            raise ShapeError(f"tensordot: axes={axes} must lie in [0, {builtins.min(a.ndim, b.ndim)}] for "
+                             f"shapes {a.shape} and {b.shape}")
+        axes_a, axes_b = list(range(a.ndim - axes, a.ndim)), list(range(axes))
+    elif isinstance(axes, (tuple, list)) and len(axes) == 2:
+        pair = [list(p) if isinstance(p, (tuple, list)) else [p] for p in axes]
+        if len(pair[0]) != len(pair[1]):
+            raise ShapeError(f"tensordot: axes {axes!r} pair {len(pair[0])} axes of a with "
+                             f"{len(pair[1])} of b; give as many for each")
+        axes_a, axes_b = [], []
+        for lst, t, out in ((pair[0], a, axes_a), (pair[1], b, axes_b)):
+            for d in lst:
+                out.append(normalize_axes("tensordot", _int_arg("tensordot", "axes", d), t.ndim)[0])
+            if len(set(out)) != len(out):
+                raise ShapeError(f"tensordot: axes {axes!r} repeat an axis")
+    else:
+        raise DTypeError(f"tensordot: axes must be an int or a pair of int sequences, got {axes!r}")
+    for i, j in zip(axes_a, axes_b):
+        if a.shape[i] != b.shape[j]:
+            raise ShapeError(f"tensordot: axis {i} of a {a.shape} has size {a.shape[i]}, axis {j} of b "
+                             f"{b.shape} has size {b.shape[j]}; paired axes must have equal sizes")
+    return _contract(a, b, axes_a, axes_b)
+
+
+def dot(a, b):
+    """numpy's ``dot``: a 0-d operand multiplies; 1-d and 2-d operands (and an N-d with a 1-d)
+    are ``matmul``; otherwise sums over a's last axis and b's second-to-last, giving
+    ``a.shape[:-1] + b.shape[:-2] + b.shape[-1:]``."""
+    a = _operand("dot", "a", a)
+    b = _operand("dot", "b", b, a)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    k = 0 if b.ndim == 1 else b.ndim - 2
+    if a.shape[-1] != b.shape[k]:
+        raise ShapeError(f"dot: shapes {a.shape} and {b.shape} are not aligned: the last axis of a "
+                         f"({a.shape[-1]}) must match axis {k} of b ({b.shape[k]})")
+    if a.ndim <= 2 and b.ndim <= 2 or a.ndim == 1 or b.ndim == 1:
+        return matmul(a, b)
+    return _contract(a, b, [a.ndim - 1], [k])
+
+
+def inner(a, b):
+    """numpy's ``inner``: sum over the last axes of a and b (a 0-d operand multiplies); result
+    ``a.shape[:-1] + b.shape[:-1]``."""
+    a = _operand("inner", "a", a)
+    b = _operand("inner", "b", b, a)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if a.shape[-1] != b.shape[-1]:
+        raise ShapeError(f"inner: the last axes of {a.shape} and {b.shape} differ ({a.shape[-1]} and "
+                         f"{b.shape[-1]})")
+    return _contract(a, b, [a.ndim - 1], [b.ndim - 1])
+
+
+def outer(a, b):
+    """numpy's ``outer``: both operands flattened, ``out[i, j] = a[i] * b[j]`` (M, N)."""
+    a = _operand("outer", "a", a)
+    b = _operand("outer", "b", b, a)
+    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+
+
+def kron(a, b):
+    """Kronecker product (numpy's ``kron``): the shorter shape is padded with leading 1s, and
+    ``out[i*nb + j] = a[i] * b[j]`` along every axis, so out.shape = a.shape * b.shape."""
+    a = _operand("kron", "a", a)
+    b = _operand("kron", "b", b, a)
+    ndim = builtins.max(a.ndim, b.ndim)
+    sa = (1,) * (ndim - a.ndim) + a.shape
+    sb = (1,) * (ndim - b.ndim) + b.shape
+    spread_a = reshape(a, tuple(n for m in sa for n in (m, 1)))  # (a0, 1, a1, 1, ...)
+    spread_b = reshape(b, tuple(n for m in sb for n in (1, m)))  # (1, b0, 1, b1, ...)
+    return reshape(spread_a * spread_b, tuple(m * n for m, n in zip(sa, sb)))
+
+
+# --- diagonals and triangles ---
+def diagonal(x, offset=0, axis1=0, axis2=1, *, dim1=None, dim2=None):
+    """The ``offset``-th diagonal over ``axis1``/``axis2`` (torch: ``dim1``/``dim2``): those axes
+    are removed and the diagonal (``x[..., i, i + offset]``) is appended as the last axis."""
+    axis1 = _alias("diagonal", "axis1", axis1, 0, "dim1", dim1)
+    axis2 = _alias("diagonal", "axis2", axis2, 1, "dim2", dim2)
+    x = _operand("diagonal", "x", x)
+    if x.ndim < 2:
+        raise ShapeError(f"diagonal: needs a tensor with at least 2 dimensions, got shape {x.shape}")
+    offset = _int_arg("diagonal", "offset", offset)
+    a1 = normalize_axes("diagonal", _int_arg("diagonal", "axis1", axis1), x.ndim)[0]
+    a2 = normalize_axes("diagonal", _int_arg("diagonal", "axis2", axis2), x.ndim)[0]
+    if a1 == a2:
+        raise ShapeError(f"diagonal: axis1 and axis2 must differ, both are {a1}")
+    return apply(RD.Diagonal(offset, a1, a2), x)
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    """Sum of the ``offset``-th diagonal over ``axis1``/``axis2`` (numpy's ``trace``): a scalar for
+    a matrix, the remaining axes otherwise."""
+    return sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def diag(v, k=0):
+    """numpy's ``diag``: a 1-d ``v`` (n,) -> an (n + |k|, n + |k|) matrix with v on the k-th
+    diagonal; a 2-d ``v`` -> its k-th diagonal."""
+    v = _operand("diag", "v", v)
+    k = _int_arg("diag", "k", k)
+    if v.ndim == 2:
+        return diagonal(v, k)
+    if v.ndim != 1:
+        raise ShapeError(f"diag: v must be 1-d (to build a matrix) or 2-d (to take a diagonal), got "
+                         f"shape {v.shape}")
+    n = v.shape[0]
+    size = n + builtins.abs(k)
+    index = (np.arange(n) + builtins.max(-k, 0), np.arange(n) + builtins.max(k, 0))
+    return apply(S.IndexAdd((size, size), index, False), v)
+
+
+def _triangle(fn_name, x, k, diagonal_, lower):
+    k = _alias(fn_name, "k", k, 0, "diagonal", diagonal_)
+    x = _operand(fn_name, "x", x)
+    k = _int_arg(fn_name, "k", k)
+    if x.ndim == 0:
+        raise ShapeError(f"{fn_name}: needs a tensor with at least 1 dimension, got a 0-d tensor")
+    rows_cols = x.shape[-2:]
+    mask = np.tri(*rows_cols, k=k, dtype=bool) if lower else ~np.tri(*rows_cols, k=k - 1, dtype=bool)
+    return where(mask, x, Tensor._wrap(np.zeros((), x.dtype)))
+
+
+def tril(x, k=0, *, diagonal=None):
+    """Lower triangle of the last two axes: elements above the k-th diagonal set to 0 (numpy's
+    ``tril``; a 1-d x is broadcast to a square matrix first, as numpy). torch's ``diagonal`` = k."""
+    return _triangle("tril", x, k, diagonal, lower=True)
+
+
+def triu(x, k=0, *, diagonal=None):
+    """Upper triangle of the last two axes: elements below the k-th diagonal set to 0."""
+    return _triangle("triu", x, k, diagonal, lower=False)
+
+
+# --- sorting ---
+def _sort_args(fn_name, x, axis, dim, descending):
+    axis = _alias(fn_name, "axis", axis, -1, "dim", dim)
+    x = _operand(fn_name, "x", x)
+    if not isinstance(descending, (bool, np.bool_)):
+        raise DTypeError(f"{fn_name}: descending must be True or False, got {descending!r}")
+    if axis is None:  # numpy: the flattened input
+        x, axis = reshape(x, (-1,)), 0
+    return x, _one_axis(fn_name, axis, x.ndim), bool(descending)
+
+
+def sort(x, axis=-1, descending=False, stable=True, *, dim=None):
+    """Values sorted along ``axis`` (None: the flattened input), ascending unless ``descending``.
+    The sort is stable (``stable`` is accepted for PyTorch and ignored). Returns the values only
+    (torch's ``(values, indices)`` is ``sort(x), argsort(x)``); the gradient of each sorted position
+    goes to the element that was moved there."""
+    x, axis, descending = _sort_args("sort", x, axis, dim, descending)
+    return apply(RD.Sort(axis, descending), x)
+
+
+def argsort(x, axis=-1, descending=False, stable=True, *, dim=None):
+    """int64 positions that sort ``x`` along ``axis`` (stable: tied elements keep their order, also
+    when ``descending``). Not differentiable."""
+    x, axis, descending = _sort_args("argsort", x, axis, dim, descending)
+    return apply(RD.ArgSort(axis, descending), x)
+
+
+def _arg_reduce(fn_name, op_cls, x, axis, keepdims, dim, keepdim):
+    axis, keepdims = _axis_args(fn_name, axis, dim, keepdims, keepdim)
+    x = _operand(fn_name, "x", x)
+    if axis is not None:
+        axis = _one_axis(fn_name, axis, x.ndim)
+    _check_nonempty(fn_name, x, None if axis is None else (axis,))
+    return apply(op_cls(axis, keepdims), x)
+
+
+def argmax(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """int64 position of the first maximum along ``axis`` (an int; None: in the flattened input).
+    Not differentiable; an empty axis raises ShapeError."""
+    return _arg_reduce("argmax", RD.ArgMax, x, axis, keepdims, dim, keepdim)
+
+
+def argmin(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """int64 position of the first minimum along ``axis`` (an int; None: in the flattened input)."""
+    return _arg_reduce("argmin", RD.ArgMin, x, axis, keepdims, dim, keepdim)
+# === end of reduce ====================================================================================

@@ -300,9 +300,6 @@ class Tensor:
     def relu(self): return F.relu(self)
     def sqrt(self): return F.sqrt(self)
     def abs(self): return F.abs(self)
-    def sum(self, axis=None, keepdims=False): return F.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return F.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return F.max(self, axis, keepdims)
     def reshape(self, *shape):
         """``t.reshape(2, 3)``, ``t.reshape((2, 3))`` or ``t.reshape(-1)`` (one -1 stands for the rest)."""
         return F.reshape(self, shape[0] if len(shape) == 1 else shape)
@@ -470,6 +467,59 @@ class Tensor:
         """``astype(bool)``: the result does not require grad."""
         return F.astype(self, np.bool_)
     # --- end of the shape area's methods ------------------------------------------------------------
+    # --- reduce: reductions, scans, linear algebra, sorting (tinygraph.functional) ----------------
+    # numpy semantics and names, PyTorch's dim/keepdim accepted: ``x.max(dim=1)`` is the values only
+    # (for torch's indices use ``x.argmax(dim=1)``), ``x.sort()`` returns the sorted values (it does
+    # not sort in place as ndarray.sort does). numpy has no ``diag`` method, so neither has Tensor.
+    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def prod(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.prod(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def var(self, axis=None, ddof=None, keepdims=None, *, dim=None, keepdim=None, correction=None,
+            unbiased=None):
+        return F.var(self, axis, ddof, keepdims, dim=dim, keepdim=keepdim, correction=correction,
+                     unbiased=unbiased)
+
+    def std(self, axis=None, ddof=None, keepdims=None, *, dim=None, keepdim=None, correction=None,
+            unbiased=None):
+        return F.std(self, axis, ddof, keepdims, dim=dim, keepdim=keepdim, correction=correction,
+                     unbiased=unbiased)
+
+    def cumsum(self, axis=None, *, dim=None): return F.cumsum(self, axis, dim=dim)
+    def cumprod(self, axis=None, *, dim=None): return F.cumprod(self, axis, dim=dim)
+
+    def argmax(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmin(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return F.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def sort(self, axis=-1, descending=False, stable=True, *, dim=None):
+        return F.sort(self, axis, descending, stable, dim=dim)
+
+    def argsort(self, axis=-1, descending=False, stable=True, *, dim=None):
+        return F.argsort(self, axis, descending, stable, dim=dim)
+
+    def dot(self, other): return F.dot(self, other)
+    def trace(self, offset=0, axis1=0, axis2=1): return F.trace(self, offset, axis1, axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1, *, dim1=None, dim2=None):
+        return F.diagonal(self, offset, axis1, axis2, dim1=dim1, dim2=dim2)
+
+    def tril(self, k=0, *, diagonal=None): return F.tril(self, k, diagonal=diagonal)
+    def triu(self, k=0, *, diagonal=None): return F.triu(self, k, diagonal=diagonal)
+    # --- end of reduce ------------------------------------------------------------------------------
 
 
 tensor = Tensor

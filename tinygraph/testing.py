@@ -503,6 +503,82 @@ def _pad(draw, op_cls, dtype):
     values = tuple((draw(st.sampled_from([0.0, 1.5])), draw(st.sampled_from([0.0, -2.0]))) for _ in shape)
     return op_cls(widths, values), draw(_op_inputs(op_cls, [shape], dtype))
 # --- end of the shape area's samplers -----------------------------------------------------------------
+# === reduce: samplers for reductions, scans, contractions and sorting (ops/reduce.py) ================
+@_sampler("var")
+@st.composite
+def _var(draw, op_cls, dtype):
+    """Var(axis, keepdims, ddof) with ddof 0 or 1, below the reduced count (ddof >= N gives inf/NaN)."""
+    shape = draw(shapes())
+    axis = draw(_axes(shape))
+    count = math.prod(shape if axis is None else [shape[d] for d in axis])
+    ddof = draw(st.sampled_from([0, 1])) if count > 1 else 0
+    return op_cls(axis, draw(st.booleans()), ddof), draw(_op_inputs(op_cls, [shape], dtype))
+
+
+@_sampler("scan")
+@st.composite
+def _scan(draw, op_cls, dtype):
+    """A 1-3 dim input scanned along one of its axes (up to 5 long)."""
+    shape = draw(shapes(min_dims=1, max_side=5))
+    return op_cls(draw(st.integers(0, len(shape) - 1))), draw(_op_inputs(op_cls, [shape], dtype))
+
+
+@_sampler("diff")
+@st.composite
+def _diff(draw, op_cls, dtype):
+    """Diff(n, axis) with n from 1 to 3, also longer than the axis (the result is then empty)."""
+    shape = draw(shapes(min_dims=1, max_side=5))
+    return (op_cls(draw(st.integers(1, 3)), draw(st.integers(0, len(shape) - 1))),
+            draw(_op_inputs(op_cls, [shape], dtype)))
+
+
+# canonical subscripts: products, traces, diagonals, transposes, sums, outer products, 3 operands,
+# a label repeated within one operand and shared with another, a 0-d operand
+EINSUM_SUBSCRIPTS = ["ij,jk->ik", "bij,bjk->bik", "ii->", "ii->i", "ij->ji", "ij->", "i,j->ij",
+                     "ij,ij->ij", "ij,jk,kl->il", "ii,i->i", "iij->j", "iji->ij", "ij,ik->jk",
+                     ",i->i", "ij,j->i", "i,i->", "ijk->kj"]
+
+
+@_sampler("einsum")
+@st.composite
+def _einsum(draw, op_cls, dtype):
+    """An einsum from ``EINSUM_SUBSCRIPTS`` with a size drawn per label; a dimension whose label is
+    not repeated within its operand is sometimes 1 (broadcast against the others)."""
+    subscripts = draw(st.sampled_from(EINSUM_SUBSCRIPTS))
+    terms = subscripts.split("->")[0].split(",")
+    size = {c: draw(st.integers(1, 3)) for c in sorted(set("".join(terms)))}
+    shapes_ = [tuple(1 if term.count(c) == 1 and draw(st.integers(0, 4)) == 0 else size[c] for c in term)
+               for term in terms]
+    return op_cls(subscripts, draw(st.booleans())), draw(_op_inputs(op_cls, shapes_, dtype))
+
+
+@_sampler("diagonal")
+@st.composite
+def _diagonal(draw, op_cls, dtype):
+    """Diagonal(offset, axis1, axis2) of a 2-3 dim input, offsets that leave the diagonal empty too."""
+    shape = draw(shapes(min_dims=2))
+    axis1, axis2 = draw(st.permutations(range(len(shape))))[:2]
+    offset = draw(st.integers(-shape[axis1], shape[axis2]))
+    return op_cls(offset, axis1, axis2), draw(_op_inputs(op_cls, [shape], dtype))
+
+
+@_sampler("sort")
+@st.composite
+def _sort(draw, op_cls, dtype):
+    """Sort(axis, descending) / ArgSort(axis, descending) along one axis of a 1-3 dim input."""
+    shape = draw(shapes(min_dims=1, max_side=5))
+    return (op_cls(draw(st.integers(0, len(shape) - 1)), draw(st.booleans())),
+            draw(_op_inputs(op_cls, [shape], dtype)))
+
+
+@_sampler("arg_reduce")
+@st.composite
+def _arg_reduce(draw, op_cls, dtype):
+    """ArgMax/ArgMin(axis, keepdims): axis None or one axis of a non-empty input."""
+    shape = draw(shapes())
+    axis = draw(st.none() | st.integers(0, len(shape) - 1)) if shape else None
+    return op_cls(axis, draw(st.booleans())), draw(_op_inputs(op_cls, [shape], dtype))
+# === end of reduce ===================================================================================
 
 
 def op_samples(op_cls, dtype=np.float64):

@@ -24,6 +24,10 @@ class Sum(Op):
             g = g.reshape(kept_shape(x.shape, self.axis))
         return (B.broadcast_to(g, x.shape),)
 
+    def jvp(self, B, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else t.sum(axis=self.axis, keepdims=self.keepdims)
+
 
 class Max(Op):
     """Max over ``axis``; tied maxima share the gradient equally (as ``torch.amax``)."""
@@ -37,6 +41,15 @@ class Max(Op):
         keep = kept_shape(x.shape, self.axis)
         mask = (x == out.reshape(keep)).astype(g.dtype)
         return (g.reshape(keep) * mask / mask.sum(axis=self.axis, keepdims=True),)
+
+    def jvp(self, B, tangents, out, x):
+        # the tangent of a max is the mean tangent of the elements tied at it
+        (t,) = tangents
+        if t is None:
+            return None
+        mask = (x == out.reshape(kept_shape(x.shape, self.axis))).astype(t.dtype)
+        shared = (t * mask).sum(axis=self.axis, keepdims=True) / mask.sum(axis=self.axis, keepdims=True)
+        return shared if self.keepdims else shared.reshape(out.shape)
 
     def explain(self, x):
         return f"max: cannot reduce a tensor of shape {x.shape} over axis {self.axis} (empty?)"
