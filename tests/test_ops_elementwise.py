@@ -557,3 +557,15 @@ def test_a_float32_tensor_compares_with_a_python_float_in_float32():
 def test_an_integer_that_does_not_fit_the_tensors_dtype_is_refused():
     with pytest.raises(tg.DTypeError, match="add: argument y holds values outside the range of int8"):
         F.add(T(i8), 1000)
+
+
+def test_comparisons_are_exported_under_numpy_names_and_cut_the_gradient():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    pairs = [(tg.lt, tg.less, np.less), (tg.le, tg.less_equal, np.less_equal),
+             (tg.gt, tg.greater, np.greater), (tg.ge, tg.greater_equal, np.greater_equal),
+             (tg.eq, tg.equal, np.equal), (tg.ne, tg.not_equal, np.not_equal)]
+    for short, numpy_name, reference in pairs:
+        assert short is numpy_name
+        out = short(x, 2.0)
+        assert out.dtype == np.bool_ and not out.requires_grad
+        np.testing.assert_array_equal(out.data, reference(x.data, 2.0))

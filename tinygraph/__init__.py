@@ -22,6 +22,8 @@ from .functional import (arange, array_split, cat, chunk, clone, column_stack, c
 from .functional import (argmax, argmin, argsort, cumprod, cumsum, diag, diagonal, diff, dot,  # noqa: F401
                          einsum, inner, kron, min, outer, prod, sort, std, tensordot, trace, tril, triu,
                          var)
+from .functional import (eq, equal, ge, greater, greater_equal, gt, le, less, less_equal,  # noqa: F401
+                         lt, ne, not_equal)  # comparisons (not differentiable)
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401

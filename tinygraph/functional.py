@@ -744,6 +744,7 @@ remainder = mod
 atan2 = arctan2
 asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
 clamp = clip
+less, less_equal, greater, greater_equal, equal, not_equal = lt, le, gt, ge, eq, ne
 # --- end of elementwise math ---------------------------------------------------------------------------
 # ==================================================================================================
 # --- shape area: layout functions, creation functions ---------------------------------------------
