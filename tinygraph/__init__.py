@@ -7,6 +7,8 @@ from .functional import (abs, as_tensor, astype, broadcast_to, clip, concat, cro
                          embedding, exp, linear_cross_entropy, log, log_softmax, logsumexp, matmul,
                          max, maximum, mean, mse_loss, relu, reshape, sigmoid, softmax, split, sqrt,
                          stack, sum, swapaxes, tanh, transpose, where)
+from . import forward  # noqa: F401
+from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401

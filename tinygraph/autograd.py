@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import toposort
-from .modes import enable_grad, is_anomaly_enabled, no_grad
+from .modes import dual_levels, enable_grad, is_anomaly_enabled, no_grad
 from .ops import lazy
 from .ops.base import check_finite
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
@@ -21,7 +21,10 @@ from .release import sweep
 from .tensor import Tensor
 
 
-def _seed(output, grad):
+def _seed(output, grad, create_graph=False):
+    """The seed gradient of ``output``: ones for a single element, else ``grad`` checked against its
+    shape. Under ``create_graph`` a Tensor ``grad`` stays a Tensor, so the gradients are
+    differentiable in it (vjp of vjp)."""
     if grad is None:
         if output.size != 1:
             raise GraphError(
@@ -29,6 +32,11 @@ def _seed(output, grad):
                 f"for a single-element output — pass grad= with the output's shape, or reduce first "
                 f"(e.g. loss.sum())")
         return np.ones_like(output._data)
+    if create_graph and isinstance(grad, Tensor):
+        if grad.shape != output.shape:
+            raise ShapeError(f"backward: grad has shape {grad.shape} but the output has shape "
+                             f"{output.shape}")
+        return grad if grad.dtype == output.dtype else grad.astype(output.dtype)
     g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=output.dtype)
     if g.shape != output.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {output.shape}")
@@ -86,7 +94,7 @@ class _FirstOrder:
 
 class _CreateGraph:
     """How a ``create_graph`` walk holds gradients: Tensors, added with recorded ops."""
-    seed = staticmethod(Tensor._wrap)
+    seed = staticmethod(lambda g: g if isinstance(g, Tensor) else Tensor._wrap(g))
     add = staticmethod(operator.add)
     for_rule = staticmethod(lambda g, op: g)
     dense = staticmethod(lambda g: g)
@@ -178,7 +186,8 @@ def backward(output, grad=None, retain_graph=False, create_graph=False):
     of every tensor that called ``retain_grad()``)."""
     retain_graph = retain_graph or create_graph
     with (enable_grad() if create_graph else no_grad()):
-        grads = compute_gradient([output], [_seed(output, grad)], None, retain_graph, create_graph)
+        grads = compute_gradient([output], [_seed(output, grad, create_graph)], None, retain_graph,
+                                 create_graph)
         while grads:
             _store(*grads.popitem(), create_graph)
 
@@ -188,6 +197,9 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
     """Gradients of ``outputs`` w.r.t. ``inputs`` as a tuple of Tensors (``torch.autograd.grad``).
 
     Leaves' ``.grad`` are not touched. Unused inputs get zeros, or None with ``allow_unused``.
+    With ``create_graph`` a Tensor in ``grad_outputs`` stays in the graph: the gradients are
+    differentiable in it. While a forward-mode level is visible (``tinygraph.forward``) the backward is
+    built with ``create_graph`` whatever the flag says, so the gradients carry tangents.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
@@ -196,8 +208,9 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
         grad_outputs = [grad_outputs]
-    seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
     retain_graph = create_graph if retain_graph is None else retain_graph
+    create_graph = create_graph or bool(dual_levels())  # tangents flow only through recorded ops
+    seeds = [_seed(o, g, create_graph) for o, g in zip(outputs, grad_outputs)]
     with (enable_grad() if create_graph else no_grad()):
         grads = compute_gradient(outputs, seeds, inputs, retain_graph, create_graph)
     result = []
@@ -229,6 +242,8 @@ def value_and_grad(fn, argnums=0, create_graph=False):
             if array.dtype.kind != "f":
                 array = array.astype(np.float64)
             args[i] = Tensor._wrap(array, requires_grad=True)
+            if isinstance(a, Tensor) and a._tangent is not None:  # forward over reverse
+                args[i]._tangent = dict(a._tangent)
         with enable_grad():
             value = fn(*args)
         if not isinstance(value, Tensor) or value.size != 1:

@@ -38,7 +38,7 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
     """
     __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "_step", "_cache", "_uses", "__weakref__")
+                 "_step", "_cache", "_uses", "_tangent", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -53,6 +53,7 @@ class Tensor:
         self._step = current_step()
         self._cache = None
         self._uses = -1  # never released (tinygraph.release)
+        self._tangent = None  # {forward-mode level: tangent} (tinygraph.forward)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -156,6 +157,7 @@ class Tensor:
         t._step = current_step()
         t._cache = None
         t._uses = -1
+        t._tangent = None
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
