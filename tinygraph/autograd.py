@@ -102,7 +102,8 @@ class _CreateGraph:
     rule = staticmethod(_rule_on_tensors)
 
 
-def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False):
+def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False,
+                     release_first=True):
     """``{node: gradient}``: d(sum_k <outputs[k], seeds[k]>) / d node for every requested node that
     the outputs depend on (tinygrad's ``compute_gradient``). Stores nothing.
 
@@ -115,13 +116,17 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
     The walk pops nodes off the topological order, so gradients and, unless ``retain_graph``, the
     nodes' links (``node.inputs = None``) are freed as soon as they are used. With ``create_graph``
     the rules run on Tensors; call it under ``enable_grad()`` so they are recorded.
+    ``release_first=False`` (only with ``retain_graph``) skips the sweep that releases what no rule
+    reads: a walk run per op (``tinygraph.forward.derived_jvp``) would otherwise sweep the whole
+    pending list every time, which ``apply`` only does when it has doubled.
     """
     for out in outputs:
         if not out.requires_grad:
             raise GraphError(
                 f"backward: the output (shape {out.shape}) does not require grad — no input it depends "
                 f"on has requires_grad=True, or it was computed inside no_grad()")
-    sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
+    if release_first or not retain_graph:
+        sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
     mode = _CreateGraph if create_graph else _FirstOrder
     add, for_rule, rule = mode.add, mode.for_rule, mode.rule
     order = toposort(outputs, requires_grad_only=True)

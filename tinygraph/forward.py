@@ -43,11 +43,12 @@ import threading
 import numpy as np
 
 from . import functional as F
-from .autograd import grad_of
+from .autograd import compute_gradient, grad_of
 from .errors import DTypeError, GraphError, ShapeError
-from .modes import _dual_levels, dual_levels, enable_grad, is_anomaly_enabled, is_grad_enabled
+from .modes import _dual_levels, dual_levels, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad
 from .ops import base
 from .ops.base import Op, apply, check_finite
+from .ops.lazy import materialize
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
 from .tensor import Tensor
 
@@ -171,8 +172,16 @@ def derived_jvp(op, B, tangents, out, inputs):
             total = term if total is None else total + term
         if total is None or not total.requires_grad:  # the output depends on no tangent
             return None
-        (jv,) = grad_of(total, u, create_graph=tensors)
-    return jv if tensors else jv._data
+    seed = np.ones((), total.dtype)
+    # the walk keeps its small graph (garbage once this returns) rather than sweeping the user's
+    # pending values (tinygraph.release) once per op
+    with enable_grad() if tensors else no_grad():
+        found = compute_gradient([total], [seed], [u], retain_graph=True, create_graph=tensors,
+                                 release_first=False)
+    jv = found.get(u)
+    if jv is None:
+        return None
+    return jv if tensors else materialize(jv)
 
 
 class _Alias(Op, register=False):
