@@ -498,3 +498,20 @@ def test_a_jvp_rule_returning_a_wrong_shape_is_named():
 def test_gradcheck_modes_are_checked():
     with pytest.raises(ValueError, match=r"gradcheck: modes must be a non-empty tuple of \('rev', 'fwd'\)"):
         tg.gradcheck(lambda a: a * 2.0, [np.ones(2)], modes=("forward",))
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["no_grad", "recorded"])
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_tangents_flow_through_the_recurrent_layers_slab(kind, record):
+    """A layer runs a sequence in one slab, each step consuming its projection in place: every
+    tangent is computed right after its op's forward, before the buffer is overwritten."""
+    from rnn_models import layers
+    layer = getattr(layers, kind)(3, 4, num_layers=2, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).normal(size=(5, 2, 3))
+    v = np.random.default_rng(2).normal(size=x.shape)
+    with tg.enable_grad() if record else tg.no_grad():
+        _, t = tg.jvp(lambda a: layer(a)[0], (x,), (v,))
+    eps = 1e-6
+    with tg.no_grad():
+        numeric = (layer(tg.tensor(x + eps * v))[0].data - layer(tg.tensor(x - eps * v))[0].data) / (2 * eps)
+    np.testing.assert_allclose(t.data, numeric, rtol=1e-6, atol=1e-8)

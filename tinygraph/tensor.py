@@ -36,6 +36,9 @@ class Tensor:
         requires_grad: whether gradients flow to this tensor.
         op: the op that produced it (None for a leaf), with ``inputs`` its ordered arguments.
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
+
+    Inside a forward-mode level the tensor may carry tangents (``tinygraph.forward``: ``make_dual``,
+    ``unpack_dual``), kept in the private ``_tangent`` slot; ``detach()`` drops them.
     """
     __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
                  "_step", "_cache", "_uses", "_tangent", "__weakref__")
