@@ -307,8 +307,13 @@ def test_nested_jvp_gives_the_second_derivative_and_does_not_confuse_perturbatio
 
     def derivative(f):
         return lambda a: tg.jvp(f, (a,), (ones,))[1]
-    second = derivative(derivative(lambda a: tg.exp(a) * a * a))
-    np.testing.assert_allclose(second(x).data, np.exp(x) * (x * x + 4 * x + 2))
+    f = lambda a: tg.exp(a) * a * a  # noqa: E731
+    np.testing.assert_allclose(derivative(derivative(f))(x).data, np.exp(x) * (x * x + 4 * x + 2))
+    with tg.no_grad():  # three levels, the inner two on unrecorded Tensors
+        np.testing.assert_allclose(derivative(derivative(derivative(f)))(x).data,
+                                   np.exp(x) * (x * x + 6 * x + 6))
+    g = lambda a: (tg.tanh(a) * a[::-1]).sum()  # noqa: E731
+    np.testing.assert_allclose(tg.jacfwd(tg.jacfwd(g))(x).data, tg.hessian(g)(x).data, rtol=1e-12)
     # d/dx [x * d/dy (x * y)] = d/dx [x * x] = 2 x: a confused perturbation gives x or 3 x
     y = np.array([5.0, 7.0])
     _, t = tg.jvp(lambda a: a * tg.jvp(lambda b: a * b, (y,), (ones,))[1], (x,), (ones,))
