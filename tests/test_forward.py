@@ -325,6 +325,11 @@ def test_reverse_over_forward_and_forward_over_reverse_agree():
     x, v = np.array([0.1, 0.5, -0.3]), np.array([1.0, -2.0, 0.5])
     reverse_of_forward = tg.grad(lambda a: tg.jvp(fn, (a,), (v,))[1])(x)
     np.testing.assert_allclose(reverse_of_forward.data, tg.hvp(fn, (x,), (v,)).data, rtol=1e-12)
+    # the tangent is linear in v: its gradient in v is J^T w, what vjp gives
+    g = lambda a: tg.tanh(a) * a[::-1]  # noqa: E731
+    w = np.array([0.5, 1.0, -1.0])
+    transposed = tg.grad(lambda t: (tg.jvp(g, (x,), (t,))[1] * w).sum())(v)
+    np.testing.assert_allclose(transposed.data, tg.vjp(g, x)[1](w)[0].data, rtol=1e-12)
 
 
 def test_gradient_transforms_inside_a_dual_level_give_tangents():
