@@ -92,12 +92,15 @@ class dual_level:
 def propagate(op, inputs, out):
     """Give ``out`` (just computed by ``op`` from ``inputs``) its tangent at every visible level an
     input carries one in, outer level first (``apply`` calls this while a level is open)."""
+    for t in inputs:  # the common case inside a level, an op on untangented values, first
+        if t._tangent is not None:
+            break
+    else:
+        return
     levels = _dual_levels.get()
     if not levels or not op.differentiable or out._data.dtype.kind != "f":
         return
     carried = [t._tangent for t in inputs]
-    if all(d is None for d in carried):
-        return
     for position, level in enumerate(levels):
         tangents = [None if d is None else d.get(level) for d in carried]
         if all(v is None for v in tangents):
