@@ -92,8 +92,9 @@ class Op:
 
         ``vjp`` is linear in g, so <vjp(u), v> is linear in u and its gradient in u is J v: the
         rule runs once on Tensors for a placeholder u, and a backward through it gives J v
-        (``tinygraph.forward.derived_jvp``). It costs two rule evaluations and a graph; an op
-        writes its own ``jvp`` when that matters.
+        (``tinygraph.forward.derived_jvp``). That is a small graph per op: 65 us for a (4, 4)
+        tanh under ``no_grad``, whose forward takes 1 us; an op's own ``jvp`` costs what its
+        arithmetic costs (``affine``'s adds 5.5 us to its 4.3 us).
         """
         from ..forward import derived_jvp
         return derived_jvp(self, B, tangents, out, inputs)
