@@ -221,23 +221,25 @@ def _float_array(function, what, x):
     return array
 
 
-def _checked_tangent(function, what, primal, tangent):
+def _checked_tangent(function, what, primal, tangent, of="primal"):
     """``tangent`` for ``primal`` (an ndarray): an ndarray or Tensor of exactly its shape and dtype.
-    A Python number or list takes the primal's dtype; an array or Tensor must already have it."""
+    A Python number or list takes the primal's dtype; an array or Tensor must already have it.
+    ``of`` names what it must match in messages ("primal"; "output" for a cotangent)."""
+    kind = "cotangent" if of == "output" else "tangent"
     if isinstance(tangent, (Tensor, np.ndarray, np.generic)):
         array = tangent._data if isinstance(tangent, Tensor) else np.asarray(tangent)
     else:
         try:
             array = np.asarray(tangent, dtype=primal.dtype)
         except (TypeError, ValueError):
-            raise DTypeError(f"{function}: {what} is a {type(tangent).__name__}; a tangent is an ndarray, "
-                             f"a Tensor or a number of the primal's dtype {primal.dtype}") from None
+            raise DTypeError(f"{function}: {what} is a {type(tangent).__name__}; a {kind} is an ndarray, "
+                             f"a Tensor or a number of its {of}'s dtype {primal.dtype}") from None
     if array.shape != primal.shape:
-        raise ShapeError(f"{function}: {what} has shape {array.shape} but its primal has shape "
-                         f"{primal.shape}; a tangent has its primal's shape")
+        raise ShapeError(f"{function}: {what} has shape {array.shape} but its {of} has shape "
+                         f"{primal.shape}; a {kind} has its {of}'s shape")
     if array.dtype != primal.dtype:
-        raise DTypeError(f"{function}: {what} has dtype {array.dtype} but its primal has dtype "
-                         f"{primal.dtype}; a tangent has its primal's dtype (convert it with "
+        raise DTypeError(f"{function}: {what} has dtype {array.dtype} but its {of} has dtype "
+                         f"{primal.dtype}; a {kind} has its {of}'s dtype (convert it with "
                          f".astype(np.{primal.dtype}))")
     if isinstance(tangent, Tensor):
         return tangent
@@ -382,7 +384,7 @@ def vjp(fn, *primals):
         if len(cotangents) != len(outs):
             raise ShapeError(f"vjp_fn: fn has {len(outs)} outputs but {len(cotangents)} cotangents "
                              f"were given; pass one per output")
-        cotangents = [_checked_tangent("vjp_fn", f"cotangent {k}", o._data, c)
+        cotangents = [_checked_tangent("vjp_fn", f"cotangent {k}", o._data, c, of="output")
                       for k, (o, c) in enumerate(zip(outs, cotangents))]
         pairs = [(o, c) for o, c in zip(outs, cotangents) if o.requires_grad]
         create = held or bool(dual_levels()) or any(
