@@ -21,6 +21,9 @@ must be differentiable itself; then ``TENSOR_VJP`` on Tensors, recorded through 
   e.g. ``grad`` of a function that calls ``jvp``);
 - an outer level is visible (nesting, below).
 
+Recorded tangents are graph nodes like any other, so memory then grows with the graph; a loop that
+only carries tangents forward (RTRL) runs under ``no_grad``, on arrays.
+
 The rule of level L runs with only the levels opened before L visible: its own ops carry the outer
 levels' tangents but never L's (L's tangent of an L-tangent would start a rule of its own, and so on
 without end).
