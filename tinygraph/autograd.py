@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import GraphError, ShapeError
 from .graph import toposort
-from .modes import enable_grad, is_anomaly_enabled, no_grad
+from .modes import dual_levels, enable_grad, is_anomaly_enabled, no_grad
 from .ops import lazy
 from .ops.base import check_finite
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
@@ -23,7 +23,10 @@ from .tensor import Tensor
 from .versions import CLOCK, check_saved
 
 
-def _seed(output, grad):
+def _seed(output, grad, create_graph=False):
+    """The seed gradient of ``output``: ones for a single element, else ``grad`` checked against its
+    shape. Under ``create_graph`` a Tensor ``grad`` stays a Tensor, so the gradients are
+    differentiable in it (vjp of vjp)."""
     if grad is None:
         if output.size != 1:
             raise GraphError(
@@ -31,6 +34,11 @@ def _seed(output, grad):
                 f"for a single-element output — pass grad= with the output's shape, or reduce first "
                 f"(e.g. loss.sum())")
         return np.ones_like(output._data)
+    if create_graph and isinstance(grad, Tensor):
+        if grad.shape != output.shape:
+            raise ShapeError(f"backward: grad has shape {grad.shape} but the output has shape "
+                             f"{output.shape}")
+        return grad if grad.dtype == output.dtype else grad.astype(output.dtype)
     g = grad._data if isinstance(grad, Tensor) else np.asarray(grad, dtype=output.dtype)
     if g.shape != output.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {output.shape}")
@@ -88,7 +96,7 @@ class _FirstOrder:
 
 class _CreateGraph:
     """How a ``create_graph`` walk holds gradients: Tensors, added with recorded ops."""
-    seed = staticmethod(Tensor._wrap)
+    seed = staticmethod(lambda g: g if isinstance(g, Tensor) else Tensor._wrap(g))
     add = staticmethod(operator.add)
     for_rule = staticmethod(lambda g, op: g)
     dense = staticmethod(lambda g: g)
@@ -96,7 +104,8 @@ class _CreateGraph:
     rule = staticmethod(_rule_on_tensors)
 
 
-def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False):
+def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False,
+                     release_first=True):
     """``{node: gradient}``: d(sum_k <outputs[k], seeds[k]>) / d node for every requested node that
     the outputs depend on (tinygrad's ``compute_gradient``). Stores nothing.
 
@@ -109,13 +118,17 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
     The walk pops nodes off the topological order, so gradients and, unless ``retain_graph``, the
     nodes' links (``node.inputs = None``) are freed as soon as they are used. With ``create_graph``
     the rules run on Tensors; call it under ``enable_grad()`` so they are recorded.
+    ``release_first=False`` (only with ``retain_graph``) skips the sweep that releases what no rule
+    reads: a walk run per op (``tinygraph.forward.derived_jvp``) would otherwise sweep the whole
+    pending list every time, which ``apply`` only does when it has doubled.
     """
     for out in outputs:
         if not out.requires_grad:
             raise GraphError(
                 f"backward: the output (shape {out.shape}) does not require grad — no input it depends "
                 f"on has requires_grad=True, or it was computed inside no_grad()")
-    sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
+    if release_first or not retain_graph:
+        sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
     mode = _CreateGraph if create_graph else _FirstOrder
     add, for_rule, rule = mode.add, mode.for_rule, mode.rule
     order = toposort(outputs, requires_grad_only=True)
@@ -193,7 +206,8 @@ def backward(output, grad=None, retain_graph=False, create_graph=False):
     of every tensor that called ``retain_grad()``)."""
     retain_graph = retain_graph or create_graph
     with (enable_grad() if create_graph else no_grad()):
-        grads = compute_gradient([output], [_seed(output, grad)], None, retain_graph, create_graph)
+        grads = compute_gradient([output], [_seed(output, grad, create_graph)], None, retain_graph,
+                                 create_graph)
         while grads:
             _store(*grads.popitem(), create_graph)
 
@@ -203,6 +217,9 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
     """Gradients of ``outputs`` w.r.t. ``inputs`` as a tuple of Tensors (``torch.autograd.grad``).
 
     Leaves' ``.grad`` are not touched. Unused inputs get zeros, or None with ``allow_unused``.
+    With ``create_graph`` a Tensor in ``grad_outputs`` stays in the graph: the gradients are
+    differentiable in it. While a forward-mode level is visible (``tinygraph.forward``) the backward is
+    built with ``create_graph`` whatever the flag says, so the gradients carry tangents.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
@@ -211,8 +228,9 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
         grad_outputs = [grad_outputs]
-    seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs)]
     retain_graph = create_graph if retain_graph is None else retain_graph
+    create_graph = create_graph or bool(dual_levels())  # tangents flow only through recorded ops
+    seeds = [_seed(o, g, create_graph) for o, g in zip(outputs, grad_outputs)]
     with (enable_grad() if create_graph else no_grad()):
         grads = compute_gradient(outputs, seeds, inputs, retain_graph, create_graph)
     result = []
@@ -244,6 +262,8 @@ def value_and_grad(fn, argnums=0, create_graph=False):
             if array.dtype.kind != "f":
                 array = array.astype(np.float64)
             args[i] = Tensor._wrap(array, requires_grad=True)
+            if isinstance(a, Tensor) and a._tangent is not None:  # forward over reverse
+                args[i]._tangent = dict(a._tangent)
         with enable_grad():
             value = fn(*args)
         if not isinstance(value, Tensor) or value.size != 1:

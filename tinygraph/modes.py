@@ -1,4 +1,5 @@
-"""Context-local switches read while ops are built: grad recording, the scope path, anomaly mode.
+"""Context-local switches read while ops are built: grad recording, the scope path, anomaly mode,
+the open forward-mode levels.
 
 They live in ``contextvars`` so threads and async tasks do not see each other's settings.
 """
@@ -8,11 +9,13 @@ _grad_enabled = contextvars.ContextVar("tinygraph_grad_enabled", default=True)
 _scope_path = contextvars.ContextVar("tinygraph_scope", default="")
 _anomaly = contextvars.ContextVar("tinygraph_anomaly", default=False)
 _step = contextvars.ContextVar("tinygraph_step", default=None)
+_dual_levels = contextvars.ContextVar("tinygraph_dual_levels", default=())  # see tinygraph.forward
 
 is_grad_enabled = _grad_enabled.get
 current_scope = _scope_path.get
 is_anomaly_enabled = _anomaly.get
 current_step = _step.get
+dual_levels = _dual_levels.get  # the forward-mode levels visible here, outermost first
 
 
 class _setting:

@@ -41,9 +41,12 @@ class Tensor:
         name, scope: labels for graph walking and drawing (``scope`` like ``"lstm/t=3/forget_gate"``).
         shape, ndim, size: numpy's; ``size`` is the element count, a property. PyTorch's ``t.size()``
             is ``t.shape`` here, its ``t.numel()`` and ``t.dim()`` exist as methods.
+
+    Inside a forward-mode level the tensor may carry tangents (``tinygraph.forward``: ``make_dual``,
+    ``unpack_dual``), kept in the private ``_tangent`` slot; ``detach()`` drops them.
     """
     __slots__ = ("_data", "grad", "requires_grad", "op", "inputs", "name", "scope", "_retain", "_site",
-                 "_step", "_cache", "_uses", "_stamp", "__weakref__")
+                 "_step", "_cache", "_uses", "_stamp", "_tangent", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -59,6 +62,7 @@ class Tensor:
         self._cache = None
         self._uses = -1  # never released (tinygraph.release)
         self._stamp = 0
+        self._tangent = None  # {forward-mode level: tangent} (tinygraph.forward)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -259,6 +263,7 @@ class Tensor:
         t._cache = None
         t._uses = -1
         t._stamp = 0
+        t._tangent = None
         return t
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):

@@ -22,6 +22,29 @@ import numpy as np
 from .base import Op
 
 
+def plus(*terms):
+    """The sum of the terms that are not None (a tangent rule's zero tangents), None if all are."""
+    total = None
+    for term in terms:
+        if term is not None:
+            total = term if total is None else total + term
+    return total
+
+
+def times(tangent, factor):
+    """``tangent @ factor`` — None for a zero tangent."""
+    return None if tangent is None else tangent @ factor
+
+
+def recurrent_pre(B, tangents, h, w_hh):
+    """The tangent of ``p + h @ W_hh.T + b_hh`` from the tangents (tp, th, tW, tb): (B, G*H) or None."""
+    tp, th, tw, tb = tangents
+    pre = plus(tp, times(th, w_hh.T), None if tw is None else h @ tw.T, tb)
+    if pre is not None and len(pre.shape) == 1:  # only the bias moves: the same for every row
+        pre = B.broadcast_to(pre, h.shape[:1] + pre.shape)
+    return pre
+
+
 def sigmoid_(a):
     """In-place sigmoid in its tanh form (no overflow, one transcendental call)."""
     a *= 0.5
@@ -55,6 +78,10 @@ class Affine(Op):
         rows = g.reshape((-1, g.shape[-1]))
         dx = (rows @ w).reshape(x.shape) if self._input_grad else None
         return dx, rows.T @ x.reshape((-1, x.shape[-1])), rows.sum(axis=0)
+
+    def jvp(self, B, tangents, out, x, w, b):
+        tx, tw, tb = tangents
+        return plus(times(tx, w.T), None if tw is None else x @ tw.T, tb)
 
     def explain(self, x, w, b):
         return (f"affine: input {x.shape} does not fit weight {w.shape} (out, in) and bias {b.shape}; "
@@ -106,6 +133,10 @@ class RNNCellBlock(CellBlock):
         da = g * ACTIVATIONS[self.nonlinearity][1](out)
         return da, da @ w_hh, da.T @ h, da.sum(axis=0)
 
+    def jvp(self, B, tangents, out, p, h, w_hh, b_hh):
+        da = recurrent_pre(B, tangents, h, w_hh)
+        return None if da is None else da * ACTIVATIONS[self.nonlinearity][1](out)
+
 
 class LSTMCellBlock(CellBlock):
     """LSTM step, gates i, f, g, o (PyTorch order).
@@ -147,6 +178,23 @@ class LSTMCellBlock(CellBlock):
                            (dc * i + gg) * (1 - g_act * g_act),
                            (gh * tanh_c + go) * o * (1 - o)], axis=-1)
         return dgates, dgates @ w_hh, dc * f, dgates.T @ h, dgates.sum(axis=0)
+
+    def jvp(self, B, tangents, out, p, h, c, w_hh, b_hh):
+        tp, th, tc, tw, tb = tangents
+        H = h.shape[-1]
+        c_new, i, f, g_act, o = (out[:, k * H:(k + 1) * H] for k in range(1, 6))
+        pre = recurrent_pre(B, (tp, th, tw, tb), h, w_hh)
+        if pre is None:  # only c carries a tangent: the gates do not move
+            dc = f * tc
+            tanh_c = B.tanh(c_new)
+            zero = dc * 0
+            return B.concat([o * (1 - tanh_c * tanh_c) * dc, dc, zero, zero, zero, zero], axis=-1)
+        di, df, dg, do = (pre[:, k * H:(k + 1) * H] for k in range(4))
+        di, df, dg, do = di * i * (1 - i), df * f * (1 - f), dg * (1 - g_act * g_act), do * o * (1 - o)
+        dc = plus(df * c, None if tc is None else f * tc, di * g_act, i * dg)
+        tanh_c = B.tanh(c_new)
+        dh = do * tanh_c + o * (1 - tanh_c * tanh_c) * dc
+        return B.concat([dh, dc, di, df, dg, do], axis=-1)
 
     def vjp_arrays(self, g, out, p, h, c, w_hh, b_hh):
         """The same rule on arrays, each gate's gradient written into its block of one buffer."""
@@ -217,6 +265,26 @@ class GRUCellBlock(CellBlock):
         dhh = B.concat([dr, dz, dhn], axis=-1)
         return dp, gh * z + dhh @ w_hh, dhh.T @ h, dhh.sum(axis=0)
 
+    def jvp(self, B, tangents, out, p, h, w_hh, b_hh):
+        tp, th, tw, tb = tangents
+        H = h.shape[-1]
+        r, z, n, hn = (out[:, k * H:(k + 1) * H] for k in range(1, 5))
+        dhh = recurrent_pre(B, (None, th, tw, tb), h, w_hh)      # of h @ W_hh.T + b_hh, (B, 3H)
+        dr, dz, dp_n = (None if tp is None else tp[:, k * H:(k + 1) * H] for k in range(3))
+        dhn = None if dhh is None else dhh[:, 2 * H:]
+        if dhh is not None:
+            dr, dz = plus(dr, dhh[:, :H]), plus(dz, dhh[:, H:2 * H])
+        dr = None if dr is None else dr * r * (1 - r)
+        dz = None if dz is None else dz * z * (1 - z)
+        dn = plus(dp_n, None if dr is None else dr * hn, None if dhn is None else r * dhn)
+        dn = None if dn is None else dn * (1 - n * n)
+        # h' = n + z (h - n)
+        dh = plus(None if dn is None else dn * (1 - z), None if dz is None else dz * (h - n),
+                  None if th is None else z * th)
+        zero = dh * 0
+        parts = [dh, dr, dz, dn, dhn]
+        return B.concat([zero if t is None else t for t in parts], axis=-1)
+
 
 class CrossEntropy(Op):
     """Softmax cross-entropy of logits (N, C) against integer ``targets`` (N,), one node.
@@ -251,6 +319,17 @@ class CrossEntropy(Op):
         onehot = np.zeros(x.shape, dtype=x.dtype)
         onehot[np.arange(len(self.targets)), self.targets] = 1
         return ((B.softmax(x) - onehot) * self._scale(g),)
+
+    def jvp(self, B, tangents, out, x):
+        # d loss_n = <softmax(x_n) - onehot_n, dx_n>, reduced like the losses
+        (tx,) = tangents
+        onehot = np.zeros(x.shape, dtype=x.dtype)
+        onehot[np.arange(len(self.targets)), self.targets] = 1
+        losses = ((B.softmax(x) - onehot) * tx).sum(axis=-1)
+        if self.reduction == "none":
+            return losses
+        total = losses.sum()
+        return total * (1.0 / len(self.targets)) if self.reduction == "mean" else total
 
     def vjp_arrays(self, g, out, x):
         """The same rule in one (N, C) buffer instead of softmax, one-hot and two products."""

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from .base import Cached, Op
+from .fused import plus
 from .lazy import Product
 
 
@@ -74,6 +75,22 @@ class LinearCrossEntropy(Op):
         onehot[np.arange(N), self.targets] = 1
         d = (B.softmax(logits) - onehot) * self._scale(g)
         return (d @ w).reshape(x.shape), d.T @ x2, d.sum(axis=0)
+
+    def jvp(self, B, tangents, out, x, w, b):
+        # d loss_n = <softmax(logits_n) - onehot_n, d logits_n>, reduced like the losses
+        tx, tw, tb = tangents
+        N, H = len(self.targets), x.shape[-1]
+        x2 = x.reshape((N, H))
+        logits = x2 @ w.T + b
+        onehot = np.zeros(logits.shape, dtype=logits.dtype)
+        onehot[np.arange(N), self.targets] = 1
+        dlogits = plus(None if tx is None else tx.reshape((N, H)) @ w.T,
+                       None if tw is None else x2 @ tw.T, tb)
+        losses = ((B.softmax(logits) - onehot) * dlogits).sum(axis=-1)
+        if self.reduction == "none":
+            return losses.reshape(x.shape[:-1])
+        total = losses.sum()
+        return total * (1.0 / N) if self.reduction == "mean" else total
 
     def vjp_arrays(self, g, out, x, w, b, cache=None):
         """The same rule on arrays: the forward's dlogits (``cache``, (N, V)) scaled in place, recomputed

@@ -184,15 +184,23 @@ class CumProd(Op):
         return (np.where(before, tail, np.where(first, at_zero, 0)).astype(out.dtype, copy=False),)
 
     def jvp(self, B, tangents, out, x):
-        # t_out_i = sum_{j <= i} t_j prod_{k <= i, k != j} x_k: before the first zero z this is
-        # out_i * sum_{j <= i} t_j / x_j; from z on only j = z survives: t_z * cumprod(x, x_z -> 1)_i
+        # the recurrence out_i = out_{i-1} x_i gives t_out_i = t_out_{i-1} x_i + out_{i-1} t_i: no
+        # division, so zeros anywhere (and their derivatives, reverse over forward) are exact;
+        # one step per element along the axis
         (t,) = tangents
         if t is None:
             return None
-        before, first, nonzero, first_as_one = _first_zero(B, x, self.axis)
-        t_zero = B.where(first, t, 0).sum(axis=self.axis, keepdims=True)
-        return B.where(before, out * B.cumsum(t / nonzero, axis=self.axis),
-                       t_zero * B.cumprod(first_as_one, axis=self.axis))
+        n = x.shape[self.axis]
+        lead = (slice(None),) * self.axis
+        steps = []
+        for i in range(n):
+            at = lead + (slice(i, i + 1),)
+            if i == 0:
+                steps.append(t[at])
+            else:
+                before = lead + (slice(i - 1, i),)
+                steps.append(steps[-1] * x[at] + out[before] * t[at])
+        return B.concat(steps, axis=self.axis) if n else t
 
 
 def _first_zero(B, x, axis):
