@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .math import Binary, Unary, scaled, tangent
+from .math import Binary, Piecewise, Unary, scaled, tangent
 
 
 class Pointwise(Unary):
@@ -173,39 +173,29 @@ class Reciprocal(Pointwise):
 
 
 # --- rounding: piecewise constant, no gradient (like ``sign``) ---------------------------------------
-class Floor(Unary):
+class Floor(Piecewise):
     name = "floor"
-    saves = ()
-    differentiable = False
     def forward(self, x): return np.floor(x)
 
 
-class Ceil(Unary):
+class Ceil(Piecewise):
     name = "ceil"
-    saves = ()
-    differentiable = False
     def forward(self, x): return np.ceil(x)
 
 
 # --- tests for special values: bool outputs, no gradient --------------------------------------------
-class IsNan(Unary):
+class IsNan(Piecewise):
     name = "isnan"
-    saves = ()
-    differentiable = False
     def forward(self, x): return np.isnan(x)
 
 
-class IsInf(Unary):
+class IsInf(Piecewise):
     name = "isinf"
-    saves = ()
-    differentiable = False
     def forward(self, x): return np.isinf(x)
 
 
-class IsFinite(Unary):
+class IsFinite(Piecewise):
     name = "isfinite"
-    saves = ()
-    differentiable = False
     def forward(self, x): return np.isfinite(x)
 
 

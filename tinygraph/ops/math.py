@@ -98,10 +98,14 @@ class Abs(Unary):
     def jvp(self, B, tangents, out, x): return scaled(tangents[0], B.sign(x))
 
 
-class Sign(Unary):
-    name = "sign"
+class Piecewise(Unary):
+    """A piecewise-constant elementwise op (or one with a bool output): no gradient, nothing saved."""
     saves = ()
     differentiable = False
+
+
+class Sign(Piecewise):
+    name = "sign"
     def forward(self, x): return np.sign(x)
 
 
