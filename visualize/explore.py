@@ -43,7 +43,7 @@ from .labels import printable, shorten
 from .render import DEFAULT_TIMEOUT, check_timeout, layout, write_atomic
 from .structure import StepIndex, safe_id
 
-SUFFIXES = (".html", ".htm")
+SUFFIXES = (".html",)
 TEXT_CHARS = 500          # names and scopes longer than this are cut in the page's data
 SVG_NS = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -75,7 +75,7 @@ class Explorer:
 
 
 def check_path(path):
-    """``path`` as a str if it ends in ``.html``/``.htm`` and its directory exists, else ValueError
+    """``path`` as a str if it ends in ``.html`` and its directory exists, else ValueError
     (FileNotFoundError for the directory) in one line naming it and the fix."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"explore: path must be a file name ending in .html, got {type(path).__name__}")
