@@ -143,7 +143,7 @@ def explore(graph, path=None, *, view="unrolled", level="op", steps=None, grads=
         data = _page_data(graph, norms)
         svgs = {name: job.result().decode("utf-8") for name, job in jobs.items()}
     for name, text in svgs.items():
-        data["views"][name] = _read_svg(text, _view_index(graph, name), data)
+        data["views"][name] = _read_svg(text, _view_index(graph, name), data, timed=name == "unrolled")
     page = _page(graph, data, {name: _inline(svgs[name]) for name in pictures}, view, title)
     explorer = Explorer(page)
     if path is not None:
@@ -249,9 +249,10 @@ def _view_index(graph, view):
     return StepIndex(graph, read_steps=read)
 
 
-def _read_svg(svg_text, view_index, data):
+def _read_svg(svg_text, view_index, data, timed=True):
     """``{"elements": {svg id: {"nodes": [stable ids], "t": t, "kind": ...}}, "edges": {svg id:
-    [src svg id, dst svg id]}, "steps": {svg cluster id: t}}`` read off the SVG ``dot`` wrote."""
+    [src svg id, dst svg id]}, "steps": {svg cluster id: t}}`` read off the SVG ``dot`` wrote.
+    ``timed``: whether the picture has time steps (the folded one draws one step for all: t is None)."""
     primary = list(data["nodes"])
     pos_of = {sid: pos for pos, sid in enumerate(view_index.stable_ids)}
     home = view_index.home
@@ -298,7 +299,7 @@ def _read_svg(svg_text, view_index, data):
             edges[gid] = [a, b]
             if elements[a]["kind"] == "ref" and elements[a]["t"] is None:
                 elements[a]["t"] = elements[b]["t"]    # a reference belongs to the step reading it
-    if view_index.folded or all(h is None for h in home):
+    if not timed or view_index.folded or all(h is None for h in home):
         for entry in elements.values():
             entry["t"] = None
     return {"elements": elements, "edges": edges, "steps": clusters}
