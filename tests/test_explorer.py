@@ -7,7 +7,9 @@ written in under 3 s. tests/test_explorer_browser.py drives the page in a real h
 """
 import html
 import json
+import os
 import re
+import resource
 import shutil
 import time
 import xml.etree.ElementTree as ET
@@ -58,6 +60,8 @@ def test_the_page_is_one_file_with_no_external_url(lstm_page):
     assert all(not link.startswith("//") and "://" not in link for link in links), links
     assert "<link" not in text and not re.search(r"<script[^>]*\bsrc=", text) and "@import" not in text
     assert text.count("<svg") >= 3      # the unrolled picture, the folded one, the gradient chart
+    ids = re.findall(r'\bid="([^"]*)"', text)
+    assert len(ids) == len(set(ids))    # unique element ids: the folded picture's are "folded:..."
 
 
 def test_the_data_describes_every_drawn_node(lstm_page):
@@ -201,14 +205,23 @@ def test_render_and_the_cli_write_html(lstm_page, tmp_path, capsys):
 
 
 def test_a_t100_lstm_explorer_is_written_in_under_3_seconds(tmp_path):
+    """Wall time on a machine no busier than its cores; on a busier one (tests of other work running
+    beside these) the wall clock measures the other processes, and the bar is on the CPU time the
+    page costs: this process and its ``dot`` runs."""
     model = build_model("lstm", 2, 3, 1, seed=0, fused=False)
     graph = unrolled_graph(model, 100, 1, seed=0, grads=True)
-    times = []
-    for _ in range(2):   # the better of two runs: one busy moment of a shared machine is no regression
-        start = time.perf_counter()
+    walls, cpus = [], []
+    for _ in range(2):   # the better of two runs
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu, start = time.process_time(), time.perf_counter()
         explorer = visualize.explore(graph, tmp_path / "t100.html")
-        times.append(time.perf_counter() - start)
-        if times[-1] < 3.0:
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(time.process_time() - cpu + after.ru_utime + after.ru_stime -
+                    children.ru_utime - children.ru_stime)
+        if walls[-1] < 3.0:
             break
-    assert min(times) < 3.0, times
+    busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+    assert min(cpus) < 3.0, cpus
+    assert min(walls) < 3.0 or busy, (walls, os.getloadavg())
     assert len(page_data(explorer.html)["steps"]) == 100

@@ -142,9 +142,11 @@ def explore(graph, path=None, *, view="unrolled", level="op", steps=None, grads=
             jobs["folded"] = pool.submit(layout, pictures["folded"], "svg", timeout)
         data = _page_data(graph, norms)
         svgs = {name: job.result().decode("utf-8") for name, job in jobs.items()}
+    prefix = {"unrolled": "", "folded": "folded:"}   # one page, unique ids: edge1, graph0... are in both
     for name, text in svgs.items():
-        data["views"][name] = _read_svg(text, _view_index(graph, name), data, timed=name == "unrolled")
-    page = _page(graph, data, {name: _inline(svgs[name]) for name in pictures}, view, title)
+        data["views"][name] = _read_svg(text, _view_index(graph, name), data, prefix[name],
+                                        timed=name == "unrolled")
+    page = _page(graph, data, {name: _inline(svgs[name], prefix[name]) for name in pictures}, view, title)
     explorer = Explorer(page)
     if path is not None:
         explorer.save(path)
@@ -249,10 +251,11 @@ def _view_index(graph, view):
     return StepIndex(graph, read_steps=read)
 
 
-def _read_svg(svg_text, view_index, data, timed=True):
+def _read_svg(svg_text, view_index, data, prefix="", timed=True):
     """``{"elements": {svg id: {"nodes": [stable ids], "t": t, "kind": ...}}, "edges": {svg id:
     [src svg id, dst svg id]}, "steps": {svg cluster id: t}}`` read off the SVG ``dot`` wrote.
-    ``timed``: whether the picture has time steps (the folded one draws one step for all: t is None)."""
+    ``prefix``: what the page puts before each element id of this picture; ``timed``: whether the
+    picture has time steps (the folded one draws one step for all: t is None)."""
     primary = list(data["nodes"])
     pos_of = {sid: pos for pos, sid in enumerate(view_index.stable_ids)}
     home = view_index.home
@@ -279,6 +282,7 @@ def _read_svg(svg_text, view_index, data, timed=True):
         title = title.text if title is not None else None
         if not cls or gid is None:
             continue
+        own, gid = gid, prefix + gid
         if cls[0] == "edge":
             edge_titles.append((gid, title))
         elif cls[0] == "cluster" and "step" in cls:
@@ -288,7 +292,7 @@ def _read_svg(svg_text, view_index, data, timed=True):
                 clusters[gid] = int(match.group(1))
         elif cls[0] == "node":
             by_name[title] = gid
-            entry = _element(g, gid, cls, pos_of, home, groups, io, primary)
+            entry = _element(g, own, cls, pos_of, home, groups, io, primary)
             if entry is not None:
                 elements[gid] = entry
     edges = {}
@@ -323,12 +327,14 @@ def _element(g, gid, cls, pos_of, home, groups, io, primary):
 
 
 # --- the page -----------------------------------------------------------------------------------
-def _inline(svg_text):
+def _inline(svg_text, prefix=""):
     """Graphviz's SVG as inline markup for an HTML page: no XML prolog, DOCTYPE, comments or
     namespace declarations (the HTML parser puts <svg> in the SVG namespace itself), so the page
-    names no external URL."""
+    names no external URL; ``prefix`` before each group's id."""
     start = svg_text.index("<svg")
     body = re.sub(r"<!--.*?-->\n?", "", svg_text[start:], flags=re.S)
+    if prefix:
+        body = body.replace('<g id="', f'<g id="{prefix}')
     head_end = body.index(">")
     head = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", body[:head_end])
     return head + body[head_end:]

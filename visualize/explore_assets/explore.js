@@ -147,21 +147,24 @@
         var lit = !!on && v.byId[ends[0]].classList.contains("tg-on") && v.byId[ends[1]].classList.contains("tg-on");
         v.byId[id].classList.toggle("tg-on", lit);
       });
-      var mine = selected ? elementFor(v, selected) : null;
-      if (mine) { v.byId[mine].classList.add("tg-selected"); }
+      var mine = selected && selected.view === name ? selected.element : null;
+      if (mine && v.byId[mine]) { v.byId[mine].classList.add("tg-selected"); }
     });
   }
-  function elementFor(v, sel) {           // the element of view v that draws the selection
-    if (v.info.elements[sel.element] && v.name === sel.view) { return sel.element; }
+  // the element of view v that draws the selection: itself, else the same op (its family) at the
+  // selection's step (the folded cell's op stands for every step: the slider's step when it moved)
+  function elementFor(v, sel) {
+    if (v.name === sel.view) { return sel.element; }
     var candidates = (v.family[sel.family] || []).filter(function (id) { return v.byId[id]; });
-    var t = currentT();
-    var atT = candidates.filter(function (id) { return v.info.elements[id].t === t && v.info.elements[id].kind === "node"; });
     var real = candidates.filter(function (id) { return v.info.elements[id].kind === "node"; });
+    var atT = real.filter(function (id) { return v.info.elements[id].t === sel.t; });
     return atT[0] || real[0] || candidates[0] || null;
   }
   function select(g, entry, viewName) {
     var ids = entry.nodes, on = pathSet(ids), count = Object.keys(on).length;
-    selected = {ids: ids, on: on, element: g.id, view: viewName, family: nodes[ids[0]].family};
+    var t = views[viewName].info.elements[g.id].t;
+    selected = {ids: ids, on: on, element: g.id, view: viewName, family: nodes[ids[0]].family,
+                t: t !== null ? t : currentT()};
     paint();
     var first = nodes[ids[0]];
     var what = entry.kind === "node" || entry.kind === "ref" ? nodeTitle(first) + " (" + (first.op || first.kind) + ")"
@@ -197,11 +200,12 @@
       b.classList.toggle("tg-active", b.dataset.view === name);
     });
     if (selected) {
-      paint();
-      var mine = elementFor(views[name], selected);
-      if (mine && views[name].byId[mine].scrollIntoView) {
-        views[name].byId[mine].scrollIntoView({block: "center", inline: "center"});
-      }
+      var v = views[name], mine = elementFor(v, selected), t = selected.t;
+      if (mine && v.byId[mine]) {
+        select(v.byId[mine], v.info.elements[mine], name);
+        if (v.info.elements[mine].t === null) { selected.t = t; }   // the folded cell keeps the step
+        if (v.byId[mine].scrollIntoView) { v.byId[mine].scrollIntoView({block: "center", inline: "center"}); }
+      } else { clear(); }
     }
   }
   Array.prototype.forEach.call(root.querySelectorAll(".tg-switch"), function (b) {
@@ -262,7 +266,11 @@
   var timer = null, play = document.getElementById("tg-play");
   function stop() { if (timer) { clearInterval(timer); timer = null; } if (play) { play.textContent = "▶ play BPTT"; } }
   if (slider && steps.length) {
-    slider.addEventListener("input", function () { stop(); setStep(Number(slider.value)); });
+    slider.addEventListener("input", function () {
+      stop();
+      setStep(Number(slider.value));
+      if (selected && current !== "unrolled") { selected.t = currentT(); }   // back to this step's op
+    });
     play.addEventListener("click", function () {
       if (timer) { stop(); return; }
       var k = steps.length - 1;
