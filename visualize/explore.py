@@ -378,8 +378,8 @@ def _chart(steps):
                 points.append(f"{x:.1f},{y(v):.1f}")
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
                      f'points="{" ".join(points)}"/>')
-        parts.append(f'<text x="{width - right - 4}" y="{top + 12 + 12 * k}" font-size="10" '
-                     f'text-anchor="end" fill="{colour}">‖∂L/∂{html.escape(name)}_t‖</text>')
+        parts.append(f'<text x="{left + 6}" y="{top + 12 + 12 * k}" font-size="10" '
+                     f'fill="{colour}">‖∂L/∂{html.escape(name)}_t‖</text>')
     for t_text, x in ((steps[0]["t"], xs[0]), (steps[-1]["t"], xs[-1])):
         parts.append(f'<text x="{x:.1f}" y="{height - bottom + 12}" font-size="9" '
                      f'text-anchor="middle">t={t_text}</text>')

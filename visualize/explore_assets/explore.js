@@ -93,9 +93,12 @@
         (entry.t !== null ? " at t=" + entry.t : "") + ": " + entry.nodes.length + " nodes";
       line(tip, "", title, "tg-tip-title");
       var ops = {};
-      entry.nodes.forEach(function (id) { var n = nodes[id]; var k = n.op || n.kind; ops[k] = (ops[k] || 0) + 1; });
-      line(tip, "ops", Object.keys(ops).map(function (k) { return k + (ops[k] > 1 ? "×" + ops[k] : ""); }).join(", "),
-           "tg-tip-op");
+      entry.nodes.forEach(function (id) {
+        var k = nodes[id].op || nodes[id].kind;
+        ops[k] = (ops[k] || 0) + 1;
+      });
+      var counted = Object.keys(ops).map(function (k) { return k + (ops[k] > 1 ? "×" + ops[k] : ""); });
+      line(tip, "ops", counted.join(", "), "tg-tip-op");
       entry.nodes.forEach(function (id) {
         var n = nodes[id];
         if (n.name && n.grad !== "—") { line(tip, n.name, "‖∂L/∂·‖ = " + n.grad); }
@@ -144,7 +147,8 @@
       });
       v.edges.forEach(function (id) {
         var ends = v.info.edges[id];
-        var lit = !!on && v.byId[ends[0]].classList.contains("tg-on") && v.byId[ends[1]].classList.contains("tg-on");
+        var lit = !!on && v.byId[ends[0]].classList.contains("tg-on") &&
+          v.byId[ends[1]].classList.contains("tg-on");
         v.byId[id].classList.toggle("tg-on", lit);
       });
       var mine = selected && selected.view === name ? selected.element : null;
@@ -167,12 +171,13 @@
                 t: t !== null ? t : currentT()};
     paint();
     var first = nodes[ids[0]];
-    var what = entry.kind === "node" || entry.kind === "ref" ? nodeTitle(first) + " (" + (first.op || first.kind) + ")"
-      : entry.nodes.length + " nodes";
+    var what = entry.kind === "node" || entry.kind === "ref" ?
+      nodeTitle(first) + " (" + (first.op || first.kind) + ")" : entry.nodes.length + " nodes";
     var isEnd = ids.every(function (id) { return outputs[id] || succ[id].length === 0; });
     selection.textContent = "selected " + what + ": " + count + " nodes on " +
       (isEnd ? "the paths into it (all its gradient flows back through)" :
-       count > ids.length ? "its paths to the loss" : "no path to the loss") + " · Esc or click the background to clear";
+       count > ids.length ? "its paths to the loss" : "no path to the loss") +
+      " · Esc or click the background to clear";
     selection.dataset.count = String(count);
   }
   function clear() { selected = null; selection.textContent = ""; selection.dataset.count = "0"; paint(); }
@@ -264,7 +269,10 @@
     }
   }
   var timer = null, play = document.getElementById("tg-play");
-  function stop() { if (timer) { clearInterval(timer); timer = null; } if (play) { play.textContent = "▶ play BPTT"; } }
+  function stop() {
+    if (timer) { clearInterval(timer); timer = null; }
+    if (play) { play.textContent = "▶ play BPTT"; }
+  }
   if (slider && steps.length) {
     slider.addEventListener("input", function () {
       stop();
