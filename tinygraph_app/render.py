@@ -298,8 +298,9 @@ def _explore(model, args):
 def write_demo_pictures(out_dir="out", history=None, log=print):
     """The pictures for ``make demo``: the folded and unrolled graphs of a small RNN and LSTM
     (unrolled ones painted with BPTT gradients; each folded node links to the same op at t=0 of the
-    unrolled SVG), the gradient flow of both over 30 steps, and with ``history`` (a training history:
-    per-step ``loss`` and ``smoothed_loss`` lists) its loss curve. Without Graphviz the DOT text is
+    unrolled SVG), an explorer page of each (``<cell>_explorer.html``), the gradient flow of both
+    over 30 steps, and with ``history`` (a training history: per-step ``loss`` and
+    ``smoothed_loss`` lists) its loss curve. Without Graphviz the DOT text is
     written instead, with a note. Returns the paths written."""
     log(f"pictures in {out_dir}/:")
     os.makedirs(out_dir, exist_ok=True)
@@ -320,6 +321,8 @@ def write_demo_pictures(out_dir="out", history=None, log=print):
         graph = unrolled_graph(model, 12, 1, seed=0, grads=True)
         paths.append(visualize.render(graph, os.path.join(out_dir, f"{cell}_unrolled_cells.{suffix}"),
                                       level="cell", grads=True, steps="0:3,-3:"))
+        if suffix == "svg":   # the same 12 steps to explore in a browser: hover, paths, BPTT slider
+            paths.append(visualize.explore(graph, os.path.join(out_dir, f"{cell}_explorer.html")).path)
     from .gradflow import state_norms
     runs = {cell: state_norms(cell, steps=30, hidden=16, seed=0) for cell in ("rnn", "lstm")}
     curves = {key: history[key] for key in ("loss", "smoothed_loss") if history and history.get(key)}
