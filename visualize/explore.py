@@ -239,7 +239,8 @@ def _steps(graph, norms, ids):
             name = graph.nodes[pos].name or f"s{k}"
             series = f"{loop}: {name}" if several else name
             by_t.setdefault(step.t, []).append({
-                "series": _text(series), "id": ids[pos], "norm": _number(norms[pos]),
+                "series": _text(series), "name": _text(name), "loop": _text(loop) if several else None,
+                "id": ids[pos], "norm": _number(norms[pos]),
                 "text": G.format_norm(norms[pos]) if norms[pos] is None or math.isfinite(norms[pos])
                 else str(norms[pos])})
     return [{"t": t, "states": states} for t, states in sorted(by_t.items())]
@@ -349,7 +350,8 @@ def _json(data):
 def _chart(steps):
     """The per-step gradient-norm curves (log scale) as inline SVG, and the x of each step."""
     width, height, left, right, top, bottom = 640, 150, 52, 12, 10, 26
-    series = list(dict.fromkeys(s["series"] for step in steps for s in step["states"]))
+    series = list(dict.fromkeys((s["series"], s["name"], s["loop"])
+                                for step in steps for s in step["states"]))
     values = [s["norm"] for step in steps for s in step["states"] if s["norm"]]
     n = len(steps)
     xs = [left + (width - left - right) * (k / (n - 1) if n > 1 else 0.5) for k in range(n)]
@@ -369,7 +371,7 @@ def _chart(steps):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" '
                      f'stroke="#e0e0e0"/><text x="{left - 4}" y="{yy + 3:.1f}" text-anchor="end" '
                      f'font-size="9">1e{d}</text>')
-    for k, name in enumerate(series):
+    for k, (name, state, loop) in enumerate(series):
         colour = colours[k % len(colours)]
         points = []
         for x, step in zip(xs, steps):
@@ -379,7 +381,8 @@ def _chart(steps):
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
                      f'points="{" ".join(points)}"/>')
         parts.append(f'<text x="{left + 6}" y="{top + 12 + 12 * k}" font-size="10" '
-                     f'fill="{colour}">‖∂L/∂{html.escape(name)}_t‖</text>')
+                     f'fill="{colour}">‖∂L/∂{html.escape(state)}_t‖'
+                     f'{" " + html.escape(loop) if loop else ""}</text>')
     for t_text, x in ((steps[0]["t"], xs[0]), (steps[-1]["t"], xs[-1])):
         parts.append(f'<text x="{x:.1f}" y="{height - bottom + 12}" font-size="9" '
                      f'text-anchor="middle">t={t_text}</text>')

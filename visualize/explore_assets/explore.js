@@ -259,7 +259,8 @@
       var span = document.createElement("span");
       span.className = "tg-norm";
       span.dataset.series = s.series;
-      span.textContent = "‖∂L/∂" + s.series + "_" + t + "‖ = " + s.text + ratio + "   ";
+      span.textContent = "‖∂L/∂" + s.name + "_" + t + "‖" + (s.loop ? " (" + s.loop + ")" : "") + " = " +
+        s.text + ratio + "   ";
       info.appendChild(span);
     });
     var marker = document.getElementById("tg-marker");
