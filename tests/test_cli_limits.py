@@ -116,7 +116,7 @@ def test_the_reported_flags_are_refused_in_one_line(argv, message, capsys):
 def test_render_refuses_an_output_suffix_it_cannot_write(name, capsys, tmp_path):
     code, _, err = run_cli(["render", "-o", str(tmp_path / name)], capsys)
     assert code == 2 and err.count("\n") == 1
-    assert "argument -o/--output: the file name must end in .svg, .png, .pdf, .dot or .gv" in err
+    assert "argument -o/--output: the file name must end in .svg, .png, .pdf, .dot, .gv or .html" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -19,13 +19,14 @@ def small_graph():
 @pytest.mark.parametrize("name", ["pic.jpg", "pic.jpeg", "pic.svgz", "pic.txt", "pic", "pic.", ".svg",
                                   "pic.svg.bak", "dir.svg/pic"])
 def test_render_refuses_a_suffix_it_cannot_write(name, tmp_path):
-    with pytest.raises(ValueError, match=r"end the file name in \.svg, \.png, \.pdf, \.dot or \.gv"):
+    with pytest.raises(ValueError, match=r"end the file name in \.svg, \.png, \.pdf, \.dot, \.gv or \.html"):
         visualize.render(small_graph(), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("name,format", [("a.svg", "svg"), ("a.SVG", "svg"), ("a.png", "png"),
-                                         ("a.Pdf", "pdf"), ("a.dot", "dot"), ("a.gv", "dot")])
+                                         ("a.Pdf", "pdf"), ("a.dot", "dot"), ("a.gv", "dot"),
+                                         ("a.HTML", "html")])
 def test_the_suffix_names_the_format(name, format):
     assert visualize.format_of(name) == format
 

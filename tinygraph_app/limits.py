@@ -86,8 +86,9 @@ THREADS = integer(1, 256)           # BLAS threads
 
 def output_file(*formats):
     """argparse type: a path to write whose suffix names one of ``formats`` (``"svg"``, ``"png"``,
-    ``"pdf"``, ``"dot"``) and whose directory exists, checked before any work."""
-    suffixes = [f".{f}" for f in formats] + ([".gv"] if "dot" in formats else [])
+    ``"pdf"``, ``"dot"``, ``"html"``) and whose directory exists, checked before any work."""
+    suffixes = [f".{f}" for f in formats if f != "html"] + ([".gv"] if "dot" in formats else []) + \
+        ([".html"] if "html" in formats else [])
     allowed = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
 
     def output(text):

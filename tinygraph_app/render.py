@@ -7,7 +7,12 @@ over the nodes --timeout allows (or 512 MiB of arrays), only the drawn steps are
 --steps 1000000 takes seconds). --grads and --values need the whole unroll: they are refused past
 that budget.
 
+An .html output is the interactive explorer (visualize.explore): one self-contained page with the
+unrolled and the folded picture, hover for a node's numbers, click for its paths to the loss, and a
+slider playing backpropagation through time back from the last step; it always runs backward.
+
 Examples:
+  tinygraph render --cell lstm --steps 12 -o lstm.html
   tinygraph render --cell lstm --view folded --link lstm_unrolled.svg -o lstm_folded.svg
   tinygraph render --cell lstm --steps 3 --grads -o lstm_unrolled.svg
   tinygraph render --cell rnn --steps 50 --level cell --grads --window 0:4,-4: -o rnn.svg
@@ -73,8 +78,10 @@ def add_arguments(parser):
     parser.add_argument("--link", default=None, metavar="URL",
                         help="folded view: link each node to the same op at t=0 of the unrolled "
                              "picture at URL (drawn with the same --cell/--steps/... options)")
-    parser.add_argument("-o", "--output", required=True, type=output_file("svg", "png", "pdf", "dot"),
-                        help="output file: .svg, .png, .pdf, or .dot (.gv) for the DOT text")
+    parser.add_argument("-o", "--output", required=True,
+                        type=output_file("svg", "png", "pdf", "dot", "html"),
+                        help="output file: .svg, .png, .pdf, .dot (.gv) for the DOT text, or .html for "
+                             "the interactive explorer (both views, hover, paths, a BPTT slider)")
 
 
 def build_model(cell, input_size, hidden, layers, seed, fused=True):
@@ -183,18 +190,20 @@ class Plan:
             line += f"; only the drawn steps were unrolled (all {self.steps} would be {self._over(args)})"
         return line
 
-    def graph(self, model, args, grads=False):
+    def graph(self, model, args, grads=False, flag=None, drop=None):
         """The unrolled graph to draw: all steps, or only the drawn ones recorded under their
-        numbers. ``grads`` (and ``--values``) need all of them: past the budget, ValueError."""
+        numbers. ``grads`` (and ``--values``) need all of them: past the budget, ValueError naming
+        ``flag`` (default: --grads or --values) as what needs them and ``drop`` as the way out."""
         if self.whole:
             return unrolled_graph(model, self.steps, args.batch, args.seed, grads)
         if grads or args.values:
-            flag = "--grads" if grads else "--values"
+            flag = flag or ("--grads" if grads else "--values")
+            drop = drop or f"drop {flag} (without it only the drawn steps are unrolled)"
             most = max(1, min(self.budget * self.steps // max(self.nodes, 1),
                               UNROLL_BYTES * self.steps // max(self.bytes, 1)))
             raise ValueError(f"{flag} needs the whole unroll, and --steps {self.steps} would be "
                              f"{self._over(args)}; lower --steps to about {most} (or --hidden, "
-                             f"--batch), or drop {flag} (without it only the drawn steps are unrolled)")
+                             f"--batch), or {drop}")
         return unrolled_graph(model, len(self.drawn), args.batch, args.seed, numbers=self.drawn)
 
     def window(self):
@@ -246,6 +255,8 @@ def run(args):
         visualize.parse_steps(args.window, range(args.steps))
     model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed,
                         fused=args.level != "op")
+    if visualize.format_of(args.output) == "html":
+        return _explore(model, args)
     if args.view == "folded":
         if args.grads:
             raise ValueError("--grads paints a backward pass, which runs over the unrolled graph; use "
@@ -268,11 +279,28 @@ def run(args):
     return 0
 
 
+def _explore(model, args):
+    """``-o graph.html``: the explorer of the unrolled graph with its backward pass (both views)."""
+    if args.link:
+        raise ValueError("--link joins separate SVG files; an .html explorer holds the folded and the "
+                         "unrolled picture itself: drop --link (or write .svg files)")
+    plan = Plan(model, args)
+    graph = plan.graph(model, args, grads=True, flag="an .html explorer",
+                       drop="write an .svg picture (of which only the drawn steps are unrolled)")
+    if plan.notice:
+        print(f"tinygraph render: note: {plan.notice}", file=sys.stderr)
+    path = visualize.explore(graph, args.output, view=args.view, level=args.level, steps=plan.window(),
+                             values=args.values, max_nodes=args.max_nodes, timeout=args.timeout).path
+    print(f"wrote {path}")
+    return 0
+
+
 def write_demo_pictures(out_dir="out", history=None, log=print):
     """The pictures for ``make demo``: the folded and unrolled graphs of a small RNN and LSTM
     (unrolled ones painted with BPTT gradients; each folded node links to the same op at t=0 of the
-    unrolled SVG), the gradient flow of both over 30 steps, and with ``history`` (a training history:
-    per-step ``loss`` and ``smoothed_loss`` lists) its loss curve. Without Graphviz the DOT text is
+    unrolled SVG), an explorer page of each (``<cell>_explorer.html``), the gradient flow of both
+    over 30 steps, and with ``history`` (a training history: per-step ``loss`` and
+    ``smoothed_loss`` lists) its loss curve. Without Graphviz the DOT text is
     written instead, with a note. Returns the paths written."""
     log(f"pictures in {out_dir}/:")
     os.makedirs(out_dir, exist_ok=True)
@@ -293,6 +321,8 @@ def write_demo_pictures(out_dir="out", history=None, log=print):
         graph = unrolled_graph(model, 12, 1, seed=0, grads=True)
         paths.append(visualize.render(graph, os.path.join(out_dir, f"{cell}_unrolled_cells.{suffix}"),
                                       level="cell", grads=True, steps="0:3,-3:"))
+        if suffix == "svg":   # the same 12 steps to explore in a browser: hover, paths, BPTT slider
+            paths.append(visualize.explore(graph, os.path.join(out_dir, f"{cell}_explorer.html")).path)
     from .gradflow import state_norms
     runs = {cell: state_norms(cell, steps=30, hidden=16, seed=0) for cell in ("rnn", "lstm")}
     curves = {key: history[key] for key in ("loss", "smoothed_loss") if history and history.get(key)}

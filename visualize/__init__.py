@@ -10,12 +10,14 @@ the model code that built it::
     visualize.render(graph, "unrolled.svg", level="cell", steps="0:3,-2:", grads=True)
     visualize.render(cell_graph, "folded.svg", view="folded")   # Recurrent(cell).folded()
     visualize.gradflow({"rnn": norms_rnn, "lstm": norms_lstm}, "gradflow.svg")
+    visualize.explore(graph, "explorer.html")   # one self-contained page: hover, paths, BPTT slider
 
 ``to_dot`` builds the ``graphviz.Digraph`` (its docstring and ``visualize.dot``'s are the colour
 legend); ``render``/``svg`` lay it out with Graphviz's ``dot`` (needed only for pictures, not for DOT
 text). Importing this package gives ``tg.Graph`` a ``_repr_mimebundle_``, so graphs display in Jupyter.
 """
 from .dot import DEFAULT_MAX_NODES, LEVELS, VIEWS, link_to, step_costs, to_dot  # noqa: F401
+from .explore import Explorer, explore  # noqa: F401
 from .grads import GradScale, edge_grads, node_norms, retain_all  # noqa: F401
 from .plots import gradflow, loss_curve, state_grad_norms  # noqa: F401
 from .render import (FORMATS, SUFFIXES, GraphvizNotFoundError, RenderError, check_timeout,  # noqa: F401

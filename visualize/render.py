@@ -15,7 +15,7 @@ from tinygraph.io import write_bytes_atomic as write_atomic  # noqa: F401  (re-e
 from .dot import to_dot
 
 FORMATS = ("svg", "png", "pdf")
-SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")   # what ``render`` reads the format from
+SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")   # what ``render`` reads the format from
 DEFAULT_TIMEOUT = 120.0
 INSTALL_HINT = ("install Graphviz so that `dot` is on PATH: `sudo apt-get install graphviz` "
                 "(Debian/Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`, or see "
@@ -50,13 +50,23 @@ def check_timeout(timeout):
 
 
 def format_of(path):
-    """The picture format a file name asks for by its suffix: ``"svg"``, ``"png"``, ``"pdf"`` or
-    ``"dot"`` (``.dot``/``.gv``: the DOT text); ValueError naming the suffixes for any other."""
+    """The picture format a file name asks for by its suffix: ``"svg"``, ``"png"``, ``"pdf"``,
+    ``"dot"`` (``.dot``/``.gv``: the DOT text) or ``"html"`` (the interactive explorer,
+    ``visualize.explore``); ValueError naming the suffixes for any other."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"render: cannot tell the picture format from {os.fspath(path)!r}: end the "
                          f"file name in {', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]}, or pass format=")
     return "dot" if suffix in (".dot", ".gv") else suffix[1:]
+
+
+def render_html(graph, path, timeout=DEFAULT_TIMEOUT, link=None, **options):
+    """``render`` into an ``.html`` file: the explorer of ``graph`` (``visualize.explore``)."""
+    if link is not None:
+        raise ValueError("render: link= joins separate SVG files; an .html explorer holds the folded and "
+                         "the unrolled picture itself: drop link (or write .svg files)")
+    from .explore import explore   # explore builds on this module
+    return explore(graph, path, timeout=timeout, **options).path
 
 
 def layout(source, format="svg", timeout=DEFAULT_TIMEOUT):
@@ -89,12 +99,16 @@ def svg(graph, timeout=DEFAULT_TIMEOUT, **options):
 def render(graph, path, format=None, timeout=DEFAULT_TIMEOUT, **options):
     """Draw ``graph`` (see ``to_dot`` for the options) into ``path``, written atomically.
 
-    ``format``: ``"svg"``, ``"png"``, ``"pdf"``, or ``"dot"`` for the DOT text (needs no Graphviz);
-    when omitted it is read from the file suffix (``.svg``, ``.png``, ``.pdf``, ``.dot``/``.gv``),
-    and any other suffix is refused before anything is drawn. Returns ``path``.
+    ``format``: ``"svg"``, ``"png"``, ``"pdf"``, ``"dot"`` for the DOT text (needs no Graphviz), or
+    ``"html"`` for the interactive explorer (``visualize.explore``: ``view`` is the picture it shows
+    first); when omitted it is read from the file suffix (``.svg``, ``.png``, ``.pdf``,
+    ``.dot``/``.gv``, ``.html``), and any other suffix is refused before anything is drawn.
+    Returns ``path``.
     """
     path = os.fspath(path)
     format = format_of(path) if format is None else format
+    if format == "html":
+        return render_html(graph, path, timeout, **options)
     if format not in FORMATS + ("dot", "gv"):
         raise ValueError(f"render: format must be one of {FORMATS + ('dot',)}, got {format!r}")
     if format not in ("dot", "gv"):
