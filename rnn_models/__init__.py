@@ -7,3 +7,4 @@ from .checkpoint import Checkpoint, CheckpointError, NonFiniteError, load_checkp
 from .models import CharRNN, SequenceModel, build_model  # noqa: F401
 from .tasks import TASKS, make_task  # noqa: F401
 from .training import Trainer, TruncatedBPTT, make_optimizer  # noqa: F401
+from .rtrl import rtrl  # noqa: F401
