@@ -709,11 +709,11 @@ class _Drawing:
         (``rank=same``): per loop and state (``h``; ``c``) its initial state and every drawn step's
         state output at the op level; per layer (level="layer") or for the whole cell ("cell") all
         its states, each box drawn below the states it makes: x_t -> [cell] -> h_t, and h_t -> the
-        next box. The "…" of elided steps sits on the first line."""
+        next box. The "…" of elided steps is on none: its place in
+        time is kept by the timeline (``_emit_timeline``)."""
         graph, lines = self.graph, {}
         if self.view != "unrolled" or not self.index.steps:
             return []
-        drawn = [name for name in self.timeline if self.nodes[name].kind == "elision"]
         for pos, (loop, k) in self.initial.items():
             lines.setdefault(self._line_key(loop, k), []).append(self.rep[pos])
         for step in graph.steps:
@@ -725,8 +725,6 @@ class _Drawing:
                 if name is not None and self.nodes[name].kind != "group":
                     lines.setdefault(self._line_key(loop, k), []).append(name)
         rows = [list(dict.fromkeys(names)) for names in lines.values()]
-        if rows and drawn and self.level != "op":
-            rows[0] += drawn   # the "…" sits on the first state line, between its steps
         return [row for row in rows if len(row) > 1]
 
     def _line_key(self, loop, k):
