@@ -102,7 +102,8 @@ def runs_of(args):
 
 def run(args):
     runs = runs_of(args)
-    title = args.title or f"gradient of a last-step loss back through time (T={args.steps}, hidden {args.hidden})"
+    title = args.title or (f"gradient of a last-step loss back through time (T={args.steps}, "
+                           f"hidden {args.hidden})")
     visualize.gradflow(runs, args.output, title=title, ylabel="‖∂L/∂h_t‖ (LSTM: also ‖∂L/∂c_t‖)")
     width = max(map(len, runs))
     for label, norms in runs.items():

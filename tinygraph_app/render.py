@@ -1,11 +1,11 @@
 """Draw a recurrent net: its folded cell with the delay loop, or its graph unrolled over T steps.
 
 The budget is checked before unrolling: from a 2- and a 3-step unroll, how many nodes T steps would
-draw. When that is over --max-nodes, only the first and last steps that fit are drawn, the rest
-behind a "…" (as --window draws them), with a note on stderr; and when the whole unroll would be
-over the nodes --timeout allows (or 512 MiB of arrays), only the drawn steps are unrolled (so
---steps 1000000 takes seconds). --grads and --values need the whole unroll: they are refused past
-that budget.
+draw and how wide. When that is over --max-nodes, or over 20,000 pt wide (time runs in one row, left
+to right), only the first and last steps that fit are drawn, the rest behind a "…" (as --window
+draws them), with a note on stderr; and when the whole unroll would be over the nodes --timeout
+allows (or 512 MiB of arrays), only the drawn steps are unrolled (so --steps 1000000 takes seconds).
+--grads and --values need the whole unroll: they are refused past that budget.
 
 Examples:
   tinygraph render --cell lstm --view folded --link lstm_unrolled.svg -o lstm_folded.svg

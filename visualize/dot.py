@@ -20,13 +20,26 @@ Legend (what the pictures mean)::
                          of its source's gradient that flows back along it; a reference's is that
                          step's term of the shared node's gradient (Σ over steps = the whole).
 
+Layout (unrolled view, the textbook figure): time runs left to right, one cluster per drawn step in
+time order (a hidden timeline at the bottom, and few crossing-minimisation passes, ``mclimit``, keep
+it); each state (``h``; ``c``) of each loop is drawn on one horizontal line (``rank=same``) with its
+initial state (``h0``) as a node of its own in the first step's cluster; at the cell and layer levels
+the box sits below the states it makes, so x_t -> [cell] -> h_t, and h_t -> the next box; a stacked
+layer's box reads the output of the layer below at the same step; what no step made (the stack of
+outputs, a head, the loss) is drawn outside every step, above. A picture wider than ``max_width``
+(estimated by ``step_widths``) draws its first and last steps around a "…".
+
 Names, scopes, titles and links are written safely whatever they hold (``visualize.labels``):
 control characters and lone surrogates as ``\\xNN``/``\\uXXXX`` text, lines cut to 200 characters
 with the whole text in the node's tooltip, scopes nested more than 100 deep drawn in one box.
 
-Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``), so
-the same program gives byte-identical DOT; each real node also carries its stable ``id``
-(``rnn/l0/tanh_0@3``, see ``structure``) in the SVG.
+Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``, a
+step's inputs ``in<t>``, elisions ``e<first t>``), so the same program gives byte-identical DOT; in the
+SVG each node is ``<g id=... class="node <kind> [grad<k>]">`` with its DOT name as ``<title>``. The
+``id`` is stable: a real node's is its stable id (``rnn/l0/tanh_0@3``, ``rnn/l0/h0_0@0`` for an
+initial state, see ``structure``), a box's ``cell@3`` or ``rnn/l1@3`` (level="layer"), a step's
+inputs ``in@3``, a reference ``<shared id>><step path>``; step clusters are ``class="cluster step"``
+labelled ``t=3``, edges ``class="edge <data|state|loop|elided> [grad<k>]"``.
 """
 import html
 
@@ -844,7 +857,9 @@ class _Drawing:
     def _edge_attrs(self, kind, edge, scale):
         attrs = {"class": kind, "color": DEFAULT_EDGE}
         if kind == "state":
-            attrs.update(color=STATE_EDGE, penwidth="2", constraint="false")
+            # not a rank constraint (the next step would sit a rank above), but heavy, so dot keeps
+            # the edge short and its bends few instead of hooking round the next step
+            attrs.update(color=STATE_EDGE, penwidth="2", constraint="false", weight="10")
         elif kind == "loop":
             attrs.update(color=LOOP_EDGE, style="dashed", penwidth="1.5", constraint="false",
                          fontcolor=LOOP_EDGE)
