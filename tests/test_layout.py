@@ -21,6 +21,7 @@ import rnn_models
 import tinygraph as tg
 import visualize
 from tinygraph_app import cli
+from tinygraph_app.render import build_model, unrolled_graph
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -201,6 +202,10 @@ def test_stacked_layers_are_drawn_bottom_up_with_their_edges(tmp_path, capsys):
         assert picture.centre(l0)[1] > picture.centre(l1)[1]      # l0 below l1 (y grows downwards)
         (h,) = picture.named(rf"lstm/l0/h_0@{t}")
         assert ("data", h, l1) in [(k, s, d) for k, s, d, _ in picture.edges]
+    painted = visualize.to_dot(unrolled_graph(build_model("lstm", 2, 3, 2, 0, fused=True), 3, 1, 0),
+                               level="layer", grads=True).source
+    layer_edges = re.findall(r'(n\d+) -> (g\d+_1) \[class="data (grad\d)"', painted)
+    assert len(layer_edges) == 3          # l0's h_t -> l1's box, painted with what flows back along it
 
 
 def test_a_long_op_level_unroll_stays_within_20000_pt_and_says_so(tmp_path, capsys):

@@ -466,16 +466,18 @@ class _Drawing:
         self.fed_by = self._fed_by()
         if collapsed:
             self._plan_groups(is_drawn)
+        pipe = self._layer_pipes() if collapsed else set()
         for pos in range(len(graph.nodes)):
             if not is_drawn(pos):
                 continue
             home = idx.home[pos]
             if home is not None and self.kept is not None and home[1] not in self.kept:
                 self.rep[pos] = self.elision[home[1]]
-            elif collapsed and home is None and pos not in self.initial and (self.is_param[pos] or (
-                    self.fed_by[pos] and pos in idx.shared)) and all(
+            elif collapsed and home is None and self.is_param[pos] and all(
                     idx.home[d] is not None for d, _ in idx.consumers[pos]):
-                continue   # listed in the boxes that read it, or drawn as the layer edges below
+                continue   # listed in the boxes that read it
+            elif pos in pipe:
+                continue   # drawn as the layer edges (``_connect_boxes``)
             elif pos in idx.shared and (self.view == "unrolled" or collapsed):
                 if self.level == "op" or any(idx.home[d] is None for d, _ in idx.consumers[pos]):
                     self.rep[pos] = self.real_node(pos, self.outer_path(pos))
@@ -534,6 +536,21 @@ class _Drawing:
                 fed[d] = fed[d] | ({made[s]} if s in made else fed[s] if graph.step_of[s] is None else set())
         return fed
 
+    def _layer_pipes(self):
+        """Collapsed levels: the outer nodes that only carry one layer's outputs into the layer
+        above (the stack of its outputs, the projection the layer above reads it through). They are
+        not drawn: each output is drawn going straight into the box of the same step above."""
+        idx, pipe = self.index, set()
+        for pos in reversed(range(len(self.graph.nodes))):
+            if idx.home[pos] is not None or not self.fed_by[pos] or pos in self.initial:
+                continue
+            readers = idx.consumers[pos]
+            if pos in idx.shared and all(idx.home[d] is not None for d, _ in readers):
+                pipe.add(pos)
+            elif readers and all(d in pipe for d, _ in readers):
+                pipe.add(pos)
+        return pipe
+
     def _connect_boxes(self):
         """Collapsed levels: a box reading a sequence made of another loop's outputs (the layer
         below) reads that loop's output of the same step, drawn as an edge from it; and every drawn
@@ -551,7 +568,11 @@ class _Drawing:
                     out = outputs.get((loop, home[1]))
                     src = self.rep[out] if out is not None else None
                     if src is not None and self.box_of_name.get(src) != box:
-                        self.add_edge(src, box, "data")
+                        # painted with what flows back from the layer above into this output: along
+                        # its edge into the sequence (the stack) the layer above reads
+                        into = next(((out, c, k) for c, k in idx.consumers[out]
+                                     if idx.home[c] is None and self.fed_by[c]), None)
+                        self.add_edge(src, box, "data", into)
         into = {dst for _, dst, _ in self.edges}
         for name in sorted(self.exported_names, key=lambda n: int(n[1:])):
             if name not in into:
