@@ -28,6 +28,7 @@ pictures:
 	$(TINYGRAPH) render --cell lstm --steps 40 --level cell --grads --window 0:3,-3: -o lstm_unrolled_cells.svg && \
 	$(TINYGRAPH) render --cell rnn --view folded --link rnn_unrolled.svg -o rnn_folded.svg && \
 	$(TINYGRAPH) render --cell rnn --steps 4 --grads -o rnn_unrolled.svg && \
+	$(TINYGRAPH) render --cell lstm --steps 4 --layers 2 --level layer --grads -o lstm_layers.svg && \
 	$(TINYGRAPH) gradflow --cell rnn,lstm,gru --steps 40 --forget-bias 0,3 -o gradflow.svg
 
 test-thorough:
