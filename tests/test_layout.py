@@ -208,13 +208,15 @@ def test_stacked_layers_are_drawn_bottom_up_with_their_edges(tmp_path, capsys):
     assert len(layer_edges) == 3          # l0's h_t -> l1's box, painted with what flows back along it
 
 
-def test_a_long_op_level_unroll_stays_within_20000_pt_and_says_so(tmp_path, capsys):
-    for cell in ("rnn", "lstm"):
-        picture, err = render(["--cell", cell, "--steps", "200"], tmp_path, capsys)
-        assert picture.width <= 20000
-        assert "within 20000 pt wide" in err and err.count("\n") == 1
-        ts = [t for t, _ in picture.steps]
-        assert ts[0] == 0 and ts[-1] == 199 and ts == sorted(ts)
+@pytest.mark.parametrize("argv", [["--cell", "rnn", "--steps", "200"], ["--cell", "lstm", "--steps", "200"],
+                                  ["--cell", "lstm", "--layers", "2", "--steps", "500", "--level", "cell"]])
+def test_a_long_unroll_stays_within_20000_pt_and_says_so(argv, tmp_path, capsys):
+    picture, err = render(argv, tmp_path, capsys)
+    assert picture.width <= 20000
+    assert "within 20000 pt wide" in err and err.count("\n") == 1
+    ts = [t for t, _ in picture.steps]
+    last = int(argv[argv.index("--steps") + 1]) - 1
+    assert ts[0] == 0 and ts[-1] == last and ts == sorted(ts)
 
 
 def test_grads_paint_ops_and_parameters_and_the_legend_is_readable():

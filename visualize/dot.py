@@ -487,7 +487,7 @@ class _Drawing:
                 self.rep[pos] = self.real_node(pos, self.home_path(home)[:1])
             elif home is not None and pos not in idx.attached:
                 self.rep[pos] = self.real_node(pos, self.home_path(home) + _components(idx.local[pos]))
-            elif home is not None and idx.attached[pos] == "in" and pos not in self.initial:
+            elif home is not None and idx.attached[pos] == "in":
                 # an input slice read by one step: in its step's cluster, outside the layers' ones
                 self.rep[pos] = self.real_node(pos, self.home_path(home)[:1])
             else:
@@ -740,11 +740,11 @@ class _Drawing:
 
     def state_lines(self):
         """The rows of the textbook layout, each a list of DOT names drawn on one horizontal line
-        (``rank=same``): per loop and state (``h``; ``c``) its initial state and every drawn step's
-        state output at the op level; per layer (level="layer") or for the whole cell ("cell") all
-        its states, each box drawn below the states it makes: x_t -> [cell] -> h_t, and h_t -> the
-        next box. The "…" of elided steps is on none: its place in
-        time is kept by the timeline (``_emit_timeline``)."""
+        (``rank=same``). Op level: per loop and state (``h``; ``c``), its initial state and every
+        drawn step's output of that state. Cell and layer levels: per layer ("layer") or for the
+        whole cell ("cell"), all its states; each box is drawn below the states it makes, so
+        x_t -> [cell] -> h_t, then h_t -> the next box. The "…" of elided steps is on no line: the
+        timeline (``_emit_timeline``) keeps its place in time."""
         graph, lines = self.graph, {}
         if self.view != "unrolled" or not self.index.steps:
             return []
@@ -781,7 +781,7 @@ class _Drawing:
         invisible = {"class": "anchor", "style": "invis", "width": "0", "height": "0", "fixedsize": "true",
                      "label": ""}
         with dot.subgraph(name="timeline") as chain:
-            chain.attr(rank="min")   # below every cluster: nothing for its edges to route around
+            chain.attr(rank="min")   # the lowest rank, under the steps' contents: its edges route freely
             for k in range(len(self.timeline)):
                 chain.node(f"tl{k}", **invisible)
         for k, anchor in enumerate(self.timeline):
@@ -942,17 +942,26 @@ def _step_widths(idx, level):
     graph, gap, margin = idx.graph, 14.0, 40.0
     groups = idx.step_positions()
     widths = {}
-    if level != "op":
-        for (loop, t), positions in groups.items():
-            states = sum(1 for p in positions if graph.nodes[p].name and p not in idx.attached
-                         and graph.nodes[p].op is not None and any(
-                             idx.home[d] != (loop, t) for d, _ in idx.consumers[p]))
-            one = max(150.0, states * (54 + gap)) + margin
-            widths[t] = max(widths.get(t, 0), one)
-        return widths
     inputs = [[] for _ in graph.nodes]
     for src, dst, _ in graph.edges:
         inputs[dst].append(src)
+    if level != "op":   # a box under its states: one line per layer ("layer"), or one in all ("cell")
+        states, params = {}, {}
+        for (loop, t), positions in groups.items():
+            count = sum(1 for p in positions if graph.nodes[p].name and p not in idx.attached
+                        and graph.nodes[p].op is not None and any(
+                            idx.home[d] != (loop, t) for d, _ in idx.consumers[p]))
+            names = [node_label_name(graph.nodes[s]) for p in positions for s in inputs[p]
+                     if graph.nodes[s].op is None and graph.nodes[s].requires_grad and idx.home[s] is None]
+            key = (loop, t) if level == "layer" else t
+            states[key] = states.get(key, 0) + count
+            params[key] = list(dict.fromkeys(params.get(key, []) + names))
+        widths = {}
+        for key, count in states.items():   # measured: ~90 pt a state; the box lists 4 parameters
+            box = 16 + 5.5 * len(", ".join(params[key][:4]))
+            t = key[1] if level == "layer" else key
+            widths[t] = max(widths.get(t, 0), max(box, count * 90.0) + 2 * margin)
+        return widths
     shared = set(idx.shared)
     for (loop, t), positions in groups.items():
         members, rank, rows = set(positions), {}, {}
