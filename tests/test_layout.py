@@ -209,6 +209,7 @@ def test_stacked_layers_are_drawn_bottom_up_with_their_edges(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--cell", "rnn", "--steps", "200"], ["--cell", "lstm", "--steps", "200"],
+                                  ["--cell", "gru", "--layers", "2", "--steps", "200"],
                                   ["--cell", "lstm", "--layers", "2", "--steps", "500", "--level", "cell"]])
 def test_a_long_unroll_stays_within_20000_pt_and_says_so(argv, tmp_path, capsys):
     picture, err = render(argv, tmp_path, capsys)

@@ -970,7 +970,7 @@ def _step_widths(idx, level):
             rows[rank[p]] = rows.get(rank[p], 0) + _text_width(graph.nodes[p]) + gap
         refs = {s for p in positions for s in inputs[p] if s in shared}
         rows[0] = sum(_text_width(graph.nodes[s]) + 18 + gap for s in refs)
-        widths[t] = max(widths.get(t, 0), max(rows.values()) + margin)
+        widths[t] = widths.get(t, 0) + max(rows.values()) + margin   # layers, directions side by side
     return widths
 
 
