@@ -5,7 +5,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: setup setup-browser demo test test-thorough bench clean
+.PHONY: setup setup-browser demo test test-thorough bench pictures clean
 
 setup:
 	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
@@ -30,6 +30,18 @@ test: setup-browser
 
 bench: setup
 	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
+
+# The README's pictures, redrawn with the commands the README lists (from this checkout's code).
+TINYGRAPH = PYTHONPATH=$(CURDIR) $(PYTHON) -m tinygraph_app
+pictures:
+	cd docs/pictures && \
+	$(TINYGRAPH) render --cell lstm --view folded --link lstm_unrolled.svg -o lstm_folded.svg && \
+	$(TINYGRAPH) render --cell lstm --steps 3 --grads -o lstm_unrolled.svg && \
+	$(TINYGRAPH) render --cell lstm --steps 40 --level cell --grads --window 0:3,-3: -o lstm_unrolled_cells.svg && \
+	$(TINYGRAPH) render --cell rnn --view folded --link rnn_unrolled.svg -o rnn_folded.svg && \
+	$(TINYGRAPH) render --cell rnn --steps 4 --grads -o rnn_unrolled.svg && \
+	$(TINYGRAPH) render --cell lstm --steps 4 --layers 2 --level layer --grads -o lstm_layers.svg && \
+	$(TINYGRAPH) gradflow --cell rnn,lstm,gru --steps 40 --forget-bias 0,3 -o gradflow.svg
 
 test-thorough:
 	$(MAKE) test HYPOTHESIS_PROFILE=thorough

@@ -433,11 +433,25 @@ def test_gradient_scale_maps_decades_monotonically():
     assert scale.colour(float("nan")) == G.ZERO_COLOUR
 
 
-def test_grads_without_retained_gradients_is_a_clear_error():
+def test_grads_without_retained_gradients_are_computed_from_the_graph_or_refused():
+    """grads=True paints every op and parameter whether or not retain_all ran: the gradients of the
+    graph's scalar output are computed from the Graph (the same numbers backward keeps). A graph
+    with no scalar output to differentiate is refused, saying how."""
+    graph, _ = painted("lstm", 3)
+    kept = parse(visualize.to_dot(graph, grads=True))[0]
+    for backward in (False, True):
+        loss, _ = tiny_net("lstm", 3)
+        graph = loss.graph()
+        if backward:
+            loss.backward()          # only the leaves keep .grad
+        nodes = parse(visualize.to_dot(graph, grads=True))[0]
+        assert nodes == kept
+        ops = [n for n, a in nodes.items() if kind(a) in ("op", "param")
+               and graph.nodes[int(n[1:])].requires_grad]
+        assert ops and all(attr(nodes[n], "fillcolor") in G.PALETTE + (G.ZERO_COLOUR,) for n in ops)
     loss, _ = tiny_net("rnn", 2)
-    graph = loss.graph()
     with pytest.raises(ValueError, match="retain_all"):
-        visualize.to_dot(graph, grads=True)
+        visualize.to_dot([loss, loss * 2], grads=True)
 
 
 def test_state_grad_norms_reads_the_h_nodes():

@@ -1,11 +1,11 @@
 """Draw a recurrent net: its folded cell with the delay loop, or its graph unrolled over T steps.
 
 The budget is checked before unrolling: from a 2- and a 3-step unroll, how many nodes T steps would
-draw. When that is over --max-nodes, only the first and last steps that fit are drawn, the rest
-behind a "…" (as --window draws them), with a note on stderr; and when the whole unroll would be
-over the nodes --timeout allows (or 512 MiB of arrays), only the drawn steps are unrolled (so
---steps 1000000 takes seconds). --grads and --values need the whole unroll: they are refused past
-that budget.
+draw and how wide. When that is over --max-nodes, or over 20,000 pt wide (time runs in one row, left
+to right), only the first and last steps that fit are drawn, the rest behind a "…" (as --window
+draws them), with a note on stderr; and when the whole unroll would be over the nodes --timeout
+allows (or 512 MiB of arrays), only the drawn steps are unrolled (so --steps 1000000 takes seconds).
+--grads and --values need the whole unroll: they are refused past that budget.
 
 An .html output is the interactive explorer (visualize.explore): one self-contained page with the
 unrolled and the folded picture, hover for a node's numbers, click for its paths to the loss, and a
@@ -148,13 +148,19 @@ class Plan:
 
     def __init__(self, model, args):
         T = self.steps = args.steps
-        cost, outer, self.nodes, self.bytes, step_bytes = _measure(model, args)
+        cost, outer, self.nodes, self.bytes, step_bytes, width = _measure(model, args)
         kept = _positions(args.window, T)
         self.kept = len(kept)
-        total = outer + (sum(map(cost, kept)) if T <= 3 or args.window is not None else
-                         cost(0) + cost(1) * (T - 2) + cost(T - 1))
-        self.drawn = kept if total <= args.max_nodes else \
+
+        def total(cost, steps):
+            return sum(map(cost, steps)) if len(steps) <= 3 or args.window is not None else \
+                cost(steps[0]) + cost(steps[1]) * (len(steps) - 2) + cost(steps[-1])
+        self.drawn = kept if outer + total(cost, kept) <= args.max_nodes else \
             visualize.fit_window(kept, cost, args.max_nodes - outer)
+        self.wide = total(width, self.drawn) > visualize.DEFAULT_MAX_WIDTH   # one row of time
+        if self.wide:
+            self.drawn = visualize.fit_window(self.drawn, width,
+                                              visualize.DEFAULT_MAX_WIDTH - visualize.dot.WIDTH_RESERVE)
         self.per_step = cost(min(1, T - 1))
         self.budget = min(UNROLL_NODES, int(args.timeout * NODES_PER_SECOND))
         if getattr(args, "grads", False):
@@ -180,6 +186,8 @@ class Plan:
             shown = shown[:2] + ["…"] + shown[-2:]
         if self.memory:
             why = f"to stay within {_size(UNROLL_BYTES)} of memory"
+        elif self.wide:
+            why = f"to keep the picture within {visualize.DEFAULT_MAX_WIDTH} pt wide (time runs in one row)"
         elif len(self.drawn) == self.kept:
             why = f"as --window {args.window} asks"
         else:
@@ -219,7 +227,7 @@ def _size(nbytes):
 
 
 def _measure(model, args):
-    """``(cost(t), outer, nodes, bytes, bytes a step)`` of the picture and the graph of a
+    """``(cost(t), outer, nodes, bytes, bytes a step, width(t))`` of the picture and the graph of a
     ``--steps`` T unroll: the nodes drawn for step t and outside the steps (``visualize.step_costs``)
     and the whole graph's nodes and array bytes, read off the T-step unroll itself for T <= 3, else
     off a 2- and a 3-step one (a middle step stands for every step but the first and the last)."""
@@ -231,18 +239,23 @@ def _measure(model, args):
         graph = unrolled_graph(model, T, args.batch, args.seed)
         outer, costs = visualize.step_costs(graph, args.level)
         nodes, nbytes = size(graph)
-        return costs.__getitem__, outer, nodes, nbytes, nbytes // T
+        widths = visualize.step_widths(graph, args.level)
+        return costs.__getitem__, outer, nodes, nbytes, nbytes // T, widths.__getitem__
     two = unrolled_graph(model, 2, args.batch, args.seed)
     three = unrolled_graph(model, 3, args.batch, args.seed)
     outer2, _ = visualize.step_costs(two, args.level)
     outer3, costs = visualize.step_costs(three, args.level)
+    widths = visualize.step_widths(three, args.level)
     (nodes2, bytes2), (nodes3, bytes3) = size(two), size(three)
 
     def cost(t):
         return costs[0] if t == 0 else costs[2] if t == T - 1 else costs[1]
+
+    def width(t):
+        return widths[0] if t == 0 else widths[2] if t == T - 1 else widths[1]
     step_bytes = bytes3 - bytes2
     return (cost, outer3 + (outer3 - outer2) * (T - 3), nodes3 + (nodes3 - nodes2) * (T - 3),
-            bytes3 + step_bytes * (T - 3), step_bytes)
+            bytes3 + step_bytes * (T - 3), step_bytes, width)
 
 
 def _positions(window, steps):

@@ -16,7 +16,8 @@ the model code that built it::
 legend); ``render``/``svg`` lay it out with Graphviz's ``dot`` (needed only for pictures, not for DOT
 text). Importing this package gives ``tg.Graph`` a ``_repr_mimebundle_``, so graphs display in Jupyter.
 """
-from .dot import DEFAULT_MAX_NODES, LEVELS, VIEWS, link_to, step_costs, to_dot  # noqa: F401
+from .dot import (DEFAULT_MAX_NODES, DEFAULT_MAX_WIDTH, LEVELS, VIEWS, link_to, step_costs,  # noqa: F401
+                  step_widths, to_dot)
 from .explore import Explorer, explore  # noqa: F401
 from .grads import GradScale, edge_grads, node_norms, retain_all  # noqa: F401
 from .plots import gradflow, loss_curve, state_grad_norms  # noqa: F401

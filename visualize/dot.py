@@ -20,13 +20,26 @@ Legend (what the pictures mean)::
                          of its source's gradient that flows back along it; a reference's is that
                          step's term of the shared node's gradient (Σ over steps = the whole).
 
+Layout (unrolled view, the textbook figure): time runs left to right, one cluster per drawn step in
+time order (a hidden timeline at the bottom, and few crossing-minimisation passes, ``mclimit``, keep
+it); each state (``h``; ``c``) of each loop is drawn on one horizontal line (``rank=same``) with its
+initial state (``h0``) as a node of its own in the first step's cluster; at the cell and layer levels
+the box sits below the states it makes, so x_t -> [cell] -> h_t, and h_t -> the next box; a stacked
+layer's box reads the output of the layer below at the same step; what no step made (the stack of
+outputs, a head, the loss) is drawn outside every step, above. A picture wider than ``max_width``
+(estimated by ``step_widths``) draws its first and last steps around a "…".
+
 Names, scopes, titles and links are written safely whatever they hold (``visualize.labels``):
 control characters and lone surrogates as ``\\xNN``/``\\uXXXX`` text, lines cut to 200 characters
 with the whole text in the node's tooltip, scopes nested more than 100 deep drawn in one box.
 
-Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``), so
-the same program gives byte-identical DOT; each real node also carries its stable ``id``
-(``rnn/l0/tanh_0@3``, see ``structure``) in the SVG.
+Node names in the DOT text are ``n<position in topological order>`` (refs ``r…``, boxes ``g…``, a
+step's inputs ``in<t>``, elisions ``e<first t>``), so the same program gives byte-identical DOT; in the
+SVG each node is ``<g id=... class="node <kind> [grad<k>]">`` with its DOT name as ``<title>``. The
+``id`` is stable: a real node's is its stable id (``rnn/l0/tanh_0@3``, ``rnn/l0/h0_0@0`` for an
+initial state, see ``structure``), a box's ``cell@3`` or ``rnn/l1@3`` (level="layer"), a step's
+inputs ``in@3``, a reference ``<shared id>><step path>``; step clusters are ``class="cluster step"``
+labelled ``t=3``, edges ``class="edge <data|state|loop|elided> [grad<k>]"``.
 """
 import html
 
@@ -42,6 +55,9 @@ from .structure import StepIndex, common_path, fit_window, gaps, node_label_name
 VIEWS = ("unrolled", "folded")
 LEVELS = ("op", "cell", "layer")
 DEFAULT_MAX_NODES = 2500
+# Widest picture drawn whole, in points: past it the middle steps are elided (a 100,000 pt SVG is more
+# than any rasteriser opens, and dot's spline router fails along very long rows).
+DEFAULT_MAX_WIDTH = 20_000
 MAX_DEPTH = 100   # clusters nested deeper are drawn in one box (dot's parser stops near 2500 levels)
 
 FILL = {"op": "#eeeeee", "param": "#cfe2f3", "leaf": "#ffffff", "group": "#fff2cc", "io": "#ffffff"}
@@ -52,7 +68,7 @@ FONT = "Helvetica"
 
 
 def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=False, *,
-           max_nodes=DEFAULT_MAX_NODES, link=None, legend=True, title=None):
+           max_nodes=DEFAULT_MAX_NODES, link=None, legend=True, title=None, max_width=DEFAULT_MAX_WIDTH):
     """Draw a Graph (or the Graph of a Tensor / list of Tensors) as a ``graphviz.Digraph``.
 
     Args:
@@ -69,11 +85,15 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
             last 2) or slices over the step list (``"0:3,-2:"``). Default: all that fit ``max_nodes``.
             A graph that recorded only some steps of a longer run (0, 1, 2 and 998, 999) has the
             numbers between them drawn elided too, its state edges passing through the "…".
-        grads: paint ``log10‖∂L/∂·‖`` (needs ``.grad`` on the nodes: ``visualize.retain_all`` before
-            ``backward``). values: add shapes and value summaries to the labels ("released" for a
-            value no gradient rule reads, which the engine freed; see ``tinygraph.release``).
+        grads: paint ``log10‖∂L/∂·‖`` on every node, parameters included: the ``.grad`` the ops kept
+            (``visualize.retain_all`` before ``backward``), else computed here from the graph of
+            its scalar output (``visualize.grads.gradients``); ValueError when neither is possible.
+        values: add shapes and value summaries to the labels ("released" for a value no gradient
+            rule reads, which the engine freed; see ``tinygraph.release``).
         max_nodes: above this many drawn nodes the middle steps (or the nodes farthest from the
             outputs) are elided, with a note in the picture, instead of making ``dot`` hang.
+        max_width: points; when the drawn steps' estimated width (``step_widths``) is over it, the
+            middle steps are elided the same way, with a note: time runs left to right in one row.
         link: folded view only: where each node links to. A template with ``{id}`` (its stable id,
             ``"rnn/l0/h_0"``) and ``{local}`` (the id inside its step, ``"h_0"``), e.g.
             ``"rnn_unrolled.svg#{id}@0"``; or a function ``(id, local) -> URL or None`` such as
@@ -87,10 +107,13 @@ def to_dot(graph, view="unrolled", level="op", steps=None, grads=False, values=F
         raise ValueError(f"to_dot: view must be one of {VIEWS}, got {view!r}")
     if level not in LEVELS:
         raise ValueError(f"to_dot: level must be one of {LEVELS}, got {level!r}")
+    if isinstance(max_width, bool) or not isinstance(max_width, (int, float)) or not max_width >= 1000:
+        raise ValueError(f"to_dot: max_width must be a number of points >= 1000, got {max_width!r}")
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 10:
         raise ValueError(f"to_dot: max_nodes must be an int >= 10, got {max_nodes!r}")
     graph = G.as_graph(graph)
     drawing = _Drawing(graph, view, level, grads, values, link)
+    drawing.max_width = max_width
     if view == "folded":
         drawing.fold()
     else:
@@ -179,12 +202,7 @@ class _Drawing:
         self.edges = {}            # (src name, dst name, kind) -> _Edge, in insertion order
         self.notes = []
         self.grads = grads
-        self.norms = G.node_norms(graph) if grads else None
-        self.flows = G.edge_grads(graph) if grads else {}
-        if grads and not any(v is not None for v in self.norms):
-            raise ValueError("to_dot(grads=True): no node of this graph holds a gradient; call "
-                             "visualize.retain_all(loss) before loss.backward() (or retain_grad() on "
-                             "the tensors to paint)")
+        self.norms, self.flows = G.gradients(graph) if grads else (None, {})
         nodes = graph.nodes
         self.loop_src = {s for s, _ in graph.loop_edges}
         self.loop_dst = {d for _, d in graph.loop_edges}
@@ -301,6 +319,7 @@ class _Drawing:
                     self.elision[t] = f"e{first}"
         ends = dict(self.runs)
         self.timeline = []
+        self.initial = self._initial_states()
         for t in sorted(self.kept | set(ends)):   # clusters and "…" nodes left to right in time order
             if t in self.kept:
                 self.cluster((_Step(t),), str(_Step(t)))
@@ -314,6 +333,18 @@ class _Drawing:
             self.add_edge(self.rep[s], self.rep[d], "loop", label="z⁻¹")
         if not idx.steps and len(self.nodes) > max_nodes:
             self._elide_far_nodes(max_nodes)
+
+    def _initial_states(self):
+        """``{position: (loop name, state index)}`` of the initial states: what a recorded step read as
+        its state without any step having made it (``h0``, ``c0``). Each is drawn as its own node,
+        in the cluster of the step that reads it, on the line of the states it starts."""
+        graph, initial = self.graph, {}
+        for step in graph.steps:
+            for k, pos in enumerate(step.state_in):
+                if pos is not None and graph.step_of[pos] is None and pos not in initial \
+                        and not self.is_param[pos]:
+                    initial[pos] = (graph.loops[step.loop].name, k)
+        return initial
 
     def home_path(self, home):
         prefix, t = home
@@ -329,12 +360,19 @@ class _Drawing:
         """Narrow ``kept`` to a window that fits ``max_nodes`` (with a note), if it does not."""
         outer, per_step = _step_costs(self.index, self.level)
         cost = outer + sum(per_step[t] for t in kept)
-        if cost <= max_nodes:
-            return kept
-        window = fit_window(kept, per_step.__getitem__, max_nodes - outer)
-        self.notes.append(f"{cost} nodes is over max_nodes={max_nodes}: drawing {len(window)} of "
-                          f"{len(kept)} time steps; pass steps=... or max_nodes=... to choose")
-        return window
+        if cost > max_nodes:
+            window = fit_window(kept, per_step.__getitem__, max_nodes - outer)
+            self.notes.append(f"{cost} nodes is over max_nodes={max_nodes}: drawing {len(window)} of "
+                              f"{len(kept)} time steps; pass steps=... or max_nodes=... to choose")
+            kept = window
+        widths = _step_widths(self.index, self.level)
+        width = sum(widths[t] for t in kept)
+        if width > self.max_width:
+            window = fit_window(kept, widths.__getitem__, self.max_width - WIDTH_RESERVE)
+            self.notes.append(f"~{width:.0f} pt wide is over max_width={self.max_width:g}: drawing "
+                              f"{len(window)} of {len(kept)} time steps; pass steps=... to choose")
+            kept = window
+        return kept
 
     def _elide_far_nodes(self, max_nodes):
         """A graph with no time steps and too many nodes: keep those nearest the outputs."""
@@ -379,6 +417,7 @@ class _Drawing:
         self.loop_src = {s for s, _ in self.loops}
         self.state_outputs = self.loop_src
         self.kept, self.elision, self.multi_prefix, self.timeline, self.runs = None, {}, False, [], []
+        self.initial = {}
         drawn = set(drawn)
         self.place_and_connect(lambda pos: pos in drawn)
         for s, d in self.loops:
@@ -424,25 +463,32 @@ class _Drawing:
         self.prefix_number = {p: i for i, p in enumerate(idx.prefixes)}
         self.layered = len({h[0] for i, h in enumerate(idx.home)
                             if h is not None and i not in idx.attached and graph.nodes[i].op is not None}) > 1
+        self.fed_by = self._fed_by()
         if collapsed:
             self._plan_groups(is_drawn)
+        pipe = self._layer_pipes() if collapsed else set()
         for pos in range(len(graph.nodes)):
             if not is_drawn(pos):
                 continue
             home = idx.home[pos]
             if home is not None and self.kept is not None and home[1] not in self.kept:
                 self.rep[pos] = self.elision[home[1]]
-            elif collapsed and self.is_param[pos] and home is None and all(
+            elif collapsed and home is None and self.is_param[pos] and all(
                     idx.home[d] is not None for d, _ in idx.consumers[pos]):
                 continue   # listed in the boxes that read it
+            elif pos in pipe:
+                continue   # drawn as the layer edges (``_connect_boxes``)
             elif pos in idx.shared and (self.view == "unrolled" or collapsed):
                 if self.level == "op" or any(idx.home[d] is None for d, _ in idx.consumers[pos]):
                     self.rep[pos] = self.real_node(pos, self.outer_path(pos))
             elif collapsed and home is not None:
                 self.rep[pos] = self._collapsed_rep(pos)
+            elif pos in self.initial:   # h0, c0: in the first step's cluster, on the state lines
+                self.rep[pos] = self.real_node(pos, self.home_path(home)[:1])
             elif home is not None and pos not in idx.attached:
                 self.rep[pos] = self.real_node(pos, self.home_path(home) + _components(idx.local[pos]))
-            elif home is not None:   # attached: in its step's cluster, outside the layers' ones
+            elif home is not None and idx.attached[pos] == "in":
+                # an input slice read by one step: in its step's cluster, outside the layers' ones
                 self.rep[pos] = self.real_node(pos, self.home_path(home)[:1])
             else:
                 self.rep[pos] = self.real_node(pos, self.outer_path(pos))
@@ -465,11 +511,72 @@ class _Drawing:
                 self.add_edge(src, f"e{skipped}", "elided", (s, d, argnum))
                 self.add_edge(f"e{skipped}", dst, "elided", (s, d, argnum))
                 continue
+            if collapsed and dst in self.box_of_name and self.box_of_name[dst] != src:
+                dst = self.box_of_name[dst]   # what flows into a drawn state flows into its cell
             self.add_edge(src, dst, kind, (s, d, argnum))
             flow = self.flows.get((s, d, argnum))
             source = self.nodes[src]
             if flow is not None and (source.kind.startswith("ref") or source.kind == "io"):
                 source.flow[s] = flow + source.flow[s] if s in source.flow else flow
+        if collapsed:
+            self._connect_boxes()
+
+    def _fed_by(self):
+        """Per position, the loop names whose steps' outputs reach this outer node through outer
+        nodes only (a stacked layer's input sequence: the stack of the layer below's outputs)."""
+        graph, idx = self.graph, self.index
+        made = {}
+        for step in graph.steps:
+            for pos in (step.output,) + tuple(step.state_out):
+                if pos is not None:
+                    made[pos] = graph.loops[step.loop].name
+        fed = [frozenset()] * len(graph.nodes)
+        for s, d, _ in graph.edges:
+            if graph.step_of[d] is None:
+                fed[d] = fed[d] | ({made[s]} if s in made else fed[s] if graph.step_of[s] is None else set())
+        return fed
+
+    def _layer_pipes(self):
+        """Collapsed levels: the outer nodes that only carry one layer's outputs into the layer
+        above (the stack of its outputs, the projection the layer above reads it through). They are
+        not drawn: each output is drawn going straight into the box of the same step above."""
+        idx, pipe = self.index, set()
+        for pos in reversed(range(len(self.graph.nodes))):
+            if idx.home[pos] is not None or not self.fed_by[pos] or pos in self.initial:
+                continue
+            readers = idx.consumers[pos]
+            if pos in idx.shared and all(idx.home[d] is not None for d, _ in readers):
+                pipe.add(pos)
+            elif readers and all(d in pipe for d, _ in readers):
+                pipe.add(pos)
+        return pipe
+
+    def _connect_boxes(self):
+        """Collapsed levels: a box reading a sequence made of another loop's outputs (the layer
+        below) reads that loop's output of the same step, drawn as an edge from it; and every drawn
+        state comes out of its box."""
+        graph, idx = self.graph, self.index
+        outputs = {(graph.loops[step.loop].name, step.t): step.output for step in graph.steps}
+        for s in idx.shared:
+            for d, _ in idx.consumers[s]:
+                home = idx.home[d]
+                if not self.fed_by[s] or home is None or d not in self.group_of or \
+                        (self.kept is not None and home[1] not in self.kept):
+                    continue
+                box = self._box(self.group_of[d], home)
+                for loop in sorted(self.fed_by[s], key=idx.prefixes.index):
+                    out = outputs.get((loop, home[1]))
+                    src = self.rep[out] if out is not None else None
+                    if src is not None and self.box_of_name.get(src) != box:
+                        # painted with what flows back from the layer above into this output: along
+                        # its edge into the sequence (the stack) the layer above reads
+                        into = next(((out, c, k) for c, k in idx.consumers[out]
+                                     if idx.home[c] is None and self.fed_by[c]), None)
+                        self.add_edge(src, box, "data", into)
+        into = {dst for _, dst, _ in self.edges}
+        for name in sorted(self.exported_names, key=lambda n: int(n[1:])):
+            if name not in into:
+                self.add_edge(self.box_of_name[name], name, "data")
 
     def _run_between(self, a, b):
         """The first step of an elided run lying strictly between homes ``a`` and ``b``, if any."""
@@ -491,7 +598,7 @@ class _Drawing:
         if self.kept is not None and home[1] not in self.kept:
             return None
         if self.level != "op":
-            return None if self.is_param[s] else self._io_node("in", home)
+            return None if self.is_param[s] or self.fed_by[s] else self._io_node("in", home)
         path = self.home_path(home)
         name = f"r{s}_{home[1]}" + (f"_{self.prefix_number[home[0]]}" if len(path) > 1 else "")
         if name not in self.nodes:
@@ -515,6 +622,8 @@ class _Drawing:
         for pos, home in enumerate(idx.home):
             if home is None or not is_drawn(pos):
                 continue
+            if pos in self.initial:
+                continue   # drawn as itself, on the state line
             if pos in idx.attached:
                 self.members.setdefault((idx.attached[pos], home[1]), []).append(pos)
                 continue
@@ -524,7 +633,7 @@ class _Drawing:
             self.group_of[pos] = key = self.group_key(home)
             self.members.setdefault(key, []).append(pos)
         for s in idx.shared:
-            if not self.is_param[s]:
+            if not self.is_param[s] and not self.fed_by[s]:
                 for t in sorted({home[1] for home in idx.consumer_homes(s)}):
                     self.members.setdefault(("in", t), []).append(s)
         self.exported = set(self.loop_src)
@@ -542,6 +651,8 @@ class _Drawing:
     def _collapsed_rep(self, pos):
         idx = self.index
         home = idx.home[pos]
+        if pos in self.initial:
+            return self.real_node(pos, self.home_path(home)[:1])
         if pos in idx.attached:
             return self._io_node(idx.attached[pos], home)
         if pos not in self.group_of:
@@ -588,7 +699,9 @@ class _Drawing:
             else:
                 title = ", ".join(names[-2:]) or f"ŷ[{t}]"
             node = _Node(name, "io", (title, [], True), members, {"id": f"{role}@{t}"})
-            self.add_node(self.home_path(home), node)
+            # a step's inputs are drawn in its cluster; what is computed from it (a head, a loss)
+            # was made outside every step and is drawn outside the steps' boxes
+            self.add_node(self.home_path(home) if role == "in" else (), node)
         return name
 
     # --- output -----------------------------------------------------------------------------------
@@ -599,16 +712,66 @@ class _Drawing:
             "newrank": "true", "compound": "true", "labelloc": "t",
         }, node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.06,0.03"},
             edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6"})
+        if len(self.timeline) > 1:
+            # few crossing-minimisation passes: they keep the order the steps are written in (time),
+            # which more passes trade for fewer crossings, swapping steps and misplacing the "…"
+            dot.attr(mclimit="0.1")
         if title or self.notes:
             dot.attr(label=_html_label(title or "", self.notes))
         self._emit_items(dot, scale)
+        lines = self.state_lines()
+        line_of = {name: k for k, row in enumerate(lines) for name in row}
+        initial = {self.rep[pos] for pos in self.initial}
         for (src, dst, kind), edge in self.edges.items():
-            dot.edge(src, dst, **self._edge_attrs(kind, edge, scale))
+            attrs = self._edge_attrs(kind, edge, scale)
+            if src in line_of and line_of[src] == line_of.get(dst):
+                # along a state line: it orders the line left to right and is drawn straight
+                attrs.pop("constraint", None)
+            elif src in initial:
+                # h0 sits on its state line, above what reads it, like every other state
+                attrs["constraint"] = "false"
+            dot.edge(src, dst, **attrs)
+        self._emit_lines(dot, lines)
         if len(self.timeline) > 1:
             self._emit_timeline(dot)
         if legend:
             dot.node("legend", _legend(scale, self.view), shape="plaintext", **{"class": "legend"})
         return dot
+
+    def state_lines(self):
+        """The rows of the textbook layout, each a list of DOT names drawn on one horizontal line
+        (``rank=same``). Op level: per loop and state (``h``; ``c``), its initial state and every
+        drawn step's output of that state. Cell and layer levels: per layer ("layer") or for the
+        whole cell ("cell"), all its states; each box is drawn below the states it makes, so
+        x_t -> [cell] -> h_t, then h_t -> the next box. The "…" of elided steps is on no line: the
+        timeline (``_emit_timeline``) keeps its place in time."""
+        graph, lines = self.graph, {}
+        if self.view != "unrolled" or not self.index.steps:
+            return []
+        for pos, (loop, k) in self.initial.items():
+            lines.setdefault(self._line_key(loop, k), []).append(self.rep[pos])
+        for step in graph.steps:
+            if self.kept is not None and step.t not in self.kept:
+                continue
+            loop = graph.loops[step.loop].name
+            for k, pos in enumerate(step.state_out):
+                name = self.rep[pos] if pos is not None else None
+                if name is not None and self.nodes[name].kind != "group":
+                    lines.setdefault(self._line_key(loop, k), []).append(name)
+        rows = [list(dict.fromkeys(names)) for names in lines.values()]
+        return [row for row in rows if len(row) > 1]
+
+    def _line_key(self, loop, k):
+        if self.level == "op":
+            return loop, k
+        return loop if self.level == "layer" else ""
+
+    def _emit_lines(self, dot, lines):
+        for k, row in enumerate(lines):
+            with dot.subgraph(name=f"line{k}") as line:
+                line.attr(rank="same")
+                for name in row:
+                    line.node(name)
 
     def _emit_timeline(self, dot):
         """Keep the step clusters in time order, left to right. State edges cannot (they are
@@ -618,7 +781,7 @@ class _Drawing:
         invisible = {"class": "anchor", "style": "invis", "width": "0", "height": "0", "fixedsize": "true",
                      "label": ""}
         with dot.subgraph(name="timeline") as chain:
-            chain.attr(rank="same")
+            chain.attr(rank="min")   # the lowest rank, under the steps' contents: its edges route freely
             for k in range(len(self.timeline)):
                 chain.node(f"tl{k}", **invisible)
         for k, anchor in enumerate(self.timeline):
@@ -715,7 +878,9 @@ class _Drawing:
     def _edge_attrs(self, kind, edge, scale):
         attrs = {"class": kind, "color": DEFAULT_EDGE}
         if kind == "state":
-            attrs.update(color=STATE_EDGE, penwidth="2", constraint="false")
+            # not a rank constraint (the next step would sit a rank above), but heavy, so dot keeps
+            # the edge short and its bends few instead of hooking round the next step
+            attrs.update(color=STATE_EDGE, penwidth="2", constraint="false", weight="10")
         elif kind == "loop":
             attrs.update(color=LOOP_EDGE, style="dashed", penwidth="1.5", constraint="false",
                          fontcolor=LOOP_EDGE)
@@ -755,6 +920,60 @@ def _step_costs(idx, level):
     return sum(1 for home in idx.home if home is None), per_step
 
 
+WIDTH_RESERVE = 1500   # points kept for what is drawn beside the steps: shared nodes, "…", legend
+
+
+def step_widths(graph, level="op"):
+    """``{t: points}``: an estimate of how wide each recorded step of ``graph``'s unrolled picture
+    at ``level`` is drawn (from its nodes' labels and ranks, without running ``dot``). ``max_width``
+    is checked against the sum over the steps drawn."""
+    if level not in LEVELS:
+        raise ValueError(f"step_widths: level must be one of {LEVELS}, got {level!r}")
+    return _step_widths(StepIndex(G.as_graph(graph)), level)
+
+
+def _text_width(node):
+    title = node_label_name(node)
+    small = f"{node.op.name}(index=00)" if node.op is not None and node.op.name == "getitem" else ""
+    return max(54.0, 7.0 * len(title) + 16, 5.0 * len(small) + 16)
+
+
+def _step_widths(idx, level):
+    graph, gap, margin = idx.graph, 14.0, 40.0
+    groups = idx.step_positions()
+    widths = {}
+    inputs = [[] for _ in graph.nodes]
+    for src, dst, _ in graph.edges:
+        inputs[dst].append(src)
+    if level != "op":   # a box under its states: one line per layer ("layer"), or one in all ("cell")
+        states, params = {}, {}
+        for (loop, t), positions in groups.items():
+            count = sum(1 for p in positions if graph.nodes[p].name and p not in idx.attached
+                        and graph.nodes[p].op is not None and any(
+                            idx.home[d] != (loop, t) for d, _ in idx.consumers[p]))
+            names = [node_label_name(graph.nodes[s]) for p in positions for s in inputs[p]
+                     if graph.nodes[s].op is None and graph.nodes[s].requires_grad and idx.home[s] is None]
+            key = (loop, t) if level == "layer" else t
+            states[key] = states.get(key, 0) + count
+            params[key] = list(dict.fromkeys(params.get(key, []) + names))
+        widths = {}
+        for key, count in states.items():   # measured: ~90 pt a state; the box lists 4 parameters
+            box = 16 + 5.5 * len(", ".join(params[key][:4]))
+            t = key[1] if level == "layer" else key
+            widths[t] = max(widths.get(t, 0), max(box, count * 90.0) + 2 * margin)
+        return widths
+    shared = set(idx.shared)
+    for (loop, t), positions in groups.items():
+        members, rank, rows = set(positions), {}, {}
+        for p in positions:   # topological order: a node's rank is one above its highest input's
+            rank[p] = 1 + max((rank[s] for s in inputs[p] if s in members), default=0)
+            rows[rank[p]] = rows.get(rank[p], 0) + _text_width(graph.nodes[p]) + gap
+        refs = {s for p in positions for s in inputs[p] if s in shared}
+        rows[0] = sum(_text_width(graph.nodes[s]) + 18 + gap for s in refs)
+        widths[t] = widths.get(t, 0) + max(rows.values()) + margin   # layers, directions side by side
+    return widths
+
+
 def _components(path):
     return tuple(p for p in (path or "").split("/") if p)
 
@@ -783,8 +1002,8 @@ def _legend(scale, view):
         rows.append('<TR><TD ALIGN="LEFT"><FONT COLOR="#1f4e79">━→</FONT> state h<SUB>t-1</SUB> → '
                     'step t; dashed ellipse: shared node, drawn once</TD></TR>')
     if scale is not None:
-        cells = "".join(f'<TD BGCOLOR="{colour}"><FONT POINT-SIZE="8">{h(text)}</FONT></TD>'
-                        for colour, text in scale.decades())
+        cells = "".join(f'<TD BGCOLOR="{colour}"><FONT POINT-SIZE="8" COLOR="{G.text_on(colour)}">'
+                        f'{h(text)}</FONT></TD>' for colour, text in scale.decades())
         rows.append(f'<TR><TD ALIGN="LEFT">‖∂L/∂·‖ (log scale)</TD></TR><TR><TD>'
                     f'<TABLE BORDER="0" CELLSPACING="0"><TR>{cells}</TR></TABLE></TD></TR>')
     return f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="2" COLOR="#aaaaaa">{"".join(rows)}</TABLE>>'

@@ -133,7 +133,9 @@ def explore(graph, path=None, *, view="unrolled", level="op", steps=None, grads=
     if grads is None:
         grads = any(v is not None for v in norms)
     options = dict(level=level, grads=grads, values=values, legend=legend)
-    pictures = {"unrolled": to_dot(graph, view="unrolled", steps=steps, max_nodes=max_nodes, **options)}
+    # the page pans and zooms, so no width limit: every step within the node budget is drawn
+    pictures = {"unrolled": to_dot(graph, view="unrolled", steps=steps, max_nodes=max_nodes,
+                                   max_width=math.inf, **options)}
     # dot runs in its own process: the pictures are laid out side by side while the data is read
     with ThreadPoolExecutor(max_workers=2) as pool:
         jobs = {"unrolled": pool.submit(layout, pictures["unrolled"], "svg", timeout)}

@@ -3,8 +3,10 @@
 A node's magnitude is ``‖∂L/∂node‖`` (Frobenius norm of ``.grad``). An edge ``src -> dst`` carries
 the part of ``∂L/∂src`` that comes through ``dst``: the vjp of ``dst``'s op applied to ``dst.grad``,
 for ``src``'s argument slot. So the edges from a shared parameter into step ``t`` show that step's term
-of the BPTT sum ``∂L/∂W = Σ_t ∂L_t/∂W``. Both need ``dst.grad``, which the engine keeps only for
-tensors that called ``retain_grad()`` (see ``retain_all``).
+of the BPTT sum ``∂L/∂W = Σ_t (∂L/∂W)_t``, where ``(∂L/∂W)_t`` is what flows into ``W`` through its use at
+step ``t`` (a loss on the last step only still has a term at every step). Both need ``dst.grad``, which
+the engine keeps only for tensors that called ``retain_grad()`` (see ``retain_all``); ``gradients``
+computes them from the Graph instead when they were not kept.
 """
 import math
 
@@ -81,6 +83,50 @@ def edge_grads(graph):
     return flows
 
 
+def gradients(graph):
+    """``(norms, flows)`` for painting: ``node_norms`` and ``edge_grads`` of ``graph``.
+
+    When every op node that requires grad holds its ``.grad`` (``retain_all`` before backward), those
+    are used. Otherwise the gradients of the graph's one scalar output are computed here, from the
+    Graph's stored values and edges (one vjp per node in reverse topological order, the rule
+    ``backward`` runs; nothing is written to ``.grad``). Anything else is a ValueError saying what
+    to do.
+    """
+    nodes = graph.nodes
+    if all(n.grad is not None for n in nodes if n.op is not None and n.requires_grad):
+        if any(n.grad is not None for n in nodes):
+            return node_norms(graph), edge_grads(graph)
+    outputs = list(dict.fromkeys(graph.outputs))
+    if len(outputs) != 1 or nodes[outputs[0]].size != 1:
+        shapes = ", ".join(str(nodes[i].shape) for i in outputs) or "none"
+        raise ValueError(f"to_dot(grads=True): the ops of this graph hold no gradients and it has no "
+                         f"single scalar output to differentiate (outputs: {shapes}); draw the graph "
+                         f"of a scalar loss, or call visualize.retain_all(outputs) before backward")
+    args = {}
+    for src, dst, argnum in graph.edges:
+        args.setdefault(dst, {})[argnum] = src
+    grads, flows = [None] * len(nodes), {}
+    out = outputs[0]
+    grads[out] = np.ones(nodes[out].shape, dtype=nodes[out].dtype)
+    for dst in reversed(range(len(nodes))):
+        node, g = nodes[dst], grads[dst]
+        if g is None or node.op is None or not node.op.differentiable or dst not in args:
+            continue
+        by_arg = args[dst]
+        inputs = [nodes[by_arg[k]].data for k in range(len(by_arg))]
+        with tg.no_grad():
+            results = tg.autograd.vjp_of(node, g, inputs)
+        for argnum, flow in enumerate(results):
+            src = by_arg[argnum]
+            if flow is None or not nodes[src].requires_grad:
+                continue
+            flow = _dense(flow)
+            key = (src, dst, argnum)
+            flows[key] = flow if key not in flows else flows[key] + flow
+            grads[src] = flow if grads[src] is None else grads[src] + flow
+    return [norm(g) for g in grads], flows
+
+
 def _dense(flow):
     """A vjp result as an ndarray: rules may return lazy gradients the engine adds up itself (a
     scatter into zeros for indexing: ``.dense()``; an engine-owned buffer: ``.array``)."""
@@ -125,6 +171,11 @@ class GradScale:
         span = self.high - self.low
         return [(PALETTE[min(int(k * len(PALETTE) / span), len(PALETTE) - 1)], f"1e{self.low + k}")
                 for k in range(span + 1)]
+
+
+def text_on(colour):
+    """``"white"`` on the palette's dark colours, else ``"black"``: text readable on ``colour``."""
+    return "white" if colour in {PALETTE[i] for i in DARK} else "black"
 
 
 def format_norm(value):

@@ -7,8 +7,10 @@ a product of T-1-t step Jacobians. Its norm against the distance k = T-1-t:
   pure geometric decay (ρ < 1) or growth (ρ > 1), fitted rate = ρ.
 - tanh RNN, h_t = tanh(W h_{t-1} + U x_t): J_t = diag(tanh'(a_t)) W, so ‖J_t‖ ≤ ρ · max tanh'(a_t) ≤ ρ: the
   rate is at most ρ, and saturation (tanh' ≪ 1) pulls it far below.
-- LSTM (PyTorch init, forget-gate bias 1): the cell path c_t = f_t c_{t-1} + … multiplies by the forget
-  gate (≈ σ(1) ≈ 0.73) instead of squashing through W and tanh', so the gradient decays much more slowly.
+- LSTM (PyTorch init, except its forget-gate bias b_ih + b_hh set to 1): the cell path
+  c_t = f_t c_{t-1} + … multiplies by the forget gate (≈ σ(1) ≈ 0.73) instead of squashing through W
+  and tanh', so the gradient decays much more slowly. (With PyTorch's own forget-gate bias the LSTM's
+  gradient vanishes too; ``tinygraph gradflow --forget-bias 0,3`` shows both.)
 
 Gradients come from ``tg.grad_of(L, states)`` over the unrolled graph — ordinary BPTT.
 """
@@ -119,7 +121,7 @@ def run(out_dir, quick=False, seed=0, log=print, jobs=1):
         "W_hh = ρ·Q with Q a random orthogonal matrix (spectral radius = spectral norm = ρ); L = ⟨v, h_T⟩, "
         "‖v‖ = 1; the rate is the per-step factor of a least-squares geometric fit over all distances.",
         f"at distance {DISTANCE} the LSTM's gradient is {sci(numbers['lstm_over_rnn_at_distance'])} times "
-        f"the tanh RNN's (both PyTorch init, seed {seed})."]
+        f"the tanh RNN's (PyTorch init, the LSTM's forget-gate bias set to 1; seed {seed})."]
     return report
 
 
