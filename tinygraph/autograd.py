@@ -20,6 +20,7 @@ from .ops.base import check_finite
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
 from .release import sweep
 from .tensor import Tensor
+from .tracing import RECORDERS
 from .versions import CLOCK, check_saved
 
 
@@ -96,7 +97,7 @@ class _CreateGraph:
     rule = staticmethod(_rule_on_tensors)
 
 
-def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False):
+def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False, mode=None):
     """``{node: gradient}``: d(sum_k <outputs[k], seeds[k]>) / d node for every requested node that
     the outputs depend on (tinygrad's ``compute_gradient``). Stores nothing.
 
@@ -109,14 +110,20 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
     The walk pops nodes off the topological order, so gradients and, unless ``retain_graph``, the
     nodes' links (``node.inputs = None``) are freed as soon as they are used. With ``create_graph``
     the rules run on Tensors; call it under ``enable_grad()`` so they are recorded.
+
+    ``mode``: how gradients are held and rules run (``_FirstOrder`` or ``_CreateGraph`` by default;
+    ``tinygraph.jit`` passes one that records the walk).
     """
+    if mode is None:
+        if RECORDERS:  # a traced step may only differentiate through backward() (tinygraph.jit)
+            RECORDERS[-1].gradient(wanted, create_graph)
+        mode = _CreateGraph if create_graph else _FirstOrder
     for out in outputs:
         if not out.requires_grad:
             raise GraphError(
                 f"backward: the output (shape {out.shape}) does not require grad — no input it depends "
                 f"on has requires_grad=True, or it was computed inside no_grad()")
     sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
-    mode = _CreateGraph if create_graph else _FirstOrder
     add, for_rule, rule = mode.add, mode.for_rule, mode.rule
     order = toposort(outputs, requires_grad_only=True)
     grads = {}  # id(node) -> its gradient so far, in the mode's representation
@@ -192,6 +199,8 @@ def backward(output, grad=None, retain_graph=False, create_graph=False):
     """Accumulate d(output)/d(leaf) into ``.grad`` of every leaf that requires grad (and set ``.grad``
     of every tensor that called ``retain_grad()``)."""
     retain_graph = retain_graph or create_graph
+    if RECORDERS:  # tinygraph.compile is tracing a step: the recorder runs and records this backward
+        return RECORDERS[-1].backward(output, grad, retain_graph, create_graph)
     with (enable_grad() if create_graph else no_grad()):
         grads = compute_gradient([output], [_seed(output, grad)], None, retain_graph, create_graph)
         while grads:
