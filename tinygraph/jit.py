@@ -624,15 +624,20 @@ class Plan:
 
     @staticmethod
     def _peak(body, sizes):
-        alive = peak = 0
+        """The most bytes of node values alive at once, under the plan's frees."""
+        alive, total, peak = set(), 0, 0
         for stmt in body:
             if stmt.startswith("del "):
-                alive -= sum(sizes.get(v, 0) for v in stmt[4:].split(", "))
-            else:
+                for v in stmt[4:].split(", "):
+                    if v in alive:
+                        alive.discard(v)
+                        total -= sizes[v]
+            elif " = " in stmt:
                 target = stmt.split(" = ", 1)[0].split(",")[0]
-                if " = " in stmt and target in sizes:
-                    alive += sizes[target]
-                    peak = max(peak, alive)
+                if target in sizes and target not in alive:
+                    alive.add(target)
+                    total += sizes[target]
+                    peak = max(peak, total)
         return peak
 
     # -- replay
