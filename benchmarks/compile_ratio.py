@@ -1,16 +1,21 @@
 """Compiled vs eager step time for the benchmark's model (``tinygraph_impl``), interleaved rounds.
 
-python -m benchmarks.compile_ratio [--rounds R] [--cells rnn,lstm]
+python -m benchmarks.compile_ratio [--rounds R] [--cells rnn,lstm] [--points 0,1]
 
+BLAS is pinned to one thread (as ``benchmarks.run`` does) unless the environment already sets it.
 Each round times a batch of eager steps and a batch of compiled replays of one model each (the same
 initial parameters, SGD through ``tg.optim``); the figure is the minimum per-step time over rounds.
 """
 import argparse
+import os
 import time
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")   # before numpy loads BLAS
 
-import tinygraph as tg
+import numpy as np  # noqa: E402
+
+import tinygraph as tg  # noqa: E402
 
 from .baselines import LR, init_params
 from .tinygraph_impl import build
@@ -54,12 +59,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--cells", default="rnn,lstm")
+    parser.add_argument("--points", default=",".join(map(str, range(len(GRID)))),
+                        help="indices into the grid, e.g. 0,1 for the small points")
     args = parser.parse_args()
     print(f"{'cell':5} {'(B,H,V,T)':18} {'eager ms':>9} {'compiled ms':>12} {'ratio':>6}")
     for cell in args.cells.split(","):
-        for point in GRID:
+        for point in [GRID[int(i)] for i in args.points.split(",")]:
             e, c, plan = measure(cell, *point, args.rounds)
-            print(f"{cell:5} {str(point):18} {e * 1e3:9.3f} {c * 1e3:12.3f} {c / e:6.2f}", flush=True)
+            print(f"{cell:5} {str(point):18} {e * 1e3:9.3f} {c * 1e3:12.3f} {c / e:6.2f}   {plan!r}",
+                  flush=True)
 
 
 if __name__ == "__main__":

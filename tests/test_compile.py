@@ -172,7 +172,7 @@ def test_nn_dropout():
             loss = tg.cross_entropy(drop(lin(tg.Tensor._wrap(x))).reshape(-1, V), targets.reshape(-1))
             loss.backward()
             opt.step()
-            opt.zero_grad()
+            lin.zero_grad()   # Module.zero_grad is a unit of the plan too
             return loss
         return lin, step
     check(make)
@@ -198,6 +198,26 @@ def test_truncated_bptt():
         return model, step
     step = check(make, batches(T=7))
     assert step.plan.backwards == len(TruncatedBPTT(2, 3).windows(7))
+
+
+def test_gradients_dropped_by_hand_and_accumulated_across_calls():
+    def make(clear):
+        def build():
+            lin = tg.nn.Linear(V, V)
+            opt = tg.optim.SGD(lin.parameters(), lr=0.3)
+
+            def step(x, targets):
+                loss = tg.cross_entropy(lin(tg.Tensor._wrap(x)).reshape(-1, V), targets.reshape(-1))
+                loss.backward()
+                opt.step()   # without zero_grad: the next call adds to .grad, as eager does
+                if clear:
+                    for p in lin.parameters():
+                        p.grad = None   # not replayed as code, but the plan clears .grad likewise
+                return loss
+            return lin, step
+        return build
+    check(make(True))
+    check(make(False))
 
 
 def test_float32_and_shape_changes_retrace():
