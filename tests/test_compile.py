@@ -316,3 +316,21 @@ def test_eager_graph_is_unchanged_by_compiling():
     tg.compile(lambda a: lstm(tg.Tensor._wrap(a))[0].sum())(x)
     graph = lstm(tg.Tensor._wrap(x))[0].sum().graph()
     assert len(graph.nodes) > T
+
+
+def test_other_threads_run_eagerly_while_a_step_is_traced():
+    import threading
+    done = {}
+
+    def other():
+        w = tg.tensor(np.ones(3), requires_grad=True)
+        (w * 2).sum().backward()
+        done["grad"] = w.grad
+
+    def step(x):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        return tg.Tensor._wrap(x).sum()
+    tg.compile(step)(np.ones(2))
+    assert np.array_equal(done["grad"], [2.0, 2.0, 2.0])

@@ -115,7 +115,7 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
     ``tinygraph.jit`` passes one that records the walk).
     """
     if mode is None:
-        if RECORDERS:  # a traced step may only differentiate through backward() (tinygraph.jit)
+        if RECORDERS and RECORDERS[-1].tracing():  # a traced step differentiates with backward() only
             RECORDERS[-1].gradient(wanted, create_graph)
         mode = _CreateGraph if create_graph else _FirstOrder
     for out in outputs:
@@ -199,7 +199,7 @@ def backward(output, grad=None, retain_graph=False, create_graph=False):
     """Accumulate d(output)/d(leaf) into ``.grad`` of every leaf that requires grad (and set ``.grad``
     of every tensor that called ``retain_grad()``)."""
     retain_graph = retain_graph or create_graph
-    if RECORDERS:  # tinygraph.compile is tracing a step: the recorder runs and records this backward
+    if RECORDERS and RECORDERS[-1].tracing():  # tinygraph.compile: the recorder runs and records it
         return RECORDERS[-1].backward(output, grad, retain_graph, create_graph)
     with (enable_grad() if create_graph else no_grad()):
         grads = compute_gradient([output], [_seed(output, grad)], None, retain_graph, create_graph)

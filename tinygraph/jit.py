@@ -188,8 +188,11 @@ class _Recorder:
         self.clock = CLOCK[0]
         self.grad_slots = 0
 
-    def _mine(self):
+    def tracing(self):
+        """Whether the calling thread is the one tracing (other threads' graphs are not the step's)."""
         return threading.get_ident() == self.thread
+
+    _mine = tracing
 
     # -- values
     def value(self, t, what="a tensor"):
@@ -305,8 +308,6 @@ class _Recorder:
                            "(grad_of, grad and value_and_grad inside a compiled step are not supported)")
 
     def backward(self, output, grad, retain_graph, create_graph):
-        if not self._mine():
-            raise CompileError("compile: backward() in another thread while a step is being traced")
         if create_graph:
             raise CompileError("compile: backward(create_graph=True) inside a compiled step is not "
                                "supported; a replay runs first-order rules on arrays")
