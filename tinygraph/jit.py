@@ -407,7 +407,7 @@ class Plan:
             warnings.warn(
                 f"compile({self.name}): the step made {writes} in-place write(s) into tracked arrays outside "
                 f"optimiser steps (e.g. p.data -= lr * p.grad); replays do not repeat them. Use a "
-                f"tg.optim optimiser", CompileWarning, stacklevel=4)
+                f"tg.optim optimiser", CompileWarning, stacklevel=5)
 
     def _warn_items(self, rec):
         unused = [i for i in range(len(rec.items)) if i not in self._returned_items]
@@ -415,7 +415,7 @@ class Plan:
             warnings.warn(
                 f"compile({self.name}): the step read {len(unused)} traced value(s) into Python (.item() / "
                 f"float()) and did not return them as they are; Python code using them ran once, at "
-                f"trace time, and replays reuse its result", CompileWarning, stacklevel=4)
+                f"trace time, and replays reuse its result", CompileWarning, stacklevel=5)
 
     def _result_template(self, result, rec):
         """A description of ``result`` whose leaves are ("v", value), ("i", item) or ("c", constant)."""
