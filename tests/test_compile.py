@@ -4,7 +4,6 @@ Each case builds the same model twice from one seed, runs a few steps eagerly an
 compiled (the first call traces, the others replay) from the same global generator state, and
 compares every returned value and every parameter after every step with ``array_equal``.
 """
-import warnings
 
 import numpy as np
 import pytest
@@ -222,7 +221,8 @@ def test_gradients_dropped_by_hand_and_accumulated_across_calls():
 
 def test_float32_and_shape_changes_retrace():
     make = trainer(lambda: LSTM(V, H, dtype=np.float32))
-    data = batches(2, dtype=np.float32) + batches(2, T=3, seed=1, dtype=np.float32) + batches(2, dtype=np.float32)
+    f32 = np.float32
+    data = batches(2, dtype=f32) + batches(2, T=3, seed=1, dtype=f32) + batches(2, dtype=f32)
     eager, _ = run(make, data, False)
     compiled, step = run(make, data, True)
     assert_same(eager, compiled)
