@@ -380,9 +380,11 @@ class Plan:
     Attributes:
         nodes: forward nodes replayed (after dead ones were dropped); ``traced_nodes``: all recorded.
         rules: gradient rules replayed; ``units``: optimiser calls; ``backwards``: backward() calls.
-        buffers: value buffers (node outputs that own memory) and ``bytes`` their total size;
-            ``peak_bytes``: the most alive at once under the plan's frees; ``persistent_bytes``: the
-            input buffers and ``out=`` buffers (a slab) every replay reuses.
+        buffers: value buffers (node outputs that own memory; views of a slab or of an input are
+            not buffers of their own) and ``bytes`` their total size; ``peak_bytes``: the most of
+            them alive at once under the plan's frees; ``persistent_bytes``: the input buffers and
+            ``out=`` buffers (a recurrent layer's slab) every replay reuses. Gradient arrays, which
+            the rules allocate as they run and the plan drops after their last use, are not counted.
         leaves: leaf tensors read (parameters, constants). ``source``: the generated program.
         ops: ``{op name: count}`` of the replayed forward nodes.
     """
