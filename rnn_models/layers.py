@@ -37,7 +37,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph import functional as F
 from tinygraph.nn import Module
-from tinygraph.random import default_generator
+from tinygraph.ops.sources import dropout_mask
 from tinygraph.tensor import Tensor
 
 from .cells import NONLINEARITIES, GRUCell, LSTMCell, RNNCell
@@ -182,8 +182,8 @@ class RecurrentLayer(Module):
         """Dropout on the (T, B, D*H) input of layers after the first (train mode only)."""
         if not self.training or self.dropout == 0:
             return sequence
-        keep = default_generator().random(sequence.shape) >= self.dropout
-        return sequence * Tensor._wrap((keep / (1 - self.dropout)).astype(sequence.dtype))
+        # an op drawing from the global generator when it runs: a compiled step redraws the mask
+        return sequence * dropout_mask(sequence.shape, self.dropout, sequence.dtype)
 
     # --- checks -----------------------------------------------------------------------------------
     def _layout(self):

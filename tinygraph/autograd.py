@@ -20,6 +20,7 @@ from .ops.base import check_finite
 from .ops.namespaces import NUMPY_VJP, TENSOR_VJP
 from .release import sweep
 from .tensor import Tensor
+from .tracing import RECORDERS
 from .versions import CLOCK, check_saved
 
 
@@ -105,7 +106,7 @@ class _CreateGraph:
 
 
 def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_graph=False,
-                     release_first=True):
+                     release_first=True, mode=None):
     """``{node: gradient}``: d(sum_k <outputs[k], seeds[k]>) / d node for every requested node that
     the outputs depend on (tinygrad's ``compute_gradient``). Stores nothing.
 
@@ -121,7 +122,14 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
     ``release_first=False`` (only with ``retain_graph``) skips the sweep that releases what no rule
     reads: a walk run per op (``tinygraph.forward.derived_jvp``) would otherwise sweep the whole
     pending list every time, which ``apply`` only does when it has doubled.
+
+    ``mode``: how gradients are held and rules run (``_FirstOrder`` or ``_CreateGraph`` by default;
+    ``tinygraph.jit`` passes one that records the walk).
     """
+    if mode is None:
+        if RECORDERS and RECORDERS[-1].tracing():  # a traced step differentiates with backward() only
+            RECORDERS[-1].gradient(wanted, create_graph)
+        mode = _CreateGraph if create_graph else _FirstOrder
     for out in outputs:
         if not out.requires_grad:
             raise GraphError(
@@ -129,7 +137,6 @@ def compute_gradient(outputs, seeds, wanted=None, retain_graph=False, create_gra
                 f"on has requires_grad=True, or it was computed inside no_grad()")
     if release_first or not retain_graph:
         sweep(forget=not retain_graph)  # release what no rule reads; the walk below frees ``inputs``
-    mode = _CreateGraph if create_graph else _FirstOrder
     add, for_rule, rule = mode.add, mode.for_rule, mode.rule
     order = toposort(outputs, requires_grad_only=True)
     grads = {}  # id(node) -> its gradient so far, in the mode's representation
@@ -205,6 +212,8 @@ def backward(output, grad=None, retain_graph=False, create_graph=False):
     """Accumulate d(output)/d(leaf) into ``.grad`` of every leaf that requires grad (and set ``.grad``
     of every tensor that called ``retain_grad()``)."""
     retain_graph = retain_graph or create_graph
+    if RECORDERS and RECORDERS[-1].tracing():  # tinygraph.compile: the recorder runs and records it
+        return RECORDERS[-1].backward(output, grad, retain_graph, create_graph)
     with (enable_grad() if create_graph else no_grad()):
         grads = compute_gradient([output], [_seed(output, grad, create_graph)], None, retain_graph,
                                  create_graph)

@@ -35,3 +35,8 @@ class StateDictError(TinygraphError, KeyError):
 
     def __str__(self):  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class CompileError(TinygraphError, TypeError):
+    """``tg.compile`` cannot trace or replay a step: a bad argument or result, or something a
+    replay could not repeat (see ``tinygraph.jit``)."""

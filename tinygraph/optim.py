@@ -24,6 +24,7 @@ import numpy as np
 from .errors import ShapeError, StateDictError
 from .modes import enable_grad
 from .tensor import Tensor
+from .tracing import RECORDERS
 from .versions import record_write
 
 
@@ -97,6 +98,12 @@ class Optimizer:
     # --- the public API -------------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (``None``, PyTorch's default) or zero them in place."""
+        if RECORDERS:  # tinygraph.compile: the call becomes a unit of the plan
+            RECORDERS[-1].optimizer(self, self._zero_grad, (set_to_none,))
+        else:
+            self._zero_grad(set_to_none)
+
+    def _zero_grad(self, set_to_none):
         for p in self.params:
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -110,6 +117,14 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        if RECORDERS:  # tinygraph.compile: the update becomes a unit of the plan
+            RECORDERS[-1].optimizer(self, self._step, ())
+        else:
+            self._step()
+        return loss
+
+    def _step(self):
+        """The update itself, on arrays (what a compiled step replays)."""
         # Python floats keep float32 arithmetic float32 (a numpy float64 scalar would upcast).
         hp = {k: tuple(float(b) for b in v) if isinstance(v, tuple) else
               v if isinstance(v, bool) else float(v) for k, v in self.defaults.items()}
@@ -122,7 +137,6 @@ class Optimizer:
                                  f"grad has shape {grad.shape}")
             self._update(p._data, grad.astype(p.dtype, copy=False), self.state[i], hp)
             record_write(p._data)  # a graph built before this step refuses to backward (versions)
-        return loss
 
     def state_dict(self):
         """``{str: ndarray or number}`` (copies): hyper-parameters, ``num_params``, ``state.<i>.<name>``."""

@@ -10,6 +10,7 @@ import numpy as np
 from .errors import DTypeError, GraphError, ShapeError
 from .modes import current_scope, current_step
 from .release import Released
+from .tracing import RECORDERS
 from .versions import TrackedArray, record_write, root, tracked, version
 
 _FLOAT_KINDS = "f"
@@ -51,6 +52,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
         self._data = to_array(data, dtype)
+        if RECORDERS:  # tinygraph.compile: a leaf copied from an array may be copied from an input
+            RECORDERS[-1].leaf(self, data)
         self.grad = None
         self.op = None
         self.inputs = ()
@@ -110,7 +113,10 @@ class Tensor:
         if self._data.size != 1:
             raise ShapeError(f"item: only a single-element tensor converts to a Python number, this one "
                              f"has shape {self.shape}; index or reduce it first")
-        return self._data.item()
+        value = self._data.item()
+        if RECORDERS:  # tinygraph.compile: a traced value read into Python
+            RECORDERS[-1].item(self, value)
+        return value
 
     def numpy(self):
         """The underlying array (shared, like ``torch.Tensor.numpy``; writes into it are recorded,

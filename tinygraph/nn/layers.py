@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import DTypeError, ShapeError
+from ..ops.sources import dropout_mask
 from ..random import default_generator
 from ..tensor import Tensor, to_array
 from .module import Module, Parameter
@@ -89,10 +90,8 @@ class Dropout(Module):
         x = F.as_tensor(x)
         if not self.training or self.p == 0:
             return x
-        rng = self.rng or default_generator()
-        scale = 0.0 if self.p == 1 else 1 / (1 - self.p)  # p = 1 drops everything, as in PyTorch
-        keep = (rng.random(x.shape) >= self.p).astype(x.dtype) * scale
-        return x * Tensor._wrap(keep)
+        # the mask is an op drawing from the generator when it runs, so a compiled step redraws it
+        return x * dropout_mask(x.shape, self.p, x.dtype, self.rng)
 
     def extra_repr(self):
         return f"p={self.p}"

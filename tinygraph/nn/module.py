@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import DTypeError, StateDictError
 from ..tensor import Tensor, to_array
+from ..tracing import RECORDERS
 
 
 class Parameter(Tensor):
@@ -94,6 +95,12 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
+        if RECORDERS:  # tinygraph.compile: the call becomes a unit of the plan
+            RECORDERS[-1].optimizer(self, self._zero_grad, ())
+        else:
+            self._zero_grad()
+
+    def _zero_grad(self):
         for p in self.parameters():
             p.grad = None
 

@@ -46,6 +46,7 @@ import inspect
 import numpy as np
 
 from .. import release
+from ..tracing import RECORDERS
 from ..errors import AnomalyError, ShapeError
 from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
 from ..tensor import Tensor
@@ -218,6 +219,8 @@ def apply(op, *inputs):
     if is_anomaly_enabled():
         out._site = creation_site()
         check_finite(out, data, "forward value")
+    if RECORDERS:  # tinygraph.compile is tracing a step
+        RECORDERS[-1].node(op, inputs, out)
     return out
 
 
