@@ -17,6 +17,7 @@ test: setup
 	$(PYTHON) -m pytest -q --hypothesis-profile=$(HYPOTHESIS_PROFILE)
 
 bench: setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
 
 test-thorough:
