@@ -63,8 +63,9 @@ def machine_text(result):
     text = [f"Measured on an {cpu['model']} ({simd}) with {cpu['logical_cpus']} logical CPUs, "
             f"{result['started'].replace('T', ' ')} to {result['finished'].split('T')[1]}; the load "
             f"average (1 min) was {before:.1f} before the run and {after:.1f} after it"
-            + (" — a shared, busy machine, so the times are longer and noisier than on a quiet one, "
-               "and the ratios are the figures to read." if busy else ".")]
+            + (" — a shared, busy machine: the times are longer than on a quiet one, and since each "
+               "implementation ran in its own processes at other moments, the ratios are noisier too."
+               if busy else ".")]
     blas = f"numpy {np_['version']} runs on {np_.get('blas')} {np_.get('blas_version', '')}".rstrip()
     if np_.get("blas_kernel"):
         blas += f" ({np_.get('blas_library')}, {np_['blas_kernel']} kernel)"
@@ -123,6 +124,12 @@ def claims(result):
             per_point.append(f"{_spread(_ratios(at, 'tinygraph', 'jax'))} at {point}")
         out.append("tinygraph eager / (f) JAX: " + ", ".join(per_point) + "; tinygraph eager is "
                    f"{_order(rows, 'tinygraph', 'jax')}.")
+    if "numpy_batched" in keys and "jax" in keys:
+        per_point = []
+        for point in _points(rows):
+            at = [r for r in rows if run.point_text(r) == point]
+            per_point.append(f"{_spread(_ratios(at, 'jax', 'numpy_batched'))} at {point}")
+        out.append("(f) JAX / (c), the hand-written numpy floor: " + ", ".join(per_point) + ".")
     compile_ms = [r["compile_ms"]["jax"] for r in rows if "jax" in r.get("compile_ms", {})]
     if compile_ms:
         out.append(f"JAX's compile time per shape, not part of any step: {_spread([c / 1e3 for c in compile_ms], 1).replace('×', ' s')}.")

@@ -1,7 +1,7 @@
 """Training-step benchmark: tinygraph against hand-written numpy BPTT, PyTorch and JAX.
 
     python -m benchmarks.run                 # full grid (about 7 minutes on 2 quiet cores, more with JAX)
-    python -m benchmarks.run --grid smoke    # tiny grid, seconds (used by the smoke test)
+    python -m benchmarks.run --grid smoke    # tiny grid, about a minute (the smoke tests use less)
     python -m benchmarks.run --markdown docs/benchmark.json   # the tables of a saved run
     python -m benchmarks.claims --readme README.md            # the README's section from its run
 
