@@ -47,16 +47,6 @@ def available():
     return True
 
 
-def versions():
-    """{'jax': ..., 'jaxlib': ...} of the installed jax, or {} without it."""
-    if not available():
-        return {}
-    import jax  # noqa: PLC0415
-    import jaxlib  # noqa: PLC0415
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "backend": jax.default_backend(), "devices": len(jax.devices())}
-
-
 def loss_fn(cell, P, x, targets):
     """Mean softmax cross-entropy over all T*B positions. P {name: array}, x (T, B, V), targets (T, B)."""
     jax, jnp, lax = _jax()

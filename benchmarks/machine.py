@@ -73,11 +73,21 @@ def cpu():
     return {"model": model, "simd": flags, "logical_cpus": os.cpu_count(), "usable_cpus": usable}
 
 
+def jax_info():
+    """jax's and jaxlib's versions from their package metadata, or None without jax. jax itself is
+    not imported: once loaded, its threads make a later fork of this process unsafe."""
+    from importlib import metadata  # noqa: PLC0415
+    try:
+        return {"jax": metadata.version("jax"), "jaxlib": metadata.version("jaxlib"),
+                "backend": "cpu"}  # the workers run with JAX_PLATFORMS=cpu
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def describe():
     """The machine and the libraries, as saved with a run."""
-    from . import jax_impl  # noqa: PLC0415
     return {"cpu": cpu(), "python": platform.python_version(), "platform": platform.platform(),
-            "numpy": numpy_info(), "torch": torch_info(), "jax": jax_impl.versions() or None}
+            "numpy": numpy_info(), "torch": torch_info(), "jax": jax_info()}
 
 
 if __name__ == "__main__":
