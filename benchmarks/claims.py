@@ -59,13 +59,13 @@ def machine_text(result):
     cpu, np_, torch, jax = m["cpu"], m["numpy"], m.get("torch"), m.get("jax")
     simd = "AVX-512" if "avx512f" in cpu["simd"] else "AVX2" if "avx2" in cpu["simd"] else "no AVX2"
     before, after = result["load_average_before"][0], result["load_average_after"][0]
-    busy = max(before, after) > 0.5 * cpu["logical_cpus"]
+    busy = max(before, after) > 1 + 0.25 * cpu["logical_cpus"]  # the run's own worker counts 1
     text = [f"Measured on an {cpu['model']} ({simd}) with {cpu['logical_cpus']} logical CPUs, "
             f"{result['started'].replace('T', ' ')} to {result['finished'].split('T')[1]}; the load "
             f"average (1 min) was {before:.1f} before the run and {after:.1f} after it"
             + (" — a shared, busy machine: the times are longer than on a quiet one, and since each "
                "implementation ran in its own processes at other moments, the ratios are noisier too."
-               if busy else ".")]
+               if busy else " (the run's own worker, one process at a time, counts about 1).")]
     blas = f"numpy {np_['version']} runs on {np_.get('blas')} {np_.get('blas_version', '')}".rstrip()
     if np_.get("blas_kernel"):
         blas += f" ({np_.get('blas_library')}, {np_['blas_kernel']} kernel)"
