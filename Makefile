@@ -29,6 +29,7 @@ test: setup-browser
 	$(PYTHON) -m pytest -q --hypothesis-profile=$(HYPOTHESIS_PROFILE)
 
 bench: setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
 
 # The README's pictures, redrawn with the commands the README lists (from this checkout's code).

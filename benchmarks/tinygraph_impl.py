@@ -34,8 +34,23 @@ def build(cell, params_np, dtype):
     return model
 
 
-def make_step(cell, dtype, B, H, V, T, seed, lr=LR):
-    """(model, step_fn): step_fn(x, targets) -> loss before an in-place SGD update."""
+class NotAvailable(RuntimeError):
+    """The implementation asked for does not exist in this version of tinygraph."""
+
+
+def compile_available():
+    """True if this tinygraph has ``tg.compile`` (trace one training step once, replay it)."""
+    return callable(getattr(tg, "compile", None))
+
+
+def make_step(cell, dtype, B, H, V, T, seed, lr=LR, compiled=False):
+    """(model, step_fn): step_fn(x, targets) -> loss before an in-place SGD update.
+
+    With ``compiled``, the same step function is handed to ``tg.compile`` and its replay is timed
+    (eager: every step builds and walks the graph again); NotAvailable if tinygraph has no compile.
+    """
+    if compiled and not compile_available():
+        raise NotAvailable("tinygraph.compile does not exist in this version of tinygraph")
     model = build(cell, init_params(cell, H, V, seed, dtype), dtype)
     params = model.parameters()
 
@@ -46,6 +61,8 @@ def make_step(cell, dtype, B, H, V, T, seed, lr=LR):
             p.data -= lr * p.grad
             p.grad = None
         return loss.item()
+    if compiled:
+        step = tg.compile(step)
     return model, step
 
 
