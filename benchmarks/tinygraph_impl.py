@@ -52,14 +52,13 @@ def make_step(cell, dtype, B, H, V, T, seed, lr=LR, compiled=False):
     if compiled and not compile_available():
         raise NotAvailable("tinygraph.compile does not exist in this version of tinygraph")
     model = build(cell, init_params(cell, H, V, seed, dtype), dtype)
-    params = model.parameters()
+    optimizer = tg.optim.SGD(model.parameters(), lr=lr)  # an update tg.compile replays as one unit
 
     def step(x, targets):
         loss = model.loss(tg.Tensor._wrap(x), targets)
         loss.backward()
-        for p in params:
-            p.data -= lr * p.grad
-            p.grad = None
+        optimizer.step()
+        optimizer.zero_grad()
         return loss.item()
     if compiled:
         step = tg.compile(step)
