@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .math import Binary, Piecewise, Unary, scaled, tangent
+from .math import Binary, Differentiable, Piecewise, Unary, scaled, tangent
 
 
 class Pointwise(Unary):
@@ -216,15 +216,15 @@ class NanToNum(Unary):
 
 
 # --- binary ----------------------------------------------------------------------------------------
-class Arctan2(Binary):
-    """The angle of the point (x, y) in (-pi, pi]: ``arctan2(y, x)``, numpy's argument order. The
-    property tests keep |x|, |y| >= 0.5 (away from the origin and from the branch cut's jump)."""
+class Arctan2(Differentiable):
+    """The angle of the point (x, y) in (-pi, pi]: ``arctan2(y, x)``, numpy's argument order (the
+    first input is the y coordinate). The property tests keep |x|, |y| >= 0.5 (away from the origin
+    and from the branch cut's jump)."""
     name = "arctan2"
-    saves = ("y", "x")
+    saves = ("x", "y")  # both coordinates (the rule's parameters are named by position: y is first)
     sample = "binary_nonzero"
     def forward(self, y, x): return np.arctan2(y, x)
-    @staticmethod
-    def partials(B, y, x):
+    def partials(self, B, out, y, x):
         """(x / r**2, -y / r**2) with r = hypot(x, y), divided by r twice: x*x + y*y underflows to 0
         for |x|, |y| < 1e-154 (1e-19 in float32)."""
         m = B.maximum(B.abs(x), B.abs(y))
@@ -232,24 +232,16 @@ class Arctan2(Binary):
         xs, ys = x / m, y / m      # in [-1, 1]: the ratios keep full precision even for subnormals
         h = B.hypot(xs, ys)
         return xs / h / h / m, -ys / h / h / m
-    def vjp(self, B, g, out, y, x):
-        dy, dx = self.partials(B, y, x)
-        return B.unbroadcast(g * dy, y.shape), B.unbroadcast(g * dx, x.shape)
-    def jvp(self, B, tangents, out, y, x):
-        ty, tx = tangents
-        dy, dx = self.partials(B, y, x)
-        return tangent(out, scaled(ty, dy), scaled(tx, dx))
 
 
-class Hypot(Binary):
+class Hypot(Differentiable):
     """sqrt(x**2 + y**2) without overflow; the property tests keep |x|, |y| >= 0.5 (the cone's tip
     at the origin has no derivative)."""
     name = "hypot"
-    saves = ("out", "x", "y")
+    saves = ("x", "y")
     sample = "binary_nonzero"
     def forward(self, x, y): return np.hypot(x, y)
-    @staticmethod
-    def partials(B, out, x, y):
+    def partials(self, B, out, x, y):
         """(x / out, y / out): each ratio first, so subnormal inputs do not make 1 / out overflow;
         0 at the origin (PyTorch's choice of subgradient)."""
         m = B.maximum(B.abs(x), B.abs(y))
@@ -258,13 +250,6 @@ class Hypot(Binary):
         h = B.hypot(xs, ys)    # too few digits to divide by; h is in [1, sqrt 2] (0 at the origin)
         h = B.where(h == 0, 1, h)
         return xs / h, ys / h
-    def vjp(self, B, g, out, x, y):
-        dx, dy = self.partials(B, out, x, y)
-        return B.unbroadcast(g * dx, x.shape), B.unbroadcast(g * dy, y.shape)
-    def jvp(self, B, tangents, out, x, y):
-        tx, ty = tangents
-        dx, dy = self.partials(B, out, x, y)
-        return tangent(out, scaled(tx, dx), scaled(ty, dy))
 
 
 class LogAddExp(Binary):

@@ -136,6 +136,23 @@ class Binary(Op):
                 f"reshape or index one operand")
 
 
+class Differentiable(Binary):
+    """A binary op whose two rules come from its partial derivatives: ``partials(B, out, x, y)``
+    returns (d out/dx, d out/dy), elementwise, broadcastable to the output; the vjp sums each back to
+    its input's shape, the jvp adds the tangents they scale."""
+    def partials(self, B, out, x, y):
+        raise NotImplementedError
+
+    def vjp(self, B, g, out, x, y):
+        dx, dy = self.partials(B, out, x, y)
+        return B.unbroadcast(g * dx, x.shape), B.unbroadcast(g * dy, y.shape)
+
+    def jvp(self, B, tangents, out, x, y):
+        tx, ty = tangents
+        dx, dy = self.partials(B, out, x, y)
+        return tangent(out, scaled(tx, dx), scaled(ty, dy))
+
+
 class Add(Binary):
     name = "add"
     saves = ()
@@ -177,14 +194,13 @@ class Div(Binary):
         return tangent(out, None if tx is None else tx / y, None if ty is None else -ty * out / y)
 
 
-class Pow(Binary):
+class Pow(Differentiable):
     """``x ** y`` with both operands tensors; the gradient in y needs x > 0."""
     name = "pow"
     saves = ("out", "x", "y")
     domain = (0.5, 2.0)
     def forward(self, x, y): return x ** y
-    @staticmethod
-    def partials(B, out, x, y):
+    def partials(self, B, out, x, y):
         """(d out/dx, d out/dy) with PyTorch's conventions where the formulas give 0 * inf: d/dx is 0
         where y == 0 (x ** 0 is constant, also at x = 0), d/dy is 0 where x == 0 and y >= 0 (the
         limit of x**y log x)."""
@@ -192,15 +208,6 @@ class Pow(Binary):
         zero_base = x == 0  # log x taken as 0 there (the product is 0), -inf if y < 0 (it is -inf)
         log_x = B.log(B.where(zero_base, 1, x)) + B.where(B.where(zero_base, y < 0, False), -np.inf, 0)
         return dx, out * log_x
-
-    def vjp(self, B, g, out, x, y):
-        dx, dy = self.partials(B, out, x, y)
-        return B.unbroadcast(g * dx, x.shape), B.unbroadcast(g * dy, y.shape)
-
-    def jvp(self, B, tangents, out, x, y):
-        tx, ty = tangents
-        dx, dy = self.partials(B, out, x, y)
-        return tangent(out, scaled(tx, dx), scaled(ty, dy))
 
 
 class Maximum(Binary):
