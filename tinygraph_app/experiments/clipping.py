@@ -5,8 +5,9 @@ next-value prediction on sine waves with plain SGD, twice from the same initial 
 batches: once as is, once with ``clip_grad_norm_(params, 1.0)`` before every step. Backpropagating
 through a recurrence with ρ > 1 produces occasional huge gradients (the "cliffs" of the loss surface);
 an unclipped SGD step along one of them throws the weights far away, the next gradient is larger still,
-and training diverges to inf/NaN. Clipping keeps the direction and bounds the step, so the same run
-stays finite and learns.
+and training diverges until a gradient overflows to inf/NaN — where the trainer stops, before applying
+it (``rnn_models.NonFiniteError``; the run records the step). Clipping keeps the direction and bounds the
+step, so the same run stays finite and learns.
 """
 import math
 import os
@@ -14,6 +15,7 @@ import os
 import numpy as np
 
 import tinygraph as tg
+from rnn_models.checkpoint import NonFiniteError
 from rnn_models.models import build_model
 from rnn_models.tasks import make_task
 from rnn_models.training import Trainer, make_optimizer
@@ -37,17 +39,26 @@ def train(cfg, clip, seed):
     optimizer = make_optimizer("sgd", model.parameters(), cfg["lr"])
     trainer = Trainer(model, task, optimizer, batch_size=cfg["batch_size"], seq_len=cfg["seq_len"],
                       clip=clip, seed=seed)
+    stopped = None
     with np.errstate(all="ignore"):     # the unclipped run overflows on purpose
-        trainer.train(cfg["steps"])
-    return trainer.history
+        try:
+            trainer.train(cfg["steps"])
+        except NonFiniteError as stop:  # a non-finite loss or gradient: training stops before it
+            stopped = dict(step=trainer.step + 1, finding=stop.finding)
+    return dict(trainer.history, stopped=stopped)
 
 
 def diverged(run):
-    """A run diverged when its loss overflowed or ended over 100 times where it started."""
-    return not run["finite"] or run["final_loss"] > 100 * run["initial_loss"]
+    """A run diverged when it stopped on a non-finite loss or gradient, its loss overflowed, or it
+    ended over 100 times where it started."""
+    return (run["stopped"] is not None or not run["finite"]
+            or run["final_loss"] > 100 * run["initial_loss"])
 
 
 def verdict(run):
+    if run["stopped"] is not None:
+        return (f"diverged: at step {run['stopped']['step']} {run['stopped']['finding'].split(': ', 1)[-1]}, "
+                f"and training stopped before applying it")
     if run["first_nonfinite_step"] is not None:
         return f"diverged, the loss overflowed to inf/NaN at step {run['first_nonfinite_step'] + 1}"
     if diverged(run):
@@ -72,11 +83,12 @@ def run(out_dir, quick=False, seed=0, log=print, jobs=1):
             initial_loss=losses[0], final_loss=losses[-1], min_loss=min(finite),
             max_grad_norm=max((v for v in norms if math.isfinite(v)), default=float("nan")),
             first_nonfinite_step=first_nonfinite(losses), finite=all(map(math.isfinite, losses)),
-            losses=losses, grad_norms=norms)
+            stopped=history["stopped"], losses=losses, grad_norms=norms)
         n = numbers[label]
+        stop = n["stopped"]["step"] if n["stopped"] else (
+            None if n["first_nonfinite_step"] is None else n["first_nonfinite_step"] + 1)
         rows.append([label, sci(n["initial_loss"], 3), sci(n["final_loss"], 3), sci(n["min_loss"], 3),
-                     sci(n["max_grad_norm"]), "never" if n["first_nonfinite_step"] is None
-                     else str(n["first_nonfinite_step"] + 1)])
+                     sci(n["max_grad_norm"]), "never" if stop is None else str(stop)])
         log(f"  {label}: loss {rows[-1][1]} -> {rows[-1][2]}")
     path = os.path.join(out_dir, f"{NAME}.svg")
     plot(histories, cfg, path)
@@ -84,7 +96,7 @@ def run(out_dir, quick=False, seed=0, log=print, jobs=1):
         NAME, f"Exploding gradients and clipping: tanh RNN, W_hh at spectral radius {cfg['radius']:g}, "
               f"SGD lr {cfg['lr']:g}, sine task (T={cfg['seq_len']}), {cfg['steps']} steps",
         ["run", "loss at step 1", "final loss", "lowest loss", "largest finite ‖∇‖ (pre-clip)",
-         "first non-finite loss at step"], rows, numbers=numbers, files=[os.path.basename(path)])
+         "first non-finite loss or gradient at step"], rows, numbers=numbers, files=[os.path.basename(path)])
     report.notes = [
         f"same initial weights (seed {seed}) and the same batches for both runs; clipped: "
         f"clip_grad_norm_(params, {cfg['clip']:g}) before every step; predicting 0 scores MSE 0.5.",
@@ -119,10 +131,11 @@ def _plot(histories, cfg, path, loss_ceiling):
                           (escaped[0] + 1, loss_ceiling), xytext=(12, -14), textcoords="offset points",
                           color=colour, fontsize="small", arrowprops=dict(arrowstyle="->", color=colour))
         stop = first_nonfinite(history["loss"])
+        stop = history["stopped"]["step"] if history.get("stopped") else (None if stop is None else stop + 1)
         if stop is not None:
             for ax in (left, right):
-                ax.axvline(stop + 1, color=colour, ls=":", lw=1,
-                           label=f"{label}: loss inf/NaN" if ax is left else None)
+                ax.axvline(stop, color=colour, ls=":", lw=1,
+                           label=f"{label}: inf/NaN, stopped" if ax is left else None)
     finite_losses = [v for h in histories.values() for v in h["loss"] if math.isfinite(v)]
     left.axhline(0.5, color="grey", ls="--", lw=1, label="predict 0 (MSE 0.5)")
     right.axhline(cfg["clip"], color="black", ls="--", lw=1, label=f"clip threshold {cfg['clip']:g}")
