@@ -42,11 +42,13 @@ def test_sigkill_in_the_middle_of_saving(tmp_path):
     rng = np.random.default_rng(1)
     save_checkpoint(path, Weights(0))
     previous = (0, True)
-    durations = []  # how long a save's file is being written: the shortest of three (on a loaded
-    for _ in range(3):  # machine one slow save would push most kills past the end of the write)
-        writing = start_saving(path, 0)
-        os.waitpid(writing[0], 0)
-        durations.append(time.perf_counter() - writing[1])
+    durations = []  # how long a save's temporary file exists (from its creation to the rename that
+    for _ in range(3):  # ends the write, not to the child's exit): the shortest of three
+        pid, started = start_saving(path, 0)
+        while temporary_files(path):
+            time.sleep(0.0002)
+        durations.append(time.perf_counter() - started)
+        os.waitpid(pid, 0)
     duration = min(durations)
     check_is(load_checkpoint(path), 0, True)
     mid_write = finished = 0
