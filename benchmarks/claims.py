@@ -117,19 +117,14 @@ def claims(result):
         if "tinygraph" in keys and other in keys:
             out.append(f"tinygraph eager / {TITLE[other]}: {_spread(_ratios(rows, 'tinygraph', other))}, "
                        f"{_order(rows, 'tinygraph', other)}.")
+    def per_point(a, b):  # "x–y× at (B, H, V, T)" for each grid point, a / b
+        return ", ".join(f"{_spread(_ratios([r for r in rows if run.point_text(r) == point], a, b))} "
+                         f"at {point}" for point in _points(rows))
     if "tinygraph" in keys and "jax" in keys:
-        per_point = []
-        for point in _points(rows):
-            at = [r for r in rows if run.point_text(r) == point]
-            per_point.append(f"{_spread(_ratios(at, 'tinygraph', 'jax'))} at {point}")
-        out.append("tinygraph eager / (f) JAX: " + ", ".join(per_point) + "; tinygraph eager is "
+        out.append("tinygraph eager / (f) JAX: " + per_point("tinygraph", "jax") + "; tinygraph eager is "
                    f"{_order(rows, 'tinygraph', 'jax')}.")
     if "numpy_batched" in keys and "jax" in keys:
-        per_point = []
-        for point in _points(rows):
-            at = [r for r in rows if run.point_text(r) == point]
-            per_point.append(f"{_spread(_ratios(at, 'jax', 'numpy_batched'))} at {point}")
-        out.append("(f) JAX / (c), the hand-written numpy floor: " + ", ".join(per_point) + ".")
+        out.append("(f) JAX / (c), the hand-written numpy floor: " + per_point("jax", "numpy_batched") + ".")
     compile_ms = [r["compile_ms"]["jax"] for r in rows if "jax" in r.get("compile_ms", {})]
     if compile_ms:
         out.append(f"JAX's compile time per shape, not part of any step: {_spread([c / 1e3 for c in compile_ms], 1).replace('×', ' s')}.")

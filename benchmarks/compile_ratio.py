@@ -15,32 +15,21 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-import tinygraph as tg  # noqa: E402
-
-from .baselines import LR, init_params
-from .tinygraph_impl import build
+from .tinygraph_impl import make_step  # noqa: E402
 
 GRID = [(1, 32, 16, 25), (1, 16, 8, 1000), (32, 128, 64, 50), (64, 512, 128, 100)]
 
 
-def make(cell, H, V, seed=0):
-    model = build(cell, init_params(cell, H, V, seed, "float64"), "float64")
-    opt = tg.optim.SGD(model.parameters(), lr=LR)
-
-    def step(x, targets):
-        loss = model.loss(tg.Tensor._wrap(x), targets)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-    return step
+def make(cell, B, H, V, T, compiled=False):
+    """The benchmark's float64 step (SGD through ``tg.optim``), eager or through ``tg.compile``."""
+    return make_step(cell, "float64", B, H, V, T, seed=0, compiled=compiled)[1]
 
 
 def measure(cell, B, H, V, T, rounds):
     rng = np.random.default_rng(0)
     x = np.eye(V)[rng.integers(0, V, (T, B))]
     targets = rng.integers(0, V, (T, B))
-    eager, compiled = make(cell, H, V), tg.compile(make(cell, H, V))
+    eager, compiled = make(cell, B, H, V, T), make(cell, B, H, V, T, compiled=True)
     eager(x, targets), compiled(x, targets)   # warm up; the compiled one traces
     start = time.perf_counter()
     eager(x, targets)
