@@ -113,7 +113,8 @@ def _sum_cross_entropy(logits, targets):
 
 def _sum_squared_error(prediction, target):
     prediction = tg.as_tensor(prediction)
-    return tg.mse_loss(prediction, np.asarray(target, dtype=prediction.dtype), reduction="sum"), prediction.size
+    # the target as it is: mse_loss casts it to the prediction's dtype itself (an op a replay repeats)
+    return tg.mse_loss(prediction, target, reduction="sum"), prediction.size
 
 
 def _values(outputs):

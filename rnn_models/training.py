@@ -13,6 +13,7 @@ applies a non-finite update: a NaN/inf loss or gradient stops training with ``No
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,15 @@ from .models import detach_state
 from .tasks import check_positive
 
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adagrad": "Adagrad"}
+
+# Whether a Trainer made with compile=None replays its step as a plan; the command line's --no-compile
+# sets it (set_default_compile) for every trainer its command makes, in forked workers too.
+COMPILE = [True]
+
+
+def set_default_compile(flag):
+    """Make ``Trainer(compile=None)`` compile its step (True, the default) or run it eagerly (False)."""
+    COMPILE[0] = bool(flag)
 
 
 def make_optimizer(name, params, lr):
@@ -200,6 +210,14 @@ class Trainer:
     records as ``skipped``/``skipped_total``); such a step's loss stays in ``history`` but not in the
     smoothed loss.
 
+    Compiled steps: with ``compile`` (default: ``set_default_compile``'s flag, True) a step runs as a
+    ``tg.compile`` plan, traced on the first batch of each shape and replayed afterwards, about twice as
+    fast at small sizes; the clip, the non-finite check and the update run in an ``io_callback`` at
+    every replay. The numbers are the eager step's bit for bit, and the trainer checks that: the first
+    replay is undone and the batch run eagerly, and a plan that differs in any bit (or a trace that
+    warns or fails) sends the trainer back to eager steps for good, saying why in a ``RuntimeWarning``
+    and in ``compile_fallback``. ``compiled`` says which mode is running.
+
     Stopping: ``request_stop()`` (e.g. from a SIGINT handler) makes ``train`` return after the step in
     progress. A step that raises (an interrupt, an error) before its first update is undone (the batch
     RNGs are rewound), so ``state_dict`` is again the state after the previous step; one that raises
@@ -208,7 +226,7 @@ class Trainer:
 
     def __init__(self, model, task, optimizer, *, batch_size=None, seq_len=None, tbptt=None,
                  tbptt_k2=None, clip=None, seed=0, log=None, eval_every=0, eval_batches=4,
-                 smoothing=0.98, skip_nonfinite=False):
+                 smoothing=0.98, skip_nonfinite=False, compile=None):
         self.model, self.task, self.optimizer = model, task, optimizer
         self.batch_size = batch_size or task.default_batch_size
         self.seq_len = seq_len or task.default_seq_len
@@ -234,6 +252,12 @@ class Trainer:
         self.stop_requested = False    # set by request_stop(); train() returns after the current step
         self._torn = None              # why the model is between two steps (a step raised mid-way)
         self._in_step = None           # (updates applied, updates skipped) in the step running now
+        self._norms = []               # the step's pre-clipping gradient norms, one per update
+        # the step as a replayed plan (tg.compile): traced on the first batch of each shape
+        compile = COMPILE[0] if compile is None else bool(compile)
+        self._compiled = tg.compile(self._forward_backward) if compile else None
+        self.compile_fallback = None   # why the trainer went back to eager steps, if it did
+        self._verified = False         # the first replay matched an eager run of the same batch
 
     @property
     def smoothed_loss(self):
@@ -248,9 +272,15 @@ class Trainer:
         """False while the model is between two steps: a step raised after applying an update."""
         return self._torn is None
 
+    @property
+    def compiled(self):
+        """Whether steps run as a replayed plan (``compile=True`` and no fallback to eager steps)."""
+        return self._compiled is not None
+
     def _update(self, loss):
-        """Clip, check, and apply one window's gradient; returns the pre-clipping gradient norm."""
+        """Clip, check, and apply one window's gradient; records the pre-clipping gradient norm."""
         norm = clip_grad_norm_(self.model.parameters(), self.clip if self.clip else float("inf"))
+        self._norms.append(norm)
         applied, skipped = self._in_step
         problem = (f"the loss is {loss}" if not math.isfinite(loss) else
                    f"the gradient norm is {norm}" if not math.isfinite(norm) else None)
@@ -259,7 +289,7 @@ class Trainer:
             if self.skip_nonfinite:
                 self._in_step = (applied, skipped + 1)
                 self.skipped_updates += 1
-                return norm
+                return
             updates = len(self.tbptt.windows(self.seq_len))
             which = f" (update {applied + skipped + 1} of {updates})" if updates > 1 else ""
             finding = f"step {self.step + 1}{which}: {problem}"
@@ -270,7 +300,6 @@ class Trainer:
         self._in_step = (applied + 1, skipped)   # from here on the model is inside this step
         self.optimizer.step()
         self.optimizer.zero_grad()
-        return norm
 
     def train_step(self):
         """One batch; returns its record (also appended to ``history``)."""
@@ -292,8 +321,11 @@ class Trainer:
         self._torn = None
         return record
 
-    def _run_step(self):
-        inputs, targets = self.task.batch(self.rng, self.batch_size, self.seq_len)
+    def _forward_backward(self, inputs, targets):
+        """One batch's windows: forward, backward and (in an ``io_callback``) each update; returns the
+        windows' mean losses and term counts. This is the function ``tg.compile`` traces and replays:
+        the Python decisions on the loss and gradient (``_update``) run in the callback at every
+        replay, on that replay's values."""
         self.model.train()
         self.optimizer.zero_grad()
         window = []   # the loss pieces of the window being run, checked before its update
@@ -305,14 +337,99 @@ class Trainer:
             return terms
 
         def update():
-            loss = sum(t[0].item() for t in window) / sum(t[1] for t in window)
+            sums, count = [t[0] for t in window], sum(t[1] for t in window)
             window.clear()
-            return self._update(loss)
+            tg.io_callback(lambda *arrays: self._update(sum(a.item() for a in arrays) / count), *sums)
 
         results, _ = self.tbptt.run(self.model, inputs, None, loss_terms, update)
-        count = sum(r.count for r in results)
-        loss = sum(r.loss * r.count for r in results) / count
-        grad_norm = float(np.mean([r.update for r in results]))
+        return [r.loss for r in results], [r.count for r in results]
+
+    def _run_batch(self, inputs, targets):
+        """``_forward_backward`` replayed when compiled; on the first batch of a shape it is traced (and
+        run eagerly): a trace the plan could not replay faithfully (a ``CompileWarning``: Python code
+        reading traced values, numpy writes into tracked arrays) or cannot record (``CompileError``)
+        sends the trainer back to eager steps for good, with the reason in ``compile_fallback``."""
+        if self._compiled is None:
+            return self._forward_backward(inputs, targets)
+        if self._compiled.traces and self._compiled.plan is not None and not self._verified:
+            return self._verified_replay(inputs, targets)
+        traces = self._compiled.traces
+        draws = tg.random.default_generator().bit_generator.state   # dropout masks drawn by the step
+        refused = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", tg.CompileWarning)
+            try:
+                result = self._compiled(inputs, targets)
+            except tg.CompileError as exc:
+                if self._in_step[0] or self._in_step[1]:
+                    raise
+                refused = exc
+        if refused is not None:   # nothing was applied: run the batch again, eagerly
+            self._fall_back(str(refused))
+            self._norms.clear()
+            tg.random.default_generator().bit_generator.state = draws
+            return self._forward_backward(inputs, targets)
+        problems = [w for w in caught if issubclass(w.category, tg.CompileWarning)]
+        for w in caught:
+            if w not in problems:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if problems and self._compiled.traces > traces:   # this step ran eagerly: its numbers are right
+            self._fall_back(str(problems[0].message))
+        return result
+
+    def _verified_replay(self, inputs, targets):
+        """The first replay, checked: replayed, undone, run eagerly on the same batch, and compared bit
+        for bit (losses, gradient norms, parameters, optimiser state). A plan that differs — one that
+        froze a value the step computed with numpy from its inputs, say — is dropped (the eager
+        results stand); one that agrees is trusted from then on."""
+        generator = tg.random.default_generator()
+        before = self._snapshot(), generator.bit_generator.state, self._in_step, self.skipped_updates
+        signature = self._compiled._signature((inputs, targets))
+        if signature not in self._compiled.plans:   # a new shape: trace it first (the eager run)
+            return self._compiled(inputs, targets)
+        try:
+            replayed = self._compiled(inputs, targets), list(self._norms), self._snapshot(), None
+        except Exception as exc:   # noqa: BLE001 - compared with what the eager step does below
+            replayed = None, None, None, exc
+        state, draws, self._in_step, self.skipped_updates = before
+        self._restore(state)
+        generator.bit_generator.state = draws
+        self._norms.clear()
+        try:
+            eager = self._forward_backward(inputs, targets)
+        except Exception as exc:
+            if replayed[3] is None or type(replayed[3]) is not type(exc) or str(replayed[3]) != str(exc):
+                self._fall_back("its first replay did not raise what the eager step raised")
+            raise
+        if replayed[3] is not None or not _same_numbers(replayed[0], eager) or \
+                not _same_numbers(replayed[1], self._norms) or not _same_state(replayed[2], self._snapshot()):
+            self._fall_back("its first replay differed from the eager step on the same batch (a value "
+                            "the step computed from its inputs outside ops was frozen at trace time)")
+        else:
+            self._verified = True
+        return eager
+
+    def _snapshot(self):
+        return ([p._data.copy() for p in self.model.parameters()], self.optimizer.state_dict())
+
+    def _restore(self, state):
+        params, optimizer_state = state
+        for p, value in zip(self.model.parameters(), params):
+            p.data[...] = value
+        self.optimizer.load_state_dict(optimizer_state)
+
+    def _fall_back(self, reason):
+        self._compiled, self.compile_fallback = None, reason
+        warnings.warn(f"Trainer: training with eager steps (compile=False): the step cannot be replayed "
+                      f"as a plan: {reason}", RuntimeWarning, stacklevel=4)
+
+    def _run_step(self):
+        inputs, targets = self.task.batch(self.rng, self.batch_size, self.seq_len)
+        self._norms.clear()
+        losses, counts = self._run_batch(inputs, targets)
+        count = sum(counts)
+        loss = sum(l * c for l, c in zip(losses, counts)) / count
+        grad_norm = float(np.mean(self._norms))
         skipped = self._in_step[1]
         self.step += 1
         if math.isfinite(loss):  # a skipped non-finite step is in the history, not in the average
@@ -404,6 +521,20 @@ class Trainer:
         self.history = restored
         self._torn = None
         return self
+
+
+def _same_numbers(a, b):
+    """Whether two (nested) lists of numbers are equal, NaN equal to NaN (a skipped update's loss)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+def _same_state(a, b):
+    """Whether two ``Trainer._snapshot()`` results are equal bit for bit (NaN equal to NaN)."""
+    (params_a, opt_a), (params_b, opt_b) = a, b
+    same = lambda x, y: np.array_equal(x, y, equal_nan=np.asarray(x).dtype.kind == "f")  # noqa: E731
+    return all(same(x, y) for x, y in zip(params_a, params_b)) and opt_a.keys() == opt_b.keys() \
+        and all(same(opt_a[k], opt_b[k]) for k in opt_a)
 
 
 def _checked_rng_state(generator, state):

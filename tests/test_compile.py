@@ -334,3 +334,88 @@ def test_other_threads_run_eagerly_while_a_step_is_traced():
         return tg.Tensor._wrap(x).sum()
     tg.compile(step)(np.ones(2))
     assert np.array_equal(done["grad"], [2.0, 2.0, 2.0])
+
+
+# --- io_callback and arrays met by ops ---------------------------------------------------------------
+def test_io_callback_runs_at_every_replay_with_the_replays_values():
+    def make():
+        w = tg.Tensor(np.ones(3), requires_grad=True)
+        opt = tg.optim.SGD([w], lr=0.01)
+        seen = []
+
+        def update(loss, grad):
+            assert not loss.flags.writeable and not grad.flags.writeable
+            seen.append((float(loss), grad.copy()))
+            if loss < 20:                      # a Python decision on the replay's value
+                opt.step()
+            opt.zero_grad()
+
+        def step(x):
+            loss = ((w * x) ** 2).sum()
+            loss.backward()
+            tg.io_callback(update, loss, w.grad)
+            return loss.item()
+        return step, w, seen
+    eager, w1, seen1 = make()
+    step, w2, seen2 = make()
+    compiled = tg.compile(step)
+    for i in range(6):
+        x = np.full(3, float(i))
+        assert compiled(x) == eager(x)
+    assert compiled.traces == 1 and compiled.plan.units == 1
+    assert [s[0] for s in seen1] == [s[0] for s in seen2] and len(seen2) == 6
+    assert any(s[0] >= 20 for s in seen2) and any(0 < s[0] < 20 for s in seen2)   # both branches
+    np.testing.assert_array_equal(w1.data, w2.data)
+
+
+def test_io_callback_outside_a_trace_is_a_call_and_errors_propagate_from_replays():
+    assert tg.io_callback(lambda a: float(a.sum()), tg.Tensor(np.ones(4))) == 4.0
+    with pytest.raises(tg.CompileError, match="io_callback: fn must be callable"):
+        tg.io_callback(3)
+    with pytest.raises(tg.CompileError, match="io_callback: value 0 is a float"):
+        tg.io_callback(print, 1.5)
+
+    def check(loss):
+        if loss > 10:
+            raise FloatingPointError(f"loss {float(loss)}")
+
+    def step(x):
+        loss = (tg.Tensor(x) ** 2).sum()
+        tg.io_callback(check, loss)
+        return loss.item()
+    compiled = tg.compile(step)
+    assert compiled(np.ones(2)) == 2.0
+    assert compiled(np.full(2, 2.0)) == 8.0            # a replay
+    with pytest.raises(FloatingPointError, match="loss 18.0"):
+        compiled(np.full(2, 3.0))
+    assert compiled.traces == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_array_operand_of_an_op_is_read_from_the_replays_input(dtype):
+    """``w * x`` with x an ndarray argument: the op copies x into a leaf; a replay copies it again
+    (it was once frozen at the traced value), also when it is cast to the Tensor's dtype."""
+    w = tg.Tensor(np.arange(3.0, dtype=dtype), requires_grad=True)
+
+    def step(x, y):
+        return (w * x).sum().item(), tg.mse_loss(w, y).item(), (2.0 - (x - w)).sum().item()
+    compiled = tg.compile(step)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x, y = rng.standard_normal(3), rng.standard_normal(3)
+        assert compiled(x, y) == step(x, y)
+    assert compiled.traces == 1
+
+
+def test_inputs_in_fortran_order_are_replayed_through_reshapes():
+    """A trace's input buffers are C-ordered, so ``targets.reshape(-1)`` inside the step is a view of
+    the buffer the replay writes (in the input's own F order it was a frozen copy)."""
+    logits = tg.Tensor(np.random.default_rng(1).standard_normal((6, 4)))
+
+    def step(targets):
+        return tg.cross_entropy(logits, np.asarray(targets).reshape(-1)).item()
+    compiled = tg.compile(step)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        targets = np.asfortranarray(rng.integers(0, 4, (3, 2)))
+        assert compiled(targets) == step(targets)

@@ -135,17 +135,16 @@ def test_ctrl_c_without_save(capsys, monkeypatch):
     assert code == 130 and err.splitlines()[-1] == "tinygraph train: interrupted at step 1; nothing saved (no --save)"
 
 
-def raise_in_update(monkeypatch, call):
-    """KeyboardInterrupt raised (not a signal) at the ``call``-th update of the run."""
+def raise_in_update(monkeypatch, step, update=1):
+    """KeyboardInterrupt raised (not a signal) at update ``update`` of step ``step`` (1-based), as the
+    trainer sees it (a compiled trainer also runs the updates of its checked first replay)."""
     real = Trainer._update
-    calls = []
 
-    def update(self, loss):
-        calls.append(1)
-        if len(calls) == call:
+    def patched(self, loss):
+        if self.step + 1 == step and sum(self._in_step) + 1 == update:
             raise KeyboardInterrupt
         return real(self, loss)
-    monkeypatch.setattr(Trainer, "_update", update)
+    monkeypatch.setattr(Trainer, "_update", patched)
 
 
 def test_an_interrupt_before_a_steps_first_update_saves_the_previous_step(tmp_path, capsys, monkeypatch):
@@ -154,7 +153,7 @@ def test_an_interrupt_before_a_steps_first_update_saves_the_previous_step(tmp_pa
     assert run_cli(["train", *common, "--steps", "4", "--save", str(straight)], capsys)[0] == 0
     path = tmp_path / "run.npz"
     with monkeypatch.context() as patch:
-        raise_in_update(patch, 5)           # the first update of step 3
+        raise_in_update(patch, 3)           # the first update of step 3
         code, _, err = run_cli(["train", *common, "--steps", "4", "--save", str(path)], capsys)
     assert code == 130 and f"interrupted at step 2; saved checkpoint {path} (step 2)" in err
     assert run_cli(["train", *common, "--steps", "2", "--save", str(path), "--resume"], capsys)[0] == 0
@@ -164,7 +163,7 @@ def test_an_interrupt_before_a_steps_first_update_saves_the_previous_step(tmp_pa
 
 def test_an_interrupt_between_two_updates_of_a_step_does_not_save(tmp_path, capsys, monkeypatch):
     path = tmp_path / "run.npz"
-    raise_in_update(monkeypatch, 6)          # the second update of step 3
+    raise_in_update(monkeypatch, 3, 2)       # the second update of step 3
     code, _, err = run_cli(["train", *TINY, "--tbptt", "3", "--steps", "4", "--save-every", "1",
                             "--save", str(path)], capsys)
     assert code == 130

@@ -28,7 +28,7 @@ from . import forward  # noqa: F401
 from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401
-from .jit import CompiledStep, CompileWarning, Plan, compile  # noqa: F401
+from .jit import CompiledStep, CompileWarning, Plan, compile, io_callback  # noqa: F401
 from .modes import (detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
                     no_grad, scope)
 from .random import manual_seed  # noqa: F401

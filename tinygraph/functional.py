@@ -35,6 +35,7 @@ from .ops import head as HD
 from .ops import math as M
 from .ops import shape as S
 from .tensor import Tensor, to_array
+from .tracing import RECORDERS
 
 
 def as_tensor(value, like=None, *, fn=None, arg=None):
@@ -64,7 +65,10 @@ def as_tensor(value, like=None, *, fn=None, arg=None):
     if isinstance(like, Tensor) and _CATEGORY[array.dtype.kind] <= _CATEGORY[like._data.dtype.kind] \
             and array.dtype != like._data.dtype:
         array = _cast(fn, arg, array, like._data.dtype, value)
-    return Tensor._wrap(array)
+    tensor = Tensor._wrap(array)
+    if RECORDERS and isinstance(value, np.ndarray):   # tinygraph.compile: copied from an input buffer?
+        RECORDERS[-1].leaf(tensor, value)
+    return tensor
 
 
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
@@ -175,19 +179,24 @@ def promote(fn, names, values):
             rank = 2  # a list holding Tensors is stacked into a Tensor
         else:
             rank = 1 if isinstance(value, (np.ndarray, np.generic)) else 0
-        value = as_tensor(value, fn=fn, arg=name)
+        given, value = value, as_tensor(value, fn=fn, arg=name)
         dtype = value._data.dtype
         key = (_CATEGORY[dtype.kind], rank)  # the category decides first, then the rank
         if key > top:
             top, deciding = key, [dtype]
         elif key == top:
             deciding.append(dtype)
-        items.append((value, key))
+        items.append((value, key, given))
     dtype = deciding[0] if len(deciding) == 1 else np.result_type(*deciding)
     out = []
-    for (t, (category, rank)), name in zip(items, names):
+    for (t, (category, rank), given), name in zip(items, names):
         if category < top[0] or rank < 2 and t._data.dtype != dtype:
-            t = astype(t, dtype) if rank == 2 else Tensor._wrap(_cast(fn, name, t._data, dtype))
+            if rank == 2:
+                t = astype(t, dtype)
+            else:
+                t = Tensor._wrap(_cast(fn, name, t._data, dtype))
+                if RECORDERS and isinstance(given, np.ndarray):   # tinygraph.compile (as in as_tensor)
+                    RECORDERS[-1].leaf(t, given)
         out.append(t)
     return out
 

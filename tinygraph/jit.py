@@ -30,11 +30,15 @@ The rules of the game (TinyJit's):
   of padded batches, masks computed with numpy — must not change between calls: pass them in
   ``static_argnums`` (their bytes become part of the cache key, a new value re-traces) or keep them
   constant.
-- Only ops, backward, optimiser steps and ``zero_grad`` are captured. Other numpy code in ``step_fn``
+- Only ops, backward, optimiser steps, ``zero_grad`` and ``io_callback`` calls are captured. Python
+  code that must run at every replay on the replay's values — a check of the loss, gradient clipping
+  and a conditional update — goes in ``io_callback(fn, *tensors)`` (JAX's ``io_callback``): the
+  replay calls ``fn`` at the same point with that replay's arrays. Other numpy code in ``step_fn``
   runs once; one that writes into arrays tinygraph tracks (``p.data -= lr * p.grad``) is detected and
   warned about. Random values must come from ops (``tinygraph.ops.sources``: dropout's mask is one),
   which replay draws again from the same generator; an array drawn with numpy is a constant.
-- Inputs are positional ndarrays (copied into the plan's input buffers) or static Python values
+- Inputs are positional ndarrays (copied into the plan's input buffers, in C order, so reshapes of
+  them inside the step stay views the replay writes) or static Python values
   (numbers, strings, None: part of the cache key). A new shape, dtype or static value traces again;
   every plan is kept (``compiled.plans``).
 - Arrays in what a replay returns may be buffers the next replay overwrites when they are views of
@@ -85,6 +89,35 @@ def compile(step_fn=None, *, static_argnums=()):
     if not callable(step_fn):
         raise CompileError(f"compile: step_fn must be callable, got {type(step_fn).__name__}")
     return CompiledStep(step_fn, static_argnums)
+
+
+def io_callback(fn, *values):
+    """``fn(*arrays)``, called now and, inside a traced step, again at this point of every replay.
+
+    ``values``: Tensors (or arrays) whose current arrays ``fn`` receives, read-only. Outside a traced
+    step this is just ``fn(*arrays)``. While ``tg.compile`` traces a step, ``fn`` runs as an opaque unit:
+    nothing it does is recorded (its own ops, optimiser steps and ``zero_grad`` calls run eagerly,
+    at trace time and in each replay), and the plan calls it again in every replay, after the nodes
+    and rules before it and before those after it, with the replay's arrays. Its return value is
+    returned at trace time only; a replay discards it, so ``fn`` passes results out through the objects
+    it closes over (the trainer appends each update's gradient norm to a list). An exception raised
+    by ``fn`` in a replay stops the replay there and propagates.
+    """
+    if not callable(fn):
+        raise CompileError(f"io_callback: fn must be callable, got {type(fn).__name__}")
+    for k, v in enumerate(values):
+        if not isinstance(v, (Tensor, np.ndarray)):
+            raise CompileError(f"io_callback: value {k} is a {type(v).__name__}; pass Tensors or arrays "
+                               f"(Python numbers can be closed over by fn)")
+    if RECORDERS and RECORDERS[-1].tracing():
+        return RECORDERS[-1].callback(fn, values)
+    return fn(*(_read_only(v._data if isinstance(v, Tensor) else v) for v in values))
+
+
+def _read_only(array):
+    view = np.asarray(array).view(np.ndarray)
+    view.flags.writeable = False
+    return view
 
 
 class CompiledStep:
@@ -145,7 +178,7 @@ class CompiledStep:
         call_args = list(args)
         for i, a in enumerate(args):
             if isinstance(a, np.ndarray) and i not in self.static_argnums:
-                buffers[i] = np.array(a, copy=True, subok=False)
+                buffers[i] = np.array(a, copy=True, subok=False, order="C")   # C order: reshapes stay views
                 call_args[i] = buffers[i]
         recorder = _Recorder(buffers.values())
         RECORDERS.append(recorder)
@@ -302,6 +335,24 @@ class _Recorder:
         method(*args)
         self.unit_writes += CLOCK[0] - before
         self.program.append(("call", method, args, type(owner).__name__ + "." + method.__name__.lstrip("_")))
+
+    def callback(self, fn, values):
+        """``io_callback`` while tracing: run ``fn`` unrecorded now and record the call."""
+        sources = tuple(self.value(v, f"value {k} of io_callback") if isinstance(v, Tensor) else
+                        self.value(Tensor._wrap(v), f"value {k} of io_callback")
+                        for k, v in enumerate(values))
+        arrays = [_read_only(v._data if isinstance(v, Tensor) else v) for v in values]
+        before = CLOCK[0]
+        position = RECORDERS.index(self)
+        RECORDERS.pop(position)    # fn is opaque: what it does runs again in every replay, not recorded
+        try:
+            result = fn(*arrays)
+        finally:
+            RECORDERS.insert(position, self)
+        self.unit_writes += CLOCK[0] - before
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        self.program.append(("host", fn, sources, f"io_callback {name}"))
+        return result
 
     def gradient(self, wanted, create_graph):
         raise CompileError("compile: a traced step may differentiate only with backward() "
@@ -469,6 +520,10 @@ class Plan:
                 needed[ev[2][1]] = True
             elif ev[0] == "seed" and ev[2][0] == "n":
                 needed[ev[2][1]] = True
+            elif ev[0] == "host":
+                for source in ev[2]:
+                    if source[0] == "n":
+                        needed[source[1]] = True
         for k in range(len(nodes) - 1, -1, -1):
             op = nodes[k].op
             if getattr(op, "random", False) or isinstance(getattr(op, "_out", None), np.ndarray):
@@ -549,6 +604,13 @@ class Plan:
                 emit(f"C{units}()  # {ev[3]}")
                 units += 1
                 read_leaves()   # an update may rebind a parameter's array
+            elif kind == "host":
+                env[f"C{units}"] = ev[1]
+                env["readonly"] = _read_only
+                args = [name(v) for v in ev[2]]
+                emit(f"C{units}({', '.join(f'readonly({a})' for a in args)})  # {ev[3]}", *args)
+                units += 1
+                read_leaves()
             elif kind == "seed":
                 gs, src, constant = ev[1], ev[2], ev[3]
                 if constant is None:

@@ -9,7 +9,7 @@ import time
 import tinygraph as tg
 from rnn_models.models import CharRNN
 from rnn_models.tasks import make_task
-from rnn_models.training import ConsoleProgress, Trainer, make_optimizer
+from rnn_models.training import ConsoleProgress, Trainer, make_optimizer, set_default_compile
 
 from .render import write_demo_pictures
 from .cells import KINDS
@@ -30,6 +30,9 @@ def add_arguments(parser):
     parser.add_argument("--hidden", type=HIDDEN, default=DEMO["hidden"], help=f"hidden size, {HIDDEN.text}")
     parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
     parser.add_argument("--threads", type=THREADS, default=1, help=f"BLAS threads, {THREADS.text}")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="run every training step eagerly instead of replaying it as a traced plan "
+                             "(tg.compile; same numbers, bit for bit), to compare")
 
 
 def train_char_rnn(seconds=60.0, cell=DEMO["cell"], hidden=DEMO["hidden"], seed=0, log=None):
@@ -52,6 +55,7 @@ def run(args):
           f"{DEMO['seq_len']} characters, truncated BPTT every {DEMO['tbptt']} steps, Adam lr {DEMO['lr']}, "
           f"about {args.seconds:.0f} s")
     begin = time.perf_counter()
+    set_default_compile(not args.no_compile)
     model, trainer = train_char_rnn(args.seconds, args.cell, args.hidden, args.seed,
                                     log=ConsoleProgress(every=25))
     history = trainer.history

@@ -12,6 +12,8 @@ Examples:
 """
 import os
 
+from rnn_models.training import set_default_compile
+
 from .experiments import EXPERIMENTS, run_experiment
 from .limits import SEED, integer
 from .train import configure_runtime
@@ -26,6 +28,9 @@ def add_arguments(parser):
     parser.add_argument("--out", default=os.path.join("out", "experiments"), metavar="DIR",
                         help="output directory")
     parser.add_argument("--seed", type=SEED, default=0, help=f"random seed, {SEED.text}")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="run every training step eagerly instead of replaying it as a traced plan "
+                             "(tg.compile; same numbers, bit for bit), to compare")
     parser.add_argument("--jobs", type=JOBS, default=min(2, os.cpu_count() or 1),
                         help=f"processes for independent training runs, {JOBS.text} (default: "
                              f"{min(2, os.cpu_count() or 1)}, the cores up to 2)")
@@ -33,6 +38,7 @@ def add_arguments(parser):
 
 def run(args):
     configure_runtime(1)   # many small matrix products: BLAS threads only add synchronisation
+    set_default_compile(not args.no_compile)   # forked workers inherit it
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     total = 0.0
     for name in names:

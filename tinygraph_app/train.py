@@ -127,6 +127,9 @@ def add_arguments(parser):
     parser.add_argument("--skip-nonfinite", action="store_true",
                         help="skip (and count) an update whose loss or gradient is NaN/inf, instead of "
                              "stopping with an error")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="run every training step eagerly instead of replaying it as a traced plan "
+                             "(tg.compile; same numbers, bit for bit), to compare")
 
 
 def run(args):
@@ -190,7 +193,7 @@ def setup(args):
     trainer = Trainer(model, task, optimizer, batch_size=args.batch_size, seq_len=args.seq_len,
                       tbptt=args.tbptt, clip=args.clip, seed=args.seed, log=log,
                       eval_every=args.eval_every or max(1, args.steps // 5),
-                      skip_nonfinite=args.skip_nonfinite)
+                      skip_nonfinite=args.skip_nonfinite, compile=not args.no_compile)
     config = {"task": task.config(), "model": model.config(), "optimizer": args.optim, "lr": args.lr,
               "clip": args.clip, "tbptt": args.tbptt, "seq_len": trainer.seq_len,
               "batch_size": trainer.batch_size, "seed": args.seed}
