@@ -6,12 +6,11 @@ last ``k2`` steps. The state is carried across windows *detached*, so no gradien
 common case is ``k1 == k2 == k``: the sequence is cut into chunks of k steps. ``k2 >= T`` is full BPTT.
 
 ``Trainer`` runs the loop: batches from a task, truncated BPTT, ``clip_grad_norm_``, the optimiser
-step, a smoothed loss, periodic evaluation and a progress line, deterministic under a seed. It never
-applies a non-finite update: a NaN/inf loss or gradient stops training with ``NonFiniteError`` (or, with
-``skip_nonfinite=True``, the update is skipped and counted).
+step, a smoothed loss, periodic evaluation and a record per step for a ``log`` callback, deterministic
+under a seed. It never applies a non-finite update: a NaN/inf loss or gradient stops training with
+``NonFiniteError`` (or, with ``skip_nonfinite=True``, the update is skipped and counted).
 """
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -156,38 +155,6 @@ class TruncatedBPTT:
         return results, saved[steps]
 
 
-# --- progress ------------------------------------------------------------------------------------------
-class ConsoleProgress:
-    """Prints training records: a carriage-return line rewritten every step on a TTY, otherwise one line
-    every ``every`` steps (and at every evaluation and the last step)."""
-
-    def __init__(self, stream=None, every=10):
-        self.stream = stream or sys.stdout
-        self.every = max(1, int(every))
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def __call__(self, record):
-        line = format_record(record)
-        final = record["step"] == record.get("total_steps") or "eval" in record
-        if self.tty:
-            end = "\n" if final else ""
-            self.stream.write("\r" + line.ljust(100) + end)
-        elif final or record["step"] % self.every == 0:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-def format_record(record):
-    parts = [f"step {record['step']}" + (f"/{record['total_steps']}" if record.get("total_steps") else ""),
-             f"loss {record['loss']:.4f}", f"smoothed {record['smoothed_loss']:.4f}",
-             f"|grad| {record['grad_norm']:.3g}", f"{record['elapsed']:.1f}s"]
-    for name, value in record.get("eval", {}).items():
-        parts.append(f"eval {name} {value:.4f}")
-    if record.get("skipped_total"):
-        parts.append(f"skipped {record['skipped_total']} non-finite")
-    return "  ".join(parts)
-
-
 # --- the trainer ----------------------------------------------------------------------------------------
 class Trainer:
     """Trains ``model`` on ``task`` with ``optimizer``.
@@ -200,7 +167,8 @@ class Trainer:
     ``history`` holds, per step: ``loss`` (mean over the step's windows), ``smoothed_loss`` (an
     exponential moving average with factor ``smoothing``, bias-corrected), ``grad_norm`` (the mean
     pre-clipping norm over the step's updates); and ``eval``: a list of {"step", "loss", metric}.
-    ``log`` receives a record dict after every step (``ConsoleProgress`` prints it); None is silent.
+    ``log`` receives a record dict after every step (the command line's progress bar is one such
+    callable); None is silent.
     The batch stream is drawn from ``np.random.default_rng(seed)``: the same seed and the same initial
     model give the same losses, and ``state_dict``/``load_state_dict`` make a resumed run identical.
 

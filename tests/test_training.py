@@ -1,5 +1,4 @@
 """Truncated BPTT (k1, k2) against full BPTT, and the Trainer (determinism, clipping, history, logging)."""
-import io
 
 import numpy as np
 import pytest
@@ -7,7 +6,7 @@ import pytest
 import tinygraph as tg
 from rnn_models.models import SequenceModel, detach_state
 from rnn_models.tasks import AddingTask, SineTask, make_task
-from rnn_models.training import ConsoleProgress, Trainer, TruncatedBPTT, Window, make_optimizer
+from rnn_models.training import Trainer, TruncatedBPTT, Window, make_optimizer
 
 T, B, I, O = 6, 2, 3, 2
 
@@ -240,21 +239,6 @@ def test_log_receives_records_and_none_is_silent(capsys):
     assert "eval" in records[2]
     trainer().train(2)
     assert capsys.readouterr().out == ""
-
-
-def test_console_progress_lines_and_carriage_returns():
-    stream = io.StringIO()
-    trainer(log=ConsoleProgress(stream, every=2)).train(5)
-    lines = stream.getvalue().splitlines()
-    assert [line.split()[1] for line in lines] == ["2/5", "4/5", "5/5"]
-    assert "\r" not in stream.getvalue()
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-    tty = Terminal()
-    trainer(log=ConsoleProgress(tty, every=2)).train(3)
-    assert tty.getvalue().count("\r") == 3 and tty.getvalue().endswith("\n")
 
 
 def test_time_limit_stops_training():

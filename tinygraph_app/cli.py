@@ -8,10 +8,16 @@ memory is one line too, naming the size flags that asked for it.
 """
 import argparse
 import importlib
+import platform
+import re
 import sys
 
+import numpy as np
+
+import tinygraph
 from tinygraph.errors import TinygraphError
 
+from .extras import MissingDependencyError
 from .limits import size_flags
 
 # sub-command -> (module, one-line help)
@@ -31,7 +37,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default is None or action.default is False or \
+        if "(default:" in text or action.default is None or action.default is False or \
                 action.default == argparse.SUPPRESS or not action.option_strings:
             return text
         default = action.default
@@ -46,9 +52,24 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def version():
+    """``tinygraph 0.1.0 (numpy 2.4.0, Python 3.11.7)``: what ``--version`` prints."""
+    return f"tinygraph {tinygraph.__version__} (numpy {np.__version__}, Python {platform.python_version()})"
+
+
+def examples(doc):
+    """The example command lines of a command's docstring: the ``  tinygraph ...`` lines of its
+    ``Example:``/``Examples:`` paragraph, one command a line."""
+    match = re.search(r"^Examples?:\n((?:  tinygraph .*(?:\n|$))+)", doc or "", flags=re.M)
+    return [line.strip() for line in match.group(1).splitlines()] if match else []
+
+
 def build_parser():
-    parser = ArgumentParser(prog="tinygraph", description=__doc__.split("\n")[0],
-                            formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="tinygraph", formatter_class=HelpFormatter,
+                            description="Train, sample and draw recurrent nets on tinygraph, an exact "
+                                        "autodiff engine with an explicit graph.")
+    parser.add_argument("--version", action="version", version=version(),
+                        help="print the versions of tinygraph, numpy and Python, and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -56,6 +77,8 @@ def build_parser():
                                  formatter_class=HelpFormatter)
         module.add_arguments(command)
         command.set_defaults(run=module.run, size_flags=size_flags(command))
+    first = [line for name in COMMANDS for line in examples(sub.choices[name].description)[:1]]
+    parser.epilog = "Examples (each command's --help has more):\n" + "".join(f"  {line}\n" for line in first)
     return parser
 
 
@@ -79,7 +102,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
-    except (TinygraphError, ValueError, TypeError, KeyError, FileNotFoundError, OSError) as exc:
+    except (TinygraphError, ValueError, TypeError, KeyError, FileNotFoundError, OSError,
+            MissingDependencyError) as exc:
         print(f"tinygraph {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError as exc:

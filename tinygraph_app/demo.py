@@ -2,18 +2,24 @@
 
 Trains a CharRNN (one-hot characters -> 2-layer GRU -> linear -> softmax) on rnn_models/data with Adam,
 truncated BPTT and gradient clipping, printing the loss as it falls and an evaluation on held-out text,
-then samples from the model.
+then samples from the model, and writes pictures of small nets into out/ (SVGs with Graphviz's `dot`,
+else .dot files; the plots need matplotlib, else they are skipped with a note).
+
+Examples:
+  tinygraph demo
+  tinygraph demo --seconds 20 --cell lstm --hidden 64
 """
 import time
 
 import tinygraph as tg
 from rnn_models.models import CharRNN
 from rnn_models.tasks import make_task
-from rnn_models.training import ConsoleProgress, Trainer, make_optimizer, set_default_compile
+from rnn_models.training import Trainer, make_optimizer, set_default_compile
 
 from .render import write_demo_pictures
 from .cells import KINDS
 from .limits import SEED, THREADS, number
+from .progress import Progress
 from .train import HIDDEN, configure_runtime
 
 SECONDS = number(0, 3600)
@@ -56,8 +62,8 @@ def run(args):
           f"about {args.seconds:.0f} s")
     begin = time.perf_counter()
     set_default_compile(not args.no_compile)
-    model, trainer = train_char_rnn(args.seconds, args.cell, args.hidden, args.seed,
-                                    log=ConsoleProgress(every=25))
+    with Progress(every=25) as progress:
+        model, trainer = train_char_rnn(args.seconds, args.cell, args.hidden, args.seed, log=progress)
     history = trainer.history
     print(f"trained {trainer.step} steps in {time.perf_counter() - begin:.1f} s: loss {history['loss'][0]:.3f} "
           f"-> {history['smoothed_loss'][-1]:.3f} (smoothed), held-out "

@@ -15,6 +15,7 @@ import os
 from rnn_models.training import set_default_compile
 
 from .experiments import EXPERIMENTS, run_experiment
+from .extras import require, require_dot
 from .limits import SEED, integer
 from .train import configure_runtime
 
@@ -40,6 +41,11 @@ def run(args):
     configure_runtime(1)   # many small matrix products: BLAS threads only add synchronisation
     set_default_compile(not args.no_compile)   # forked workers inherit it
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    require("matplotlib", "plot", "every experiment")   # each one plots its results
+    if "chars" in names:   # it also draws a training window's graph
+        others = ", ".join(name for name in EXPERIMENTS if name != "chars")
+        require_dot("experiment chars (its picture of a training window)",
+                    instead=f"run the other experiments ({others})")
     total = 0.0
     for name in names:
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)

@@ -19,6 +19,7 @@ import argparse
 import visualize
 
 from .cells import KINDS, cell_spec
+from .extras import require
 from .limits import Range, integer, output_file
 from .render import add_model_arguments, build_model, unrolled_graph
 
@@ -101,6 +102,7 @@ def runs_of(args):
 
 
 def run(args):
+    require("matplotlib", "plot", "the plot")   # before the work, not after it
     runs = runs_of(args)
     title = args.title or (f"gradient of a last-step loss back through time (T={args.steps}, "
                            f"hidden {args.hidden})")

@@ -28,6 +28,7 @@ import visualize
 
 from .cells import HELP as CELL_HELP
 from .cells import cell_spec
+from .extras import MissingDependencyError, require, require_dot
 from .limits import SEED, integer, number, output_file
 
 STEPS = integer(1, 1_000_000)         # past the budget only the drawn steps are unrolled
@@ -77,7 +78,8 @@ def add_arguments(parser):
                              f"({NODES_PER_SECOND} nodes a second, at most {UNROLL_NODES})")
     parser.add_argument("--link", default=None, metavar="URL",
                         help="folded view: link each node to the same op at t=0 of the unrolled "
-                             "picture at URL (drawn with the same --cell/--steps/... options)")
+                             "picture at URL (drawn with the same --cell/--steps/... options) "
+                             "(default: no links)")
     parser.add_argument("-o", "--output", required=True,
                         type=output_file("svg", "png", "pdf", "dot", "html"),
                         help="output file: .svg, .png, .pdf, .dot (.gv) for the DOT text, or .html for "
@@ -266,9 +268,13 @@ def _positions(window, steps):
 def run(args):
     if args.window is not None:   # before any work: a window that cannot be read, or past --steps
         visualize.parse_steps(args.window, range(args.steps))
+    output_format = visualize.format_of(args.output)
+    if output_format != "dot":
+        picture = "the .html explorer" if output_format == "html" else f"the .{output_format} picture"
+        require_dot(picture, instead=f"write the DOT text, -o {os.path.splitext(args.output)[0]}.dot")
     model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed,
                         fused=args.level != "op")
-    if visualize.format_of(args.output) == "html":
+    if output_format == "html":
         return _explore(model, args)
     if args.view == "folded":
         if args.grads:
@@ -336,19 +342,21 @@ def write_demo_pictures(out_dir="out", history=None, log=print):
                                       level="cell", grads=True, steps="0:3,-3:"))
         if suffix == "svg":   # the same 12 steps to explore in a browser: hover, paths, BPTT slider
             paths.append(visualize.explore(graph, os.path.join(out_dir, f"{cell}_explorer.html")).path)
-    from .gradflow import state_norms
-    runs = {cell: state_norms(cell, steps=30, hidden=16, seed=0) for cell in ("rnn", "lstm")}
-    curves = {key: history[key] for key in ("loss", "smoothed_loss") if history and history.get(key)}
     try:
+        require("matplotlib", "plot", "plotting the gradient flow and the loss")
+    except MissingDependencyError as exc:
+        log(f"  note: {exc}; skipped")
+    else:
+        from .gradflow import state_norms
+        runs = {cell: state_norms(cell, steps=30, hidden=16, seed=0) for cell in ("rnn", "lstm")}
         path = os.path.join(out_dir, "gradflow.svg")
         visualize.gradflow(runs, path, title="‖∂L/∂h_t‖ of a last-step loss (T=30, hidden 16)")
         paths.append(path)
+        curves = {key: history[key] for key in ("loss", "smoothed_loss") if history and history.get(key)}
         if curves:
             path = os.path.join(out_dir, "loss.svg")
             visualize.loss_curve(curves, path, title="char-RNN training loss (nats/char)")
             paths.append(path)
-    except ImportError as exc:
-        log(f"  note: no gradient-flow plot: {exc}")
     for path in paths:
         log(f"  wrote {path}")
     return paths

@@ -1,4 +1,9 @@
-"""Generate text from a character-level model saved by `tinygraph train --task chars --save PATH`."""
+"""Generate text from a character-level model saved by `tinygraph train --task chars --save PATH`.
+
+Examples:
+  tinygraph sample --load ckpt.npz --prompt "The " -n 200
+  tinygraph sample --load ckpt.npz --temperature 0.5 --seed 3
+"""
 import numpy as np
 
 from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore

@@ -10,6 +10,15 @@ training with an error naming the step (exit code 2) and leaves the last checkpo
 --skip-nonfinite skips such updates; a checkpoint with NaN/inf values is never written; Ctrl-C stops
 after the step in progress, saves a final checkpoint (with --save) and exits with code 130 (a second
 Ctrl-C stops at once, without saving).
+
+On a terminal the progress is a bar on stderr (steps/s, time left, losses) with each evaluation as a
+line above it; elsewhere (a pipe, a log file) it is a plain line every --log-every steps.
+
+Examples:
+  tinygraph train --task chars --cell lstm --hidden 128 --steps 500 --tbptt 32 --save ckpt.npz
+  tinygraph train --task chars --cell lstm --hidden 128 --steps 200 --tbptt 32 --save ckpt.npz --resume
+  tinygraph train --task adding --cell gru --seq-len 50 --hidden 32 --lr 0.01 --clip 1
+  tinygraph train --task sine --cell rnn --steps 300 --quiet
 """
 import contextlib
 import ctypes
@@ -24,12 +33,13 @@ from rnn_models.checkpoint import (CheckpointError, NonFiniteError, check_config
                                    save_checkpoint)
 from rnn_models.models import CharRNN, build_model
 from rnn_models.tasks import TASKS, make_task
-from rnn_models.training import OPTIMIZERS, ConsoleProgress, Trainer, make_optimizer
+from rnn_models.training import OPTIMIZERS, Trainer, make_optimizer
 from tinygraph.io import check_writable
 
 from .cells import HELP as CELL_HELP
 from .cells import cell_spec
 from .limits import SEED, THREADS, integer, number
+from .progress import Progress
 
 # A resumed run must match the checkpoint in these config entries (the rest may change, e.g. --lr).
 RESUME_KEYS = ("task", "model", "optimizer")
@@ -118,12 +128,13 @@ def add_arguments(parser):
     parser.add_argument("--log-every", type=positive_int, default=None,
                         help=f"progress line every N steps when not on a terminal, {positive_int.text} "
                              f"(default: steps/20)")
-    parser.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end")
+    parser.add_argument("--save", metavar="PATH",
+                        help="write a checkpoint (.npz) here at the end (default: none, nothing is saved)")
     parser.add_argument("--save-every", type=positive_int, default=None,
-                        help=f"also save every N steps, {positive_int.text}")
+                        help=f"also save every N steps, {positive_int.text} (default: only at the end)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save")
     parser.add_argument("--threads", type=THREADS, default=1, help=f"BLAS threads, {THREADS.text}")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or lines")
     parser.add_argument("--skip-nonfinite", action="store_true",
                         help="skip (and count) an update whose loss or gradient is NaN/inf, instead of "
                              "stopping with an error")
@@ -154,7 +165,8 @@ def run(args):
     remaining = args.steps
     try:
         # the Trainer checks every loss and gradient itself: numpy's overflow warnings would only repeat it
-        with stop_on_interrupt(trainer), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with stop_on_interrupt(trainer), trainer.log or contextlib.nullcontext(), \
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while remaining and not trainer.stop_requested:
                 chunk = min(save_every, remaining)
                 try:
@@ -189,7 +201,7 @@ def setup(args):
     tg.manual_seed(args.seed)
     model = build_model(task.model_config(args.cell, args.hidden, args.layers))
     optimizer = make_optimizer(args.optim, model.parameters(), args.lr)
-    log = None if args.quiet else ConsoleProgress(every=args.log_every or max(1, args.steps // 20))
+    log = None if args.quiet else Progress(args.steps, every=args.log_every or max(1, args.steps // 20))
     trainer = Trainer(model, task, optimizer, batch_size=args.batch_size, seq_len=args.seq_len,
                       tbptt=args.tbptt, clip=args.clip, seed=args.seed, log=log,
                       eval_every=args.eval_every or max(1, args.steps // 5),
