@@ -5,9 +5,11 @@ file is a ``SafetensorsError`` naming the problem, never another exception or a 
 Checkpoints in the format (``save_checkpoint``/``load_checkpoint`` with a ``.safetensors`` path) are
 tested at the end.
 """
+import functools
 import json
 import os
 import struct
+import tempfile
 
 import numpy as np
 import pytest
@@ -239,11 +241,14 @@ def test_a_file_that_shrinks_after_its_header_was_read(tmp_path):
         tg.safetensors.read_tensors(header)
 
 
-def _valid_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("st") / "good.safetensors"
-    save_file({"weight": np.arange(6.0).reshape(2, 3), "ids": np.arange(3, dtype=np.int32),
-               "flag": np.array([True]), "empty": np.zeros((0, 2), np.float32)}, path, {"k": "v"})
-    return path.read_bytes()
+@functools.cache
+def _valid_file():
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "good.safetensors")
+        save_file({"weight": np.arange(6.0).reshape(2, 3), "ids": np.arange(3, dtype=np.int32),
+                   "flag": np.array([True]), "empty": np.zeros((0, 2), np.float32)}, path, {"k": "v"})
+        with open(path, "rb") as f:
+            return f.read()
 
 
 mutations = st.one_of(
@@ -285,7 +290,7 @@ def mutate(data, mutation):
 def test_fuzzed_files_load_or_raise_a_named_error(tmp_path_factory, mutation):
     """A mutated file raises ``SafetensorsError`` or loads tensors that fill exactly its data section
     (so nothing larger than the file is ever allocated)."""
-    data = mutate(_valid_file(tmp_path_factory), mutation)
+    data = mutate(_valid_file(), mutation)
     path = tmp_path_factory.mktemp("fuzz") / "f.safetensors"
     path.write_bytes(data)
     try:
@@ -407,3 +412,34 @@ def test_the_suffix_chooses_the_format(tmp_path):
     save_checkpoint(tmp_path / "a.SafeTensors", model)
     assert (tmp_path / "a.npz").read_bytes()[:2] == b"PK"
     assert (tmp_path / "a.SafeTensors").read_bytes()[8:9] == b"{"
+
+
+@functools.cache
+def _good_checkpoint():
+    model, optimizer = trained()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "good.safetensors")
+        save_checkpoint(path, model, optimizer, {"lr": 0.1}, {"step": 1, "history": {"loss": np.array([1.0])}})
+        with open(path, "rb") as f:
+            return f.read()
+
+
+@settings(max_examples=settings.default.max_examples * 4, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(mutations)
+def test_fuzzed_checkpoints_load_or_raise_a_checkpoint_error(tmp_path_factory, mutation):
+    """A mutated safetensors checkpoint (model, optimiser and trainer state) raises ``CheckpointError``
+    or loads; whatever loads passes the same checks as an unmutated file (so it restores or refuses
+    with ``CheckpointError`` too)."""
+    path = tmp_path_factory.mktemp("fuzz") / "bad.safetensors"
+    path.write_bytes(mutate(_good_checkpoint(), mutation))
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as exc:
+        assert str(path) in str(exc)
+        return
+    fresh = SequenceModel("gru", 2, 3, 2)
+    try:
+        restore(checkpoint, fresh, tg.optim.Adam(fresh.parameters(), lr=0.1))
+    except CheckpointError:
+        pass
