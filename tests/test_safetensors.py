@@ -443,3 +443,11 @@ def test_fuzzed_checkpoints_load_or_raise_a_checkpoint_error(tmp_path_factory, m
         restore(checkpoint, fresh, tg.optim.Adam(fresh.parameters(), lr=0.1))
     except CheckpointError:
         pass
+
+
+@pytest.mark.parametrize("blob, depth", [
+    (b"", 0), (b"{}", 1), (b'{"a": [[1], {"b": []}]}', 4), (b'{"[[[": "]]]{"}', 1), (b'"\\"[["', 0),
+    (b"[" * 3_000_000 + b"]" * 3_000_000, 3_000_000),    # across the megabyte chunks
+])
+def test_json_depth_counts_brackets_outside_strings(blob, depth):
+    assert tg.safetensors.json_depth(blob) == depth

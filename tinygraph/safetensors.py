@@ -293,11 +293,16 @@ def _unique(pairs):
 
 
 def json_depth(blob):
-    """The deepest nesting of ``[``/``{`` in JSON bytes, counted without parsing (no recursion)."""
-    stripped = _JSON_STRING.sub(b'""', blob)
-    codes = np.frombuffer(stripped, dtype=np.uint8)
-    steps = np.isin(codes, _OPEN).astype(np.int64) - np.isin(codes, _CLOSE).astype(np.int64)
-    return int(np.cumsum(steps).max(initial=0))
+    """The deepest nesting of ``[``/``{`` in JSON bytes, counted without parsing (no recursion), a
+    megabyte at a time (a header may have 100 MB)."""
+    codes = np.frombuffer(_JSON_STRING.sub(b'""', blob), dtype=np.uint8)
+    depth = deepest = 0
+    for start in range(0, len(codes), 2**20):
+        chunk = codes[start:start + 2**20]
+        steps = np.isin(chunk, _OPEN).astype(np.int32) - np.isin(chunk, _CLOSE).astype(np.int32)
+        running = depth + np.cumsum(steps, dtype=np.int64)
+        deepest, depth = max(deepest, int(running.max())), int(running[-1])
+    return deepest
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
