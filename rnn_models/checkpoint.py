@@ -23,6 +23,16 @@ model config consistent with the saved arrays. Only then are the arrays read, an
 with the CRC-32 the metadata recorded for it (so members cannot be swapped or re-headed unnoticed).
 Every problem is a ``CheckpointError`` naming the file, the member and what is wrong; nothing is
 unpickled, ever.
+
+A path ending in ``.safetensors`` selects the safetensors layout instead (``tinygraph.safetensors``,
+written and read by our own numpy code): the model's arrays under their ``state_dict`` names, so the
+file *is* a state dict that ``safetensors.torch.load_file`` loads into ``rnn_models.to_torch(model)``;
+optimiser and trainer arrays under their ``optimizer/...``/``trainer/...`` names; the metadata JSON
+above (with its CRC-32 table) as the string ``__metadata__["__meta__"]``. It is checked as strictly:
+the header before anything is allocated, then the metadata and every tensor as for an ``.npz``. A
+safetensors file without that metadata — a state dict another program wrote, e.g.
+``safetensors.torch.save_file(torch_model.state_dict(), path)`` — loads as a checkpoint holding only
+the model state.
 """
 import io
 import json
@@ -39,12 +49,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.lib.format as npy
 
+from tinygraph import safetensors
 from tinygraph.errors import StateDictError, TinygraphError
 from tinygraph.io import atomic_write
 
 FORMAT = "tinygraph-checkpoint"
 VERSION = 1
 _META = "__meta__"
+SAFETENSORS = ".safetensors"  # the suffix that selects the safetensors layout
 
 MAX_BYTES = 16 * 2**30        # default cap on the total size of a checkpoint's arrays (load_checkpoint)
 MAX_META_BYTES = 64 * 2**20   # cap on the metadata JSON
@@ -144,7 +156,8 @@ def save_checkpoint(path, model, optimizer=None, config=None, trainer_state=None
     Raises ``NonFiniteError`` (and writes nothing) if the model or optimiser state holds NaN or inf,
     unless ``allow_nonfinite=True``; the trainer state may (a history records the losses it saw).
     ``config`` entries that ``load_checkpoint`` checks (``model``, ``lr``, ``seq_len``, ...) must be
-    valid, so that every file written can be read back.
+    valid, so that every file written can be read back. A ``path`` ending in ``.safetensors`` is
+    written in that format (see the module docstring), anything else as an ``.npz``.
     """
     if trainer_state is not None and not isinstance(trainer_state, dict):
         raise TypeError(f"save_checkpoint: trainer_state must be a dict, got {type(trainer_state).__name__}")
@@ -176,8 +189,83 @@ def save_checkpoint(path, model, optimizer=None, config=None, trainer_state=None
     if _json_depth(blob) > MAX_DEPTH:
         raise ValueError(f"save_checkpoint: the config or state is nested more than {MAX_DEPTH} levels "
                          f"deep; load_checkpoint would refuse it")
+    if is_safetensors(path):
+        _save_safetensors(path, arrays, blob)
+        return
     arrays[_META] = np.frombuffer(blob, dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def is_safetensors(path):
+    """Whether ``path`` names a safetensors checkpoint (by its suffix, ``.safetensors``)."""
+    return os.fspath(path).lower().endswith(SAFETENSORS)
+
+
+def _save_safetensors(path, arrays, blob):
+    """The checkpoint as a safetensors file: model entries under their own names (the file is a state
+    dict that ``safetensors.torch.load_file`` loads into the ``to_torch`` module), optimiser and
+    trainer arrays under their ``optimizer/...``/``trainer/...`` names, the metadata JSON in the
+    header's ``__metadata__``."""
+    tensors = {_file_name(name): array for name, array in arrays.items()}
+    if len(tensors) != len(arrays):
+        counts = Counter(map(_file_name, arrays))
+        clash = sorted(name for name in arrays if counts[_file_name(name)] > 1)
+        raise ValueError(f"save_checkpoint: the entries {clash[:5]} would share a name in a safetensors "
+                         f"file; save to .npz instead")
+    safetensors.save_file(tensors, path, metadata={"format": FORMAT, _META: blob.decode("utf-8")})
+
+
+def _file_name(entry):
+    """An entry's tensor name in a safetensors checkpoint: model entries drop their ``model/``."""
+    return entry[len("model/"):] if entry.startswith("model/") else entry
+
+
+def _load_safetensors(path, limit):
+    """``load_checkpoint`` for a ``.safetensors`` file: ours (its metadata checked as in an .npz, every
+    tensor against the metadata's dtype, shape and CRC-32) or a state dict another program wrote
+    (``safetensors.torch.save_file(model.state_dict(), path)``), which becomes the model state."""
+    try:
+        header = safetensors.read_header(path, max_bytes=limit)
+        text = (header.metadata or {}).get(_META)
+        if text is None:
+            return Checkpoint(safetensors.read_tensors(header), {}, None, None, path)
+        if len(text) > MAX_META_BYTES:
+            raise _meta_error(path, f"{len(text)} characters of JSON, more than the {MAX_META_BYTES} accepted")
+        meta = _parse_meta(path, text.encode("utf-8"))
+        entries = _named_entries(path, meta)
+        names = {_file_name(entry): entry for entry in entries}
+        if set(names) != set(header.tensors):
+            odd = sorted(set(names) ^ set(header.tensors))
+            raise _corrupt(path, f"its metadata and its tensors disagree about {odd[:5]}")
+        shapes = {entry: header.tensors[name].shape for name, entry in names.items()}
+        problems = _config_problems(meta["config"], shapes)
+        if problems:
+            raise CheckpointError(f"checkpoint {path!r} holds a config that is not valid: "
+                                  f"{'; '.join(problems)}")
+        table = meta.get("arrays") or {}
+        if table and set(table) != set(entries):
+            raise _meta_error(path, f"'arrays' and the tensors disagree about "
+                                    f"{sorted(set(table) ^ set(entries))[:5]}")
+        for name, entry in names.items():
+            info, recorded = header.tensors[name], table.get(entry)
+            if recorded is not None and (recorded["dtype"] != info.dtype.str
+                                         or tuple(recorded["shape"]) != info.shape):
+                raise _corrupt(path, f"tensor {name!r} is {info.dtype.str} {info.shape} but the metadata "
+                                     f"recorded {recorded['dtype']} {tuple(recorded['shape'])}")
+        tensors = safetensors.read_tensors(header)
+    except safetensors.SafetensorsError as exc:
+        raise CheckpointError(str(exc).replace("safetensors file", "checkpoint", 1)) from None
+    arrays = {}
+    for name, entry in names.items():
+        recorded = table.get(entry)
+        if recorded is not None and _crc32(tensors[name]) != recorded["crc32"]:
+            raise _corrupt(path, f"tensor {name!r}: its data does not match the CRC-32 recorded in the "
+                                 f"metadata (altered, or swapped with another tensor)")
+        arrays[entry] = tensors[name]
+    model_state = {key: arrays[f"model/{key}"] for key in meta["model_keys"]}
+    optimizer_state = None if meta.get("optimizer") is None else _decode(meta["optimizer"], arrays)
+    trainer_state = None if meta.get("trainer") is None else _decode(meta["trainer"], arrays)
+    return Checkpoint(model_state, meta["config"], optimizer_state, trainer_state, path)
 
 
 def _refuse_nonfinite(path, arrays, optimizer_tree):
@@ -333,10 +421,13 @@ def load_checkpoint(path, *, max_bytes=None):
     """Read a checkpoint written by ``save_checkpoint`` (no pickle). Raises ``CheckpointError``.
 
     The file is checked against the format (see the module docstring) before any array is allocated;
-    ``max_bytes`` (default ``MAX_BYTES``, 16 GiB) caps the total size of its arrays.
+    ``max_bytes`` (default ``MAX_BYTES``, 16 GiB) caps the total size of its arrays. A ``path`` ending
+    in ``.safetensors`` is read as one: ours, or a bare state dict another program wrote.
     """
     path = os.fspath(path)
     limit = MAX_BYTES if max_bytes is None else max_bytes
+    if is_safetensors(path):
+        return _load_safetensors(path, limit)
     size = _check_file(path)
     try:
         archive = zipfile.ZipFile(path)
@@ -366,7 +457,8 @@ def _corrupt(path, what, member=None):
 
 
 def _meta_error(path, what):
-    return CheckpointError(f"checkpoint {path!r}: the metadata is corrupt (member '{_META}.npy': {what})")
+    where = f"__metadata__ entry {_META!r}" if is_safetensors(path) else f"member '{_META}.npy'"
+    return CheckpointError(f"checkpoint {path!r}: the metadata is corrupt ({where}: {what})")
 
 
 def _detail(exc):
@@ -399,7 +491,7 @@ def _check_file(path):
                              "checkpoints are .npz files written by save_checkpoint")
     if not start.startswith(b"PK"):
         raise _corrupt(path, "it is not a zip archive; checkpoints are .npz files written by "
-                             "save_checkpoint")
+                             "save_checkpoint (or .safetensors files, named so)")
     return info.st_size
 
 
@@ -440,6 +532,11 @@ def _read_meta(path, archive, infos):
     if header.nbytes > MAX_META_BYTES:
         raise _meta_error(path, f"{header.nbytes} bytes of JSON, more than the {MAX_META_BYTES} accepted")
     blob = _read_array(path, archive, infos[member], header, None).tobytes()
+    return _parse_meta(path, blob)
+
+
+def _parse_meta(path, blob):
+    """The metadata JSON bytes, parsed (depth-limited) and checked for the types the reader relies on."""
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -504,18 +601,10 @@ _OPEN, _CLOSE = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype
 def _expected_entries(path, meta, infos):
     """The array entries the metadata names (model keys and tree references), after checking that the
     archive holds exactly those members and the metadata."""
-    entries = [f"model/{key}" for key in meta["model_keys"]]
     missing = [key for key in meta["model_keys"] if f"model/{key}.npy" not in infos]
     if missing:
         raise CheckpointError(f"checkpoint {path!r} is missing model entries {missing}")
-    for part in ("optimizer", "trainer"):
-        refs = []
-        _tree_refs(path, meta.get(part), part, refs)
-        entries += refs
-    counts = Counter(entries)
-    repeated = sorted(name for name, n in counts.items() if n > 1 or name == _META)
-    if repeated:
-        raise _meta_error(path, f"the array entries {repeated} are referenced more than once")
+    entries = _named_entries(path, meta)
     for name in entries:
         if name + ".npy" not in infos:
             raise CheckpointError(f"checkpoint {path!r} is missing the array entry {name!r}")
@@ -527,6 +616,21 @@ def _expected_entries(path, meta, infos):
     if table is not None and set(table) != set(entries):
         odd = sorted(set(table) ^ set(entries))
         raise _meta_error(path, f"'arrays' and the archive disagree about the entries {odd[:5]}")
+    return entries
+
+
+def _named_entries(path, meta):
+    """``model/<key>`` for each model key, then the arrays the optimiser and trainer trees refer to;
+    each named once."""
+    entries = [f"model/{key}" for key in meta["model_keys"]]
+    for part in ("optimizer", "trainer"):
+        refs = []
+        _tree_refs(path, meta.get(part), part, refs)
+        entries += refs
+    counts = Counter(entries)
+    repeated = sorted(name for name, n in counts.items() if n > 1 or name == _META)
+    if repeated:
+        raise _meta_error(path, f"the array entries {repeated} are referenced more than once")
     return entries
 
 

@@ -333,7 +333,8 @@ def test_the_demo_without_matplotlib_or_graphviz_skips_what_it_cannot_draw(tmp_p
 
 def test_every_optional_import_the_cli_can_reach_is_checked_with_require():
     """The packages the CLI runs import nothing beyond the standard library, themselves and the
-    install requirements, except modules ``tinygraph_app.extras.require`` checks before the work."""
+    install requirements, except modules ``tinygraph.extras.require`` checks before the work (in the
+    command, or in the library function that needs it, like ``to_torch``)."""
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     required = {re.split(r"[<>=!~ \[]", line.strip())[0].lower()
@@ -350,6 +351,7 @@ def test_every_optional_import_the_cli_can_reach_is_checked_with_require():
                     if root not in sys.stdlib_module_names | ours | required:
                         optional.setdefault(root, path.relative_to(ROOT))
     assert "matplotlib" in optional                                 # the walk finds the one we know
-    app = "".join(p.read_text() for p in sorted((ROOT / "tinygraph_app").rglob("*.py")))
-    unchecked = {name: str(path) for name, path in optional.items() if f'require("{name}"' not in app}
+    code = "".join(p.read_text() for package in ("rnn_models", "tinygraph_app")
+                   for p in sorted((ROOT / package).rglob("*.py")))
+    unchecked = {name: str(path) for name, path in optional.items() if f'require("{name}"' not in code}
     assert not unchecked, f"optional imports no command checks with extras.require: {unchecked}"

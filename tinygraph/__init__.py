@@ -25,6 +25,8 @@ from .functional import (argmax, argmin, argsort, cumprod, cumsum, diag, diagona
 from .functional import (eq, equal, ge, greater, greater_equal, gt, le, less, less_equal,  # noqa: F401
                          lt, ne, not_equal)  # comparisons (not differentiable)
 from . import forward  # noqa: F401
+from . import safetensors  # noqa: F401
+from .extras import MissingDependencyError  # noqa: F401
 from .forward import hessian, hvp, jacfwd, jacrev, jvp, linearize, vjp  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .graph import Graph, toposort  # noqa: F401

@@ -11,28 +11,12 @@ install and exits with code 2::
 
 ``demo`` needs neither: it writes .dot files and skips its plots instead, saying so.
 """
-import importlib
 import shutil
+
+from tinygraph.extras import MissingDependencyError, require  # noqa: F401  (the one definition)
 
 GRAPHVIZ_INSTALL = ("install Graphviz (`sudo apt-get install graphviz` on Debian/Ubuntu, `brew install "
                     "graphviz` on macOS, `conda install graphviz`, or https://graphviz.org/download/)")
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency a command needs is not installed; the message says how to get it."""
-
-
-def require(module, extra, what):
-    """Import and return ``module``, or raise ``MissingDependencyError``: ``"<what> needs <module>:
-    pip install 'tinygraph[<extra>]'"`` (with the import's own error when the module is there but
-    fails to import, e.g. a dependency of its own is missing)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        present = exc.name is not None and exc.name.split(".")[0] != module.split(".")[0]
-        broken = f" (it is installed but its import failed: {exc})" if present else ""
-        raise MissingDependencyError(f"{what} needs {module}{broken}: pip install 'tinygraph[{extra}]'") \
-            from None
 
 
 def require_dot(what, instead=None):

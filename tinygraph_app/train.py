@@ -129,7 +129,8 @@ def add_arguments(parser):
                         help=f"progress line every N steps when not on a terminal, {positive_int.text} "
                              f"(default: steps/20)")
     parser.add_argument("--save", metavar="PATH",
-                        help="write a checkpoint (.npz) here at the end (default: none, nothing is saved)")
+                        help="write a checkpoint (.npz, or .safetensors) here at the end (default: none, "
+                             "nothing is saved)")
     parser.add_argument("--save-every", type=positive_int, default=None,
                         help=f"also save every N steps, {positive_int.text} (default: only at the end)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save")
