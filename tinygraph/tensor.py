@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .errors import DTypeError, GraphError, ShapeError
-from .modes import current_scope, current_step
+from .modes import _current_scope as current_scope, _current_step as current_step  # builtins: hot
 from .release import Released
 from .tracing import RECORDERS
 from .versions import TrackedArray, record_write, root, tracked, version

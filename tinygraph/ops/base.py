@@ -48,7 +48,8 @@ import numpy as np
 from .. import release
 from ..tracing import RECORDERS
 from ..errors import AnomalyError, ShapeError
-from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
+from ..modes import _current_scope as current_scope, _current_step as current_step  # builtins: hot
+from ..modes import _is_anomaly_enabled as is_anomaly_enabled, _is_grad_enabled as is_grad_enabled
 from ..tensor import Tensor
 from ..versions import CLOCK
 

@@ -18,6 +18,8 @@ import time
 
 from . import adding, chars, clipping, gradients
 
+__all__ = ["EXPERIMENTS", "run_experiment"]
+
 EXPERIMENTS = {module.NAME: module for module in (gradients, clipping, adding, chars)}
 
 
