@@ -168,6 +168,8 @@ class ConsoleProgress:
 
 
 def format_record(record):
+    """One progress line from a training record (a ``Trainer.history`` entry): step, loss, smoothed
+    loss, gradient norm, time, evaluation results and skipped updates."""
     parts = [f"step {record['step']}" + (f"/{record['total_steps']}" if record.get("total_steps") else ""),
              f"loss {record['loss']:.4f}", f"smoothed {record['smoothed_loss']:.4f}",
              f"|grad| {record['grad_norm']:.3g}", f"{record['elapsed']:.1f}s"]
@@ -237,6 +239,8 @@ class Trainer:
 
     @property
     def smoothed_loss(self):
+        """The exponential moving average of the loss (weight ``smoothing``), bias-corrected for the
+        first steps; NaN before the first step."""
         return self._ema / self._ema_weight if self._ema_weight else float("nan")
 
     def request_stop(self):
