@@ -43,10 +43,12 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser with errors in one line (no usage block above them), exit code 2."""
 
     def error(self, message):
+        """Print ``<prog>: error: <message>`` and exit with code 2."""
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser():
+    """The ``tinygraph`` argparse parser, one sub-command per entry of ``COMMANDS``."""
     parser = ArgumentParser(prog="tinygraph", description=__doc__.split("\n")[0],
                             formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,6 +77,8 @@ def one_line(exc):
 
 
 def main(argv=None):
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit code (see
+    the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -50,6 +50,8 @@ def window(text):
 
 
 def add_model_arguments(parser, steps=STEPS):
+    """Add the flags that build the model drawn (``--steps`` in the range ``steps``, ``--layers``,
+    ``--hidden`` ...), shared with ``gradflow``."""
     parser.add_argument("--steps", type=steps, default=4, metavar="T", help=f"time steps, {steps.text}")
     parser.add_argument("--layers", type=LAYERS, default=1, metavar="N", help=f"stacked layers, {LAYERS.text}")
     parser.add_argument("--hidden", type=SIZE, default=3, metavar="N", help=f"hidden size, {SIZE.text}")
@@ -59,6 +61,7 @@ def add_model_arguments(parser, steps=STEPS):
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph render`` flags to the argparse ``parser``."""
     parser.add_argument("--cell", type=cell_spec, default="rnn", help=CELL_HELP)
     add_model_arguments(parser)
     parser.add_argument("--view", choices=visualize.VIEWS, default="unrolled", help="what to draw")
@@ -264,6 +267,7 @@ def _positions(window, steps):
 
 
 def run(args):
+    """Run ``tinygraph render`` with the parsed ``args``; returns the exit code."""
     if args.window is not None:   # before any work: a window that cannot be read, or past --steps
         visualize.parse_steps(args.window, range(args.steps))
     model = build_model(args.cell, args.input_size, args.hidden, args.layers, args.seed,
