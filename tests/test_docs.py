@@ -266,7 +266,8 @@ def test_is_grad_enabled_is_a_documented_function():
 
 # --- make docs -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, checker):
+def built(tmp_path_factory):
+    """The whole reference, built once (about 5 s on a quiet machine)."""
     pytest.importorskip("pdoc")
     out = tmp_path_factory.mktemp("api") / "docs"
     with warnings.catch_warnings(record=True) as caught:
@@ -282,31 +283,38 @@ def test_make_docs_builds_every_public_module_without_warnings(built, checker):
     pages = {str(p.relative_to(out).with_suffix("")).replace("/", ".") for p in out.rglob("*.html")}
     assert pages == {m.__name__ for m in checker.modules} | {"index"}
     assert (out / "search.js").stat().st_size > 0
+    index = (out / "index.html").read_text()
+    assert all(f'href="{m.__name__.replace(".", "/")}.html"' in index for m in checker.modules)
 
 
-@pytest.mark.parametrize("page, names", [
-    ("tinygraph.html", ["Tensor", "is_grad_enabled", "Whether ops", "no_grad", "value_and_grad"]),
-    ("tinygraph/tensor.html", ["Tensor.backward", "Tensor.reshape", "Tensor.shape"]),
-    ("rnn_models.html", ["LSTM", "CELL_KINDS", "Trainer"]),
-    ("visualize.html", ["to_dot", "render", "explore"]),
-    ("tinygraph_app.html", ["apidocs"]),
+@pytest.mark.parametrize("page, texts", [
+    ("tinygraph.html", ["Tensor", "is_grad_enabled", "Whether ops built here record the graph", "no_grad",
+                        "value_and_grad", 'href="tinygraph/graph.html"']),  # every submodule linked
+    ("tinygraph/tensor.html", ["Tensor.backward", "Tensor.reshape", "The dimensions, a tuple of ints"]),
+    ("rnn_models.html", ["LSTM", "CELL_KINDS", "the built-in cell kinds", "Trainer"]),
+    ("visualize.html", ["to_dot", "render", "explore", "LEVELS"]),
+    ("tinygraph_app.html", ['href="tinygraph_app/apidocs.html"', 'href="tinygraph_app/cli.html"']),
 ])
-def test_the_reference_names_the_public_api(built, page, names):
+def test_the_reference_shows_the_public_api(built, page, texts):
     text = (built[0] / page).read_text()
-    for name in names:
-        assert name in text, f"{page} does not mention {name}"
+    for expected in texts:
+        assert expected in text, f"{page} does not show {expected!r}"
 
 
-def test_the_build_replaces_the_old_tree(tmp_path):
+def test_a_rebuild_replaces_the_old_tree_and_can_be_limited_to_modules(tmp_path):
     pytest.importorskip("pdoc")
     out = tmp_path / "docs"
     out.mkdir()
-    (out / "stale.html").write_text("a page of a module that is gone")
+    (out / "stale.html").write_text("the page of a module that is gone")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        apidocs.build(out)
-    assert not (out / "stale.html").exists() and (out / "index.html").exists()
+        apidocs.build(out, modules=["tinygraph.modes"])
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "search.js", "tinygraph"]
+    assert [p.name for p in (out / "tinygraph").iterdir()] == ["modes.html"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"]  # no temporary directory left
+    with pytest.raises(ValueError, match="tinygraph.nope is not a public module"):
+        apidocs.build(out, modules=["tinygraph.nope"])
+    assert (out / "tinygraph" / "modes.html").exists()  # a refused build leaves the old tree
 
 
 def test_a_module_needing_an_absent_extra_is_left_out(monkeypatch):
@@ -323,3 +331,11 @@ def test_missing_pdoc_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'tinygraph[docs]'" in err
     assert not (tmp_path / "docs").exists()
+
+
+def test_bad_command_lines_are_one_line(capsys):
+    assert apidocs.main([]) == 2 and "usage:" in capsys.readouterr().err
+    pytest.importorskip("pdoc")
+    assert apidocs.main(["/nonexistent-dir-for-the-test/docs", "visualize.nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "visualize.nope is not a public module" in err
