@@ -89,8 +89,9 @@ class Op:
             OPS[cls.name] = cls
 
     def forward(self, *arrays):
-        """The output array for the input ``arrays`` (ndarrays, one per input, in order). It may raise
-        for inputs it cannot take; ``apply`` then reports ``explain``'s reason as a ``ShapeError``."""
+        """The output array for the input ``arrays`` (ndarrays, one per input, in order). For inputs
+        it cannot take it may raise ValueError, IndexError or TypeError: ``apply`` turns that into a
+        ``ShapeError`` with ``explain``'s reason."""
         raise NotImplementedError
 
     def vjp(self, B, g, out, *inputs):
