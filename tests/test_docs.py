@@ -171,10 +171,11 @@ def test_every_public_name_has_a_docstring(checker):
 
 def test_the_walk_sees_the_public_api(checker):
     names = dict(checker.public_names())  # each object under its home module's name
-    for expected in ("tinygraph.tensor.Tensor", "tinygraph.modes.is_grad_enabled", "tinygraph.functional.exp",
-                     "tinygraph.tensor.Tensor.exp", "tinygraph.tensor.Tensor.shape", "tinygraph.ops.base.Op.vjp",
-                     "rnn_models.layers.LSTM", "rnn_models.CELL_KINDS", "rnn_models.layers.RecurrentLayer.forward",
-                     "visualize.dot.to_dot", "visualize.LEVELS", "tinygraph_app.apidocs.build"):
+    for expected in ("tinygraph.tensor.Tensor", "tinygraph.modes.is_grad_enabled",
+                     "tinygraph.functional.exp", "tinygraph.tensor.Tensor.exp", "tinygraph.tensor.Tensor.shape",
+                     "tinygraph.ops.base.Op.vjp", "rnn_models.layers.LSTM", "rnn_models.CELL_KINDS",
+                     "rnn_models.layers.RecurrentLayer.forward", "visualize.dot.to_dot", "visualize.LEVELS",
+                     "tinygraph_app.apidocs.build"):
         assert expected in names, expected
     assert len(names) > 900
     assert "tinygraph.tensor.Tensor.__add__" not in names and "tinygraph.tensor.Tensor.__init__" not in names
