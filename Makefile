@@ -5,7 +5,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: setup setup-browser demo test test-thorough bench pictures clean
+.PHONY: setup setup-browser demo test test-thorough bench pictures docs clean
 
 setup:
 	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
@@ -33,6 +33,11 @@ test: setup-browser
 bench: setup
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
+
+# The API reference (pdoc, the `docs` extra) of every public module: build/docs/index.html.
+docs:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[docs]'
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m tinygraph_app.apidocs build/docs
 
 # The README's pictures, redrawn with the commands the README lists (from this checkout's code).
 TINYGRAPH = PYTHONPATH=$(CURDIR) $(PYTHON) -m tinygraph_app

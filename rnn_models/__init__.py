@@ -9,3 +9,9 @@ from .tasks import TASKS, make_task  # noqa: F401
 from .training import Trainer, TruncatedBPTT, make_optimizer  # noqa: F401
 from .rtrl import rtrl  # noqa: F401
 from .torch_export import ExportError, to_torch  # noqa: F401
+
+__all__ = ["GRUCell", "LSTMCell", "RNNCell", "GRU", "LSTM", "RNN", "RecurrentLayer", "Recurrent",
+           "CELL_KINDS", "make_layer", "resolve_cell", "Checkpoint", "CheckpointError", "NonFiniteError",
+           "load_checkpoint", "save_checkpoint", "CharRNN", "SequenceModel", "build_model", "TASKS",
+           "make_task", "Trainer", "TruncatedBPTT", "make_optimizer", "rtrl",
+           "ExportError", "to_torch"]

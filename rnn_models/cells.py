@@ -115,6 +115,7 @@ class RecurrentCell(Module):
 
     @property
     def dtype(self):
+        """The parameters' dtype (float32 or float64): inputs and states are converted to it."""
         return self.weight_ih.dtype
 
     # --- the state protocol ---------------------------------------------------------------------
@@ -205,10 +206,12 @@ class RecurrentCell(Module):
         return pre[:, k * H:(k + 1) * H]
 
     def extra_repr(self):
+        """``input_size, hidden_size, bias=..., fused=...`` for ``repr(cell)``."""
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}, fused={self.fused}"
 
 
 def named(t, name):
+    """``t`` with its ``name`` set (how the new state tensors become "h" and "c"); returns ``t``."""
     t.name = name
     return t
 
@@ -232,13 +235,17 @@ class RNNCell(RecurrentCell):
     block = RNNCellBlock
 
     def fused_step(self, p, h, out=None):
+        """The step as one ``rnn_cell`` op: projection p (B, H) and h (B, H) -> h' (B, H), named "h";
+        ``out`` (B, H): where to write h' (see ``tg.functional.rnn_cell``)."""
         return named(F.rnn_cell(p, h, self.weight_hh, self.bias_hh, self.nonlinearity, out), "h")
 
     def gate_step(self, p, h):
+        """The step from primitives: act(p + h @ W_hh.T + b_hh), p and h (B, H) -> h' (B, H)."""
         pre = p + affine(h, self.weight_hh, self.bias_hh)
         return named(NONLINEARITIES[self.nonlinearity](pre), "h")
 
     def extra_repr(self):
+        """The base cell's text and ``nonlinearity=...``."""
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
 
 
@@ -257,10 +264,14 @@ class LSTMCell(RecurrentCell):
     block = LSTMCellBlock
 
     def fused_step(self, p, state, out=None):
+        """The step as one ``lstm_cell`` op: projection p (B, 4H) and (h, c), each (B, H) -> (h', c')
+        named "h" and "c"; ``out`` (B, 6H): the op's output buffer (see ``tg.functional.lstm_cell``)."""
         h, c = F.lstm_cell(p, state[0], state[1], self.weight_hh, self.bias_hh, out)
         return named(h, "h"), named(c, "c")
 
     def gate_step(self, p, state):
+        """The step from primitives, each gate in its scope (``input_gate``, ``forget_gate``,
+        ``cell_gate``, ``output_gate``): p (B, 4H) and (h, c) -> (h', c'), each (B, H)."""
         h, c = state
         pre = p + affine(h, self.weight_hh, self.bias_hh)
         with tg.scope("input_gate"):
@@ -288,9 +299,13 @@ class GRUCell(RecurrentCell):
     block = GRUCellBlock
 
     def fused_step(self, p, h, out=None):
+        """The step as one ``gru_cell`` op: projection p (B, 3H) and h (B, H) -> h' (B, H), named "h";
+        ``out`` (B, 5H): the op's output buffer (see ``tg.functional.gru_cell``)."""
         return named(F.gru_cell(p, h, self.weight_hh, self.bias_hh, out), "h")
 
     def gate_step(self, pre_x, h):
+        """The step from primitives, each gate in its scope (``reset_gate``, ``update_gate``,
+        ``new_gate``): projection pre_x (B, 3H) and h (B, H) -> h' (B, H)."""
         pre_h = affine(h, self.weight_hh, self.bias_hh)
         with tg.scope("reset_gate"):
             r = F.sigmoid(self._gate(pre_x, 0) + self._gate(pre_h, 0))

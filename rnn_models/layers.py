@@ -99,6 +99,7 @@ class RecurrentLayer(Module):
 
     @property
     def num_directions(self):
+        """D: 2 if ``bidirectional`` else 1."""
         return 2 if self.bidirectional else 1
 
     @property
@@ -107,10 +108,13 @@ class RecurrentLayer(Module):
 
     @property
     def dtype(self):
+        """The cells' parameter dtype; inputs and states are converted to it."""
         return self._nodes[0].dtype
 
     @property
     def state_names(self):
+        """The names of the state tensors: ``("h",)``, or ``("h", "c")`` for an LSTM (the cell's
+        ``state_names``)."""
         names = self._nodes[0].state_names
         return tuple(names) if names is not None else ("h",)
 
@@ -123,6 +127,8 @@ class RecurrentLayer(Module):
         return [node.cell for node in self._nodes]
 
     def train(self, mode=True):
+        """Training mode on the layer and on every cell (dropout between layers is active only in
+        training); returns self."""
         super().train(mode)
         for cell in self.cells():
             if isinstance(cell, Module):
@@ -254,6 +260,7 @@ class RecurrentLayer(Module):
         return folded_mimebundle(self, include, exclude)
 
     def extra_repr(self):
+        """``input_size, hidden_size`` and the options that differ from their defaults."""
         text = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"

@@ -107,6 +107,8 @@ class SequenceModel(Module):
         return self.embedding(ids)
 
     def forward(self, x, state=None, lengths=None):
+        """``(y, state)`` for inputs x; the shapes are in the class docstring. ``lengths`` (B,) ints in
+        [1, T]: padded batches, as the recurrent layer takes them."""
         out, state = self.rnn(self.embed(x), state, lengths=lengths)
         if self.head_kind == "many_to_one":
             out = self.final_hidden(state)
@@ -154,6 +156,8 @@ class CharRNN(SequenceModel):
         return np.array([self._ids[c] for c in text], dtype=np.int64)
 
     def decode(self, ids):
+        """Integer ids (any shape, read flat) as the text they stand for; ids outside [0, vocabulary
+        size) raise ``ValueError``."""
         ids = np.asarray(ids).reshape(-1)
         if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(self.vocab)):
             raise ValueError(f"CharRNN.decode: ids must be integers in [0, {len(self.vocab)}), got {ids}")

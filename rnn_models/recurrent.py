@@ -156,6 +156,8 @@ class Recurrent(Module):
 
     @property
     def name(self):
+        """The cell's name in errors and pictures: its class for a Module, its qualified name for a
+        function."""
         return cell_name(self.cell)
 
     @property
@@ -456,6 +458,7 @@ class Recurrent(Module):
         return xs, steps, batch
 
     def extra_repr(self):
+        """Empty for a Module cell (its repr is shown below), the function's name for a function."""
         return "" if isinstance(self.cell, Module) else self.name
 
     def _repr_mimebundle_(self, include=None, exclude=None):

@@ -20,6 +20,8 @@ from tinygraph.nn import Module
 from .layers import GRU, LSTM, RNN, RecurrentLayer
 
 CELL_KINDS = {layer.kind: layer for layer in (RNN, LSTM, GRU)}
+"""``{"rnn": RNN, "lstm": LSTM, "gru": GRU}``: the built-in cell kinds, by the name ``--cell`` and
+``make_layer`` take, and the layer class of each."""
 
 
 def is_spec(name):

@@ -65,6 +65,7 @@ class Task:
                 "head": self.head}
 
     def check_seq_len(self, seq_len):
+        """``ValueError`` naming the task unless ``seq_len`` is an integer >= ``min_seq_len``."""
         check_positive(f"{self.name} task", seq_len=seq_len)
         if seq_len < self.min_seq_len:
             raise ValueError(f"{self.name} task: seq_len must be at least {self.min_seq_len}, got {seq_len}")
@@ -295,6 +296,8 @@ class SineTask(Task):
 
 
 TASKS = {task.name: task for task in (CharsTask, AddingTask, CopyTask, SineTask)}
+"""``{"chars": CharsTask, "adding": AddingTask, "copy": CopyTask, "sine": SineTask}``: the tasks
+``make_task`` and ``tinygraph train --task`` know, by name."""
 
 
 def make_task(name, **options):

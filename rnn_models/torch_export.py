@@ -65,6 +65,7 @@ class StepProgram:
         self.result, self.output, self.state = result, output, state
 
     def op_names(self):
+        """The op names of the step, in program order (repeats included)."""
         return [node[1] for node in self.nodes if node[0] == "op"]
 
     def run(self, ops, x, state, parameter, constant):

@@ -242,6 +242,7 @@ class TracedRecurrentLayer(torch.nn.Module):
 
     @property
     def num_directions(self):
+        """2 for a bidirectional layer, else 1 (D in the shapes above)."""
         return 2 if self.bidirectional else 1
 
     def _step(self, k, x, state):
@@ -251,6 +252,8 @@ class TracedRecurrentLayer(torch.nn.Module):
                                      lambda j: buffers[f"_constant_{k}_{j}"])
 
     def forward(self, x, h0=None, lengths=None, hx=None):
+        """``out, h_n`` for input x and initial state h0 (``hx``: torch's name for it), shapes as in
+        the class docstring; ``lengths`` (B,) for padded batches, as ``RecurrentLayer``."""
         h0 = hx if h0 is None else h0
         if x.dim() != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"{type(self).__name__}: expected input of shape "
@@ -308,6 +311,7 @@ class TracedRecurrentLayer(torch.nn.Module):
         return initial
 
     def extra_repr(self):
+        """Sizes, options and the ops the traced step runs, for ``repr``."""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bidirectional={self.bidirectional}, batch_first={self.batch_first}, "
                 f"ops={sorted({op for p in self.programs for op in p.op_names()})}")
@@ -332,9 +336,12 @@ class TorchSequenceModel(torch.nn.Module):
 
     @property
     def num_directions(self):
+        """2 when the recurrent layer is bidirectional, else 1."""
         return 2 if self.rnn.bidirectional else 1
 
     def embed(self, x):
+        """Integer ids (T, B) -> (T, B, input_size) through the embedding (or one-hot); float inputs
+        pass through unchanged."""
         if self.vocab_size is None:
             return x
         if "embedding" in self._modules:
@@ -354,6 +361,8 @@ class TorchSequenceModel(torch.nn.Module):
         return out, state
 
     def forward(self, x, state=None, lengths=None):
+        """``(y, state)``: y (T, B, output_size) many-to-many, (B, output_size) many-to-one; state the
+        layer's h_n (LSTM: (h_n, c_n)), as ``SequenceModel.forward``."""
         out, state = self.recurrent(self.embed(x), state, lengths)
         if self.head_kind == "many_to_one":
             out = self.final_hidden(state)
@@ -376,10 +385,12 @@ class TorchCharRNN(TorchSequenceModel):
         self._ids = {c: i for i, c in enumerate(vocab)}
 
     def encode(self, text):
+        """The ids (len(text),) int64 of ``text``; a character outside the vocabulary is a ValueError."""
         unknown = sorted({c for c in text if c not in self._ids})
         if unknown:
             raise ValueError(f"TorchCharRNN: characters {unknown} are not in the vocabulary {self.vocab!r}")
         return torch.tensor([self._ids[c] for c in text], dtype=torch.int64)
 
     def decode(self, ids):
+        """The text of ``ids`` (any shape, read in order)."""
         return "".join(self.vocab[int(i)] for i in torch.as_tensor(ids).reshape(-1))

@@ -229,6 +229,8 @@ class Trainer:
 
     @property
     def smoothed_loss(self):
+        """The exponential moving average of the loss (weight ``smoothing``), bias-corrected for the
+        first steps; NaN before the first step."""
         return self._ema / self._ema_weight if self._ema_weight else float("nan")
 
     def request_stop(self):

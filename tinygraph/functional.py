@@ -218,7 +218,11 @@ def _binary(op, names=("x", "y")):
             return apply(op, Tensor._wrap(np.array(x, y._data.dtype)), y)
         return apply(op, *promote(op.name, names, (x, y)))
     fn.__name__ = fn.__qualname__ = op.name
-    fn.__doc__ = f"Elementwise ``{op.name}`` with numpy broadcasting and the module's dtype promotion."
+    fn.__doc__ = (f"Elementwise ``{op.name}`` of x and y broadcast together (numpy's rule; shapes that do not "
+                  f"broadcast raise ShapeError naming both), " + (
+                      "in the dtype of this module's promotion rule." if op.differentiable else
+                      "compared in the dtype of this module's promotion rule: a bool output, not "
+                      "differentiable."))
     return fn
 
 
@@ -232,7 +236,9 @@ def _unary(op, floats=False):
             x = astype(x, np.float64)
         return apply(op, x)
     fn.__name__ = fn.__qualname__ = op.name
-    fn.__doc__ = f"Elementwise ``{op.name}``; output has the input's shape and (floating) dtype."
+    fn.__doc__ = (f"Elementwise ``{op.name}``: x's shape and "
+                  + ("a floating dtype (integer and bool x are computed in float64)." if floats else "dtype.")
+                  + ("" if op.differentiable else " Not differentiable: piecewise constant."))
     return fn
 
 
@@ -361,6 +367,8 @@ def transpose(x, axes=None):
 
 
 def swapaxes(x, axis1, axis2):
+    """``x`` with axes ``axis1`` and ``axis2`` exchanged (negative axes count from the end): (2, 3, 4)
+    with 0, -1 gives (4, 3, 2). An axis out of range raises ShapeError."""
     x = as_tensor(x)
     axes = list(range(x.ndim))
     a, b = normalize_axes("swapaxes", axis1, x.ndim)[0], normalize_axes("swapaxes", axis2, x.ndim)[0]
@@ -369,6 +377,9 @@ def swapaxes(x, axis1, axis2):
 
 
 def broadcast_to(x, shape):
+    """``x`` repeated to ``shape`` by numpy's broadcasting rule (aligned from the right, size-1 axes
+    stretched, new axes in front); the gradient sums back over the broadcast axes. A shape ``x`` does
+    not broadcast to raises ShapeError."""
     return apply(S.BroadcastTo(tuple(shape)), as_tensor(x))
 
 
@@ -717,6 +728,9 @@ exp2, expm1, log2, log10, log1p, reciprocal = (_unary(op(), floats=True) for op 
     EW.Exp2, EW.Expm1, EW.Log2, EW.Log10, EW.Log1p, EW.Reciprocal))
 square, floor, ceil = (_unary(op()) for op in (EW.Square, EW.Floor, EW.Ceil))
 isnan, isinf, isfinite = (_unary(op()) for op in (EW.IsNan, EW.IsInf, EW.IsFinite))
+isnan.__doc__ = "True where x is NaN: bool of x's shape, not differentiable."
+isinf.__doc__ = "True where x is +inf or -inf: bool of x's shape, not differentiable."
+isfinite.__doc__ = "True where x is neither NaN nor infinite: bool of x's shape, not differentiable."
 arctan2 = _binary(EW.Arctan2(), names=("y", "x"))
 hypot, logaddexp, mod, minimum, fmin, fmax = (_binary(op()) for op in (
     EW.Hypot, EW.LogAddExp, EW.Mod, EW.Minimum, EW.Fmin, EW.Fmax))

@@ -76,12 +76,15 @@ class Loop:
         return t in self._records
 
     def state_in(self, t):
+        """The tensors step ``t`` read as its state (None for one that no longer exists)."""
         return tuple(r() for r in self._records[t][0])
 
     def state_out(self, t):
+        """The tensors step ``t`` produced as its new state (None for one that no longer exists)."""
         return tuple(r() for r in self._records[t][1])
 
     def output(self, t):
+        """The output tensor of step ``t`` (None once it no longer exists)."""
         return self._records[t][2]()
 
     def scope(self, t):

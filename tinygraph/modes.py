@@ -11,11 +11,37 @@ _anomaly = contextvars.ContextVar("tinygraph_anomaly", default=False)
 _step = contextvars.ContextVar("tinygraph_step", default=None)
 _dual_levels = contextvars.ContextVar("tinygraph_dual_levels", default=())  # see tinygraph.forward
 
-is_grad_enabled = _grad_enabled.get
-current_scope = _scope_path.get
-is_anomaly_enabled = _anomaly.get
-current_step = _step.get
-dual_levels = _dual_levels.get  # the forward-mode levels visible here, outermost first
+# Read for every op and tensor built: the variables' own ``get``, a builtin that costs no Python frame
+# (a function around it adds 17 ns a call, 5% of a small op). The functions below say what they are.
+_is_grad_enabled, _is_anomaly_enabled = _grad_enabled.get, _anomaly.get
+_current_scope, _current_step = _scope_path.get, _step.get
+
+
+def is_grad_enabled():
+    """Whether ops built here record the graph: True, except inside ``no_grad()`` (and not inside an
+    ``enable_grad()`` nested in it). Per thread and async task."""
+    return _grad_enabled.get()
+
+
+def is_anomaly_enabled():
+    """Whether ops built here check for NaN/Inf: True inside ``detect_anomaly()``."""
+    return _anomaly.get()
+
+
+def current_scope():
+    """The scope path new nodes get, e.g. ``"lstm/t=3/forget_gate"``; ``""`` outside any ``scope()``."""
+    return _scope_path.get()
+
+
+def current_step():
+    """``(loop, t)`` while a recurrent node builds its time step ``t`` (``in_step``), else None."""
+    return _step.get()
+
+
+def dual_levels():
+    """The forward-mode levels open here (``tinygraph.forward.dual_level``), outermost first; ``()``
+    when forward mode is off."""
+    return _dual_levels.get()
 
 
 class _setting:

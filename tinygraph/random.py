@@ -16,4 +16,6 @@ def manual_seed(seed):
 
 
 def default_generator():
+    """The global ``np.random.Generator``, as ``manual_seed`` last set it (seed 0 at import); read at
+    each call, so it follows later ``manual_seed`` calls."""
     return _generator

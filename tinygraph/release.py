@@ -168,10 +168,12 @@ class Released:
         p.shape, p.dtype, p.op, p.scope = data.shape, data.dtype, tensor.op, tensor.scope
         return p
 
-    ndim = property(lambda self: len(self.shape))
-    size = property(lambda self: math.prod(self.shape))
+    ndim = property(lambda self: len(self.shape), doc="The number of dimensions of the released value.")
+    size = property(lambda self: math.prod(self.shape), doc="The element count of the released value.")
 
     def error(self):
+        """The ``GraphError`` any use of the value raises: it names the op, its scope, the shape and
+        dtype, and the three ways to keep such a value."""
         op = self.op if isinstance(self.op, str) else self.op.name
         return GraphError(
             f"the value of op '{op}' (scope '{self.scope or '<root>'}', shape {self.shape}, "

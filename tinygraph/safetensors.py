@@ -78,6 +78,7 @@ class Header:
 
     @property
     def nbytes(self):
+        """Bytes of tensor data after the header (the file's size minus the header's end)."""
         return self.file_size - self.data_start
 
 

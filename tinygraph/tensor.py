@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from .errors import DTypeError, GraphError, ShapeError
-from .modes import current_scope, current_step
+from .modes import _current_scope as current_scope, _current_step as current_step  # builtins: hot
 from .release import Released
 from .tracing import RECORDERS
 from .versions import TrackedArray, record_write, root, tracked, version
@@ -103,13 +103,21 @@ class Tensor:
         ``_version``); views of one buffer share it."""
         return version(self._data) if isinstance(self._data, np.ndarray) else 0
 
-    shape = property(lambda self: self._data.shape)
-    dtype = property(lambda self: self._data.dtype)
-    ndim = property(lambda self: self._data.ndim)
-    size = property(lambda self: self._data.size)
-    is_leaf = property(lambda self: self.op is None)
+    shape = property(lambda self: self._data.shape,
+                     doc="The dimensions, a tuple of ints (numpy's; PyTorch's ``size()``).")
+    dtype = property(lambda self: self._data.dtype,
+                     doc="The numpy dtype of the value: float32 or float64, an integer type, or bool.")
+    ndim = property(lambda self: self._data.ndim,
+                    doc="The number of dimensions, ``len(shape)`` (PyTorch's ``dim()``).")
+    size = property(lambda self: self._data.size,
+                    doc="The number of elements, numpy's property (PyTorch's ``numel()``; its ``size()``"
+                        " is ``shape``).")
+    is_leaf = property(lambda self: self.op is None,
+                       doc="Whether no op produced this tensor: made by the user (or by ``detach``), or "
+                           "a parameter.")
 
     def item(self):
+        """The value of a one-element tensor as a Python number; any other size raises ShapeError."""
         if self._data.size != 1:
             raise ShapeError(f"item: only a single-element tensor converts to a Python number, this one "
                              f"has shape {self.shape}; index or reduce it first")
@@ -176,6 +184,8 @@ class Tensor:
 
     # --- autograd switches ----------------------------------------------------------------------
     def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return self (PyTorch's). Only a floating-point tensor can
+        require grad (DTypeError otherwise), and only a leaf can stop (ValueError: use ``detach()``)."""
         if requires_grad and self.dtype.kind not in _FLOAT_KINDS:
             raise DTypeError(
                 f"requires_grad: only floating-point tensors can require grad, this one is "
@@ -304,13 +314,34 @@ class Tensor:
     def __ne__(self, other): return F.ne(self, other)
     def __getitem__(self, index): return F.getitem(self, index)
 
-    def exp(self): return F.exp(self)
-    def log(self): return F.log(self)
-    def tanh(self): return F.tanh(self)
-    def sigmoid(self): return F.sigmoid(self)
-    def relu(self): return F.relu(self)
-    def sqrt(self): return F.sqrt(self)
-    def abs(self): return F.abs(self)
+    def exp(self):
+        """e ** x elementwise (``tg.exp``)."""
+        return F.exp(self)
+
+    def log(self):
+        """Natural logarithm elementwise (``tg.log``)."""
+        return F.log(self)
+
+    def tanh(self):
+        """Hyperbolic tangent elementwise (``tg.tanh``)."""
+        return F.tanh(self)
+
+    def sigmoid(self):
+        """1 / (1 + e ** -x) elementwise, without overflow (``tg.sigmoid``)."""
+        return F.sigmoid(self)
+
+    def relu(self):
+        """max(x, 0) elementwise (``tg.relu``)."""
+        return F.relu(self)
+
+    def sqrt(self):
+        """Square root elementwise (``tg.sqrt``)."""
+        return F.sqrt(self)
+
+    def abs(self):
+        """Absolute value elementwise (``tg.abs``; also ``absolute``, and Python's ``abs(t)``)."""
+        return F.abs(self)
+
     def reshape(self, *shape):
         """``t.reshape(2, 3)``, ``t.reshape((2, 3))`` or ``t.reshape(-1)`` (one -1 stands for the rest)."""
         return F.reshape(self, shape[0] if len(shape) == 1 else shape)
@@ -324,14 +355,38 @@ class Tensor:
             return F._transpose_dims(self, *axes)
         return F.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
 
-    def swapaxes(self, axis1, axis2): return F.swapaxes(self, axis1, axis2)
-    def broadcast_to(self, shape): return F.broadcast_to(self, shape)
-    def astype(self, dtype): return F.astype(self, dtype)
-    def clip(self, low=None, high=None): return F.clip(self, low, high)
-    def softmax(self, axis=-1): return F.softmax(self, axis)
-    def log_softmax(self, axis=-1): return F.log_softmax(self, axis)
-    def logsumexp(self, axis=-1, keepdims=False): return F.logsumexp(self, axis, keepdims)
-    T = property(lambda self: F.transpose(self, None))
+    def swapaxes(self, axis1, axis2):
+        """Axes ``axis1`` and ``axis2`` exchanged (``tg.swapaxes``)."""
+        return F.swapaxes(self, axis1, axis2)
+
+    def broadcast_to(self, shape):
+        """Repeated to ``shape`` by numpy's broadcasting rule (``tg.broadcast_to``)."""
+        return F.broadcast_to(self, shape)
+
+    def astype(self, dtype):
+        """Cast to ``dtype`` (``tg.astype``); a cast to integers or bool cuts the gradient."""
+        return F.astype(self, dtype)
+
+    def clip(self, low=None, high=None):
+        """Values limited to [low, high], a None bound leaving that side open (``tg.clip``; also
+        ``clamp``)."""
+        return F.clip(self, low, high)
+
+    def softmax(self, axis=-1):
+        """Probabilities along ``axis``: exp(x) / sum(exp(x)), computed stably (``tg.softmax``)."""
+        return F.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        """Log-probabilities along ``axis``: x - logsumexp(x), computed stably (``tg.log_softmax``)."""
+        return F.log_softmax(self, axis)
+
+    def logsumexp(self, axis=-1, keepdims=False):
+        """log(sum(exp(x))) over ``axis`` without overflow; ``keepdims`` keeps that axis as size 1
+        (``tg.logsumexp``)."""
+        return F.logsumexp(self, axis, keepdims)
+
+    T = property(lambda self: F.transpose(self, None),
+                 doc="The axes reversed, numpy's ``T``: (m, n) -> (n, m); a 1-D tensor keeps its shape.")
 
     # --- elementwise math (tinygraph.ops.elementwise) ------------------------------------------------
     def __mod__(self, other): return F.mod(self, other)
@@ -339,42 +394,148 @@ class Tensor:
     def __abs__(self): return F.abs(self)
     def __pos__(self): return self  # +x is x: no node (as torch.positive)
 
-    def sin(self): return F.sin(self)
-    def cos(self): return F.cos(self)
-    def tan(self): return F.tan(self)
-    def arcsin(self): return F.arcsin(self)
-    def arccos(self): return F.arccos(self)
-    def arctan(self): return F.arctan(self)
-    def sinh(self): return F.sinh(self)
-    def cosh(self): return F.cosh(self)
-    def arcsinh(self): return F.arcsinh(self)
-    def arccosh(self): return F.arccosh(self)
-    def arctanh(self): return F.arctanh(self)
+    def sin(self):
+        """Sine elementwise (``tg.sin``)."""
+        return F.sin(self)
+
+    def cos(self):
+        """Cosine elementwise (``tg.cos``)."""
+        return F.cos(self)
+
+    def tan(self):
+        """Tangent elementwise (``tg.tan``)."""
+        return F.tan(self)
+
+    def arcsin(self):
+        """Inverse sine elementwise, defined on [-1, 1] (``tg.arcsin``; also ``asin``)."""
+        return F.arcsin(self)
+
+    def arccos(self):
+        """Inverse cosine elementwise, defined on [-1, 1] (``tg.arccos``; also ``acos``)."""
+        return F.arccos(self)
+
+    def arctan(self):
+        """Inverse tangent elementwise (``tg.arctan``; also ``atan``)."""
+        return F.arctan(self)
+
+    def sinh(self):
+        """Hyperbolic sine elementwise (``tg.sinh``)."""
+        return F.sinh(self)
+
+    def cosh(self):
+        """Hyperbolic cosine elementwise (``tg.cosh``)."""
+        return F.cosh(self)
+
+    def arcsinh(self):
+        """Inverse hyperbolic sine elementwise (``tg.arcsinh``; also ``asinh``)."""
+        return F.arcsinh(self)
+
+    def arccosh(self):
+        """Inverse hyperbolic cosine elementwise, defined for x >= 1 (``tg.arccosh``; also ``acosh``)."""
+        return F.arccosh(self)
+
+    def arctanh(self):
+        """Inverse hyperbolic tangent elementwise, defined on (-1, 1) (``tg.arctanh``; also ``atanh``)."""
+        return F.arctanh(self)
+
     asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
-    def exp2(self): return F.exp2(self)
-    def expm1(self): return F.expm1(self)
-    def log2(self): return F.log2(self)
-    def log10(self): return F.log10(self)
-    def log1p(self): return F.log1p(self)
-    def square(self): return F.square(self)
-    def reciprocal(self): return F.reciprocal(self)
-    def floor(self): return F.floor(self)
-    def ceil(self): return F.ceil(self)
-    def neg(self): return F.neg(self)
-    def sign(self): return F.sign(self)
-    def isnan(self): return F.isnan(self)
-    def isinf(self): return F.isinf(self)
-    def isfinite(self): return F.isfinite(self)
-    def nan_to_num(self, nan=0.0, posinf=None, neginf=None): return F.nan_to_num(self, nan, posinf, neginf)
-    def arctan2(self, other): return F.arctan2(self, other)
+
+    def exp2(self):
+        """2 ** x elementwise (``tg.exp2``)."""
+        return F.exp2(self)
+
+    def expm1(self):
+        """e ** x - 1 elementwise, exact for small x (``tg.expm1``)."""
+        return F.expm1(self)
+
+    def log2(self):
+        """Base-2 logarithm elementwise (``tg.log2``)."""
+        return F.log2(self)
+
+    def log10(self):
+        """Base-10 logarithm elementwise (``tg.log10``)."""
+        return F.log10(self)
+
+    def log1p(self):
+        """log(1 + x) elementwise, exact for small x (``tg.log1p``)."""
+        return F.log1p(self)
+
+    def square(self):
+        """x * x elementwise (``tg.square``)."""
+        return F.square(self)
+
+    def reciprocal(self):
+        """1 / x elementwise, in a floating dtype (``tg.reciprocal``)."""
+        return F.reciprocal(self)
+
+    def floor(self):
+        """The largest integer <= x elementwise, in x's dtype; no gradient (``tg.floor``)."""
+        return F.floor(self)
+
+    def ceil(self):
+        """The smallest integer >= x elementwise, in x's dtype; no gradient (``tg.ceil``)."""
+        return F.ceil(self)
+
+    def neg(self):
+        """-x elementwise (``tg.neg``; also ``negative``, and the operator ``-t``)."""
+        return F.neg(self)
+
+    def sign(self):
+        """-1, 0 or 1 by the sign of each element; no gradient (``tg.sign``)."""
+        return F.sign(self)
+
+    def isnan(self):
+        """True where the value is NaN: a bool tensor of this shape (``tg.isnan``)."""
+        return F.isnan(self)
+
+    def isinf(self):
+        """True where the value is +inf or -inf: a bool tensor of this shape (``tg.isinf``)."""
+        return F.isinf(self)
+
+    def isfinite(self):
+        """True where the value is neither NaN nor infinite: a bool tensor (``tg.isfinite``)."""
+        return F.isfinite(self)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        """NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf`` (None: the dtype's largest and
+        smallest finite values; ``tg.nan_to_num``)."""
+        return F.nan_to_num(self, nan, posinf, neginf)
+
+    def arctan2(self, other):
+        """The angle in (-pi, pi] of the point whose y coordinate is this tensor and x coordinate ``other``:
+        numpy's ``arctan2(self, other)`` (``tg.arctan2``; also ``atan2``)."""
+        return F.arctan2(self, other)
+
     atan2 = arctan2
-    def hypot(self, other): return F.hypot(self, other)
-    def logaddexp(self, other): return F.logaddexp(self, other)
-    def remainder(self, other): return F.mod(self, other)
-    def maximum(self, other): return F.maximum(self, other)
-    def minimum(self, other): return F.minimum(self, other)
-    def fmax(self, other): return F.fmax(self, other)
-    def fmin(self, other): return F.fmin(self, other)
+
+    def hypot(self, other):
+        """sqrt(self ** 2 + other ** 2) elementwise, without overflow (``tg.hypot``)."""
+        return F.hypot(self, other)
+
+    def logaddexp(self, other):
+        """log(exp(self) + exp(other)) elementwise, without overflow (``tg.logaddexp``)."""
+        return F.logaddexp(self, other)
+
+    def remainder(self, other):
+        """``self % other``, with other's sign as Python's ``%`` (``tg.mod``)."""
+        return F.mod(self, other)
+
+    def maximum(self, other):
+        """Elementwise max of self and ``other``; ties split the gradient equally (``tg.maximum``)."""
+        return F.maximum(self, other)
+
+    def minimum(self, other):
+        """Elementwise min of self and ``other``; NaN propagates (``tg.minimum``)."""
+        return F.minimum(self, other)
+
+    def fmax(self, other):
+        """Elementwise max of self and ``other``, ignoring NaN (``tg.fmax``)."""
+        return F.fmax(self, other)
+
+    def fmin(self, other):
+        """Elementwise min of self and ``other``, ignoring NaN (``tg.fmin``)."""
+        return F.fmin(self, other)
+
     negative, absolute, clamp = neg, abs, clip
     # ==============================================================================================
     # --- shape area: layout methods in PyTorch's and numpy's spellings, copies, casts, sizes --------
@@ -387,7 +548,9 @@ class Tensor:
         place)."""
         return F.reshape(self, shape[0] if len(shape) == 1 else shape)
 
-    def unsqueeze(self, dim): return F.unsqueeze(self, dim)
+    def unsqueeze(self, dim):
+        """A size-1 axis inserted at ``dim``, in [-ndim - 1, ndim] (``tg.unsqueeze``)."""
+        return F.unsqueeze(self, dim)
 
     def squeeze(self, axis=None, **dim):
         """Remove size-1 axes: all (``t.squeeze()``) or the given ones (``axis`` or PyTorch's ``dim``),
@@ -398,14 +561,20 @@ class Tensor:
         """``t.permute(2, 0, 1)`` or ``t.permute((2, 0, 1))``: axis ``dims[k]`` becomes axis k."""
         return F.permute(self, dims[0] if len(dims) == 1 else dims)
 
-    def movedim(self, source, destination): return F.moveaxis(self, source, destination)
+    def movedim(self, source, destination):
+        """Axes ``source`` moved to positions ``destination``, the others keeping their order
+        (``tg.moveaxis``; also ``moveaxis``)."""
+        return F.moveaxis(self, source, destination)
+
     moveaxis = movedim
 
     def flatten(self, start_dim=0, end_dim=-1):
         """PyTorch's ``flatten``: axes ``start_dim`` .. ``end_dim`` merged (all of them by default)."""
         return F.flatten(self, start_dim, end_dim)
 
-    def ravel(self): return F.ravel(self)
+    def ravel(self):
+        """The elements as one axis, (size,), in C order (``tg.ravel``)."""
+        return F.ravel(self)
 
     def flip(self, *axis, **dims):
         """``t.flip()`` (numpy: every axis), ``t.flip(0)``, ``t.flip(0, 1)``, ``t.flip((0, 1))``,
@@ -429,7 +598,9 @@ class Tensor:
         """PyTorch's ``expand``: broadcast to ``sizes``, -1 keeping a size (``t.expand(2, -1)``)."""
         return F.expand(self, *sizes)
 
-    def expand_as(self, other): return F.expand_as(self, other)
+    def expand_as(self, other):
+        """``expand(*other.shape)``: broadcast to ``other``'s shape (``tg.expand_as``)."""
+        return F.expand_as(self, other)
 
     def clone(self):
         """A copy in the graph: gradients flow through it (``detach`` cuts them)."""
@@ -439,7 +610,9 @@ class Tensor:
         """The value as nested Python lists of Python numbers (a 0-d tensor: one number)."""
         return self.numpy().tolist()
 
-    def pow(self, exponent): return F.pow(self, exponent)
+    def pow(self, exponent):
+        """``self ** exponent`` (``tg.pow``; a Python-number exponent takes the cheaper rule)."""
+        return F.pow(self, exponent)
 
     def numel(self):
         """The number of elements (PyTorch's ``numel()``; numpy's ``size``, kept as the property)."""
@@ -459,7 +632,7 @@ class Tensor:
     # Casts, PyTorch's spellings. Defined last: inside the class body they shadow the builtins
     # ``float``, ``int`` and ``bool``; ``float(t)`` still calls ``__float__`` (a Python float).
     def double(self):
-        """``astype(float64)``."""
+        """Cast to float64: ``astype(float64)``."""
         return F.astype(self, np.float64)
 
     def float(self):
@@ -483,53 +656,94 @@ class Tensor:
     # (for torch's indices use ``x.argmax(dim=1)``), ``x.sort()`` returns the sorted values (it does
     # not sort in place as ndarray.sort does). numpy has no ``diag`` method, so neither has Tensor.
     def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """Sum over ``axis`` (an int, a tuple, None for all; PyTorch's ``dim``), reduced axes kept as size 1
+        with ``keepdims`` (``keepdim``); see ``tg.sum``."""
         return F.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """Mean over ``axis`` (``dim``), ``keepdims`` as in ``sum``; of no elements it is NaN
+        (``tg.mean``)."""
         return F.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """The largest values over ``axis`` (``dim``), as in ``sum``: the values only, for the indices use
+        ``argmax`` (``tg.max``)."""
         return F.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """The smallest values over ``axis`` (``dim``), as in ``sum``: the values only, for the indices use
+        ``argmin`` (``tg.min``)."""
         return F.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def prod(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """Product over ``axis`` (``dim``), as in ``sum``; exact gradients with zeros in it
+        (``tg.prod``)."""
         return F.prod(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def var(self, axis=None, ddof=None, keepdims=None, *, dim=None, keepdim=None, correction=None,
             unbiased=None):
+        """Variance over ``axis`` (``dim``), numpy's ``ddof=0`` by default: ``ddof=1``, ``correction=1`` or
+        ``unbiased=True`` give the sample variance, PyTorch's default (``tg.var``)."""
         return F.var(self, axis, ddof, keepdims, dim=dim, keepdim=keepdim, correction=correction,
                      unbiased=unbiased)
 
     def std(self, axis=None, ddof=None, keepdims=None, *, dim=None, keepdim=None, correction=None,
             unbiased=None):
+        """Standard deviation: ``sqrt(var(...))``, with ``var``'s arguments (``tg.std``)."""
         return F.std(self, axis, ddof, keepdims, dim=dim, keepdim=keepdim, correction=correction,
                      unbiased=unbiased)
 
-    def cumsum(self, axis=None, *, dim=None): return F.cumsum(self, axis, dim=dim)
-    def cumprod(self, axis=None, *, dim=None): return F.cumprod(self, axis, dim=dim)
+    def cumsum(self, axis=None, *, dim=None):
+        """Running sum along ``axis`` (``dim``; None: of the flattened tensor; ``tg.cumsum``)."""
+        return F.cumsum(self, axis, dim=dim)
+
+    def cumprod(self, axis=None, *, dim=None):
+        """Running product along ``axis`` (``dim``; None: of the flattened tensor; ``tg.cumprod``)."""
+        return F.cumprod(self, axis, dim=dim)
 
     def argmax(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """int64 positions of the first maximum along ``axis`` (``dim``; None: in the flattened tensor); not
+        differentiable (``tg.argmax``)."""
         return F.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def argmin(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """int64 positions of the first minimum along ``axis`` (``dim``; None: in the flattened tensor); not
+        differentiable (``tg.argmin``)."""
         return F.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def sort(self, axis=-1, descending=False, stable=True, *, dim=None):
+        """The values sorted along ``axis`` (``dim``), ascending unless ``descending``, as a new tensor (not
+        in place, unlike ``ndarray.sort``; ``tg.sort``)."""
         return F.sort(self, axis, descending, stable, dim=dim)
 
     def argsort(self, axis=-1, descending=False, stable=True, *, dim=None):
+        """int64 positions that sort the values along ``axis`` (``dim``), stable; not differentiable
+        (``tg.argsort``)."""
         return F.argsort(self, axis, descending, stable, dim=dim)
 
-    def dot(self, other): return F.dot(self, other)
-    def trace(self, offset=0, axis1=0, axis2=1): return F.trace(self, offset, axis1, axis2)
+    def dot(self, other):
+        """numpy's ``dot`` of this tensor and ``other``: ``matmul`` for 1-D and 2-D operands
+        (``tg.dot``)."""
+        return F.dot(self, other)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        """Sum of the ``offset``-th diagonal over ``axis1`` and ``axis2`` (``tg.trace``)."""
+        return F.trace(self, offset, axis1, axis2)
 
     def diagonal(self, offset=0, axis1=0, axis2=1, *, dim1=None, dim2=None):
+        """The ``offset``-th diagonal over ``axis1``/``axis2`` (PyTorch: ``dim1``/``dim2``), those axes
+        replaced by one last axis (``tg.diagonal``)."""
         return F.diagonal(self, offset, axis1, axis2, dim1=dim1, dim2=dim2)
 
-    def tril(self, k=0, *, diagonal=None): return F.tril(self, k, diagonal=diagonal)
-    def triu(self, k=0, *, diagonal=None): return F.triu(self, k, diagonal=diagonal)
+    def tril(self, k=0, *, diagonal=None):
+        """The lower triangle of the last two axes: elements above the ``k``-th diagonal (PyTorch:
+        ``diagonal``) set to 0 (``tg.tril``)."""
+        return F.tril(self, k, diagonal=diagonal)
+
+    def triu(self, k=0, *, diagonal=None):
+        """The upper triangle of the last two axes: elements below the ``k``-th diagonal (PyTorch:
+        ``diagonal``) set to 0 (``tg.triu``)."""
+        return F.triu(self, k, diagonal=diagonal)
     # --- end of reduce ------------------------------------------------------------------------------
 
 

@@ -181,6 +181,8 @@ def indices(shape):
 
 # --- per-op sample families ---------------------------------------------------------------------------
 SAMPLERS = {}
+"""``{family: sampler}``, one for every ``sample`` value an op in ``tinygraph.ops.OPS`` names:
+``sampler(op_cls, dtype)`` is a strategy of ``(op instance, [input arrays])`` (see ``op_samples``)."""
 
 
 def _sampler(family):

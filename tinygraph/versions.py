@@ -200,6 +200,7 @@ class TrackedArray(np.ndarray):
     del _mutating
 
     def byteswap(self, inplace=False):
+        """numpy's ``byteswap``; with ``inplace=True`` the write is recorded as one."""
         result = np.ndarray.byteswap(self.view(np.ndarray), inplace)
         if inplace:
             record_write(self)

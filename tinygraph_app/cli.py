@@ -49,6 +49,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser with errors in one line (no usage block above them), exit code 2."""
 
     def error(self, message):
+        """Print ``<prog>: error: <message>`` and exit with code 2."""
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -65,6 +66,7 @@ def examples(doc):
 
 
 def build_parser():
+    """The ``tinygraph`` argparse parser, one sub-command per entry of ``COMMANDS``."""
     parser = ArgumentParser(prog="tinygraph", formatter_class=HelpFormatter,
                             description="Train, sample and draw recurrent nets on tinygraph, an exact "
                                         "autodiff engine with an explicit graph.")
@@ -98,6 +100,8 @@ def one_line(exc):
 
 
 def main(argv=None):
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit code (see
+    the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

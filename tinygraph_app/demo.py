@@ -31,6 +31,7 @@ DEMO = dict(cell="gru", hidden=128, layers=2, dropout=0.3, batch_size=32, seq_le
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph demo`` flags to the argparse ``parser``."""
     parser.add_argument("--seconds", type=SECONDS, default=60.0, help=f"training time budget, {SECONDS.text}")
     parser.add_argument("--cell", choices=KINDS, default=DEMO["cell"], help="recurrent cell")
     parser.add_argument("--hidden", type=HIDDEN, default=DEMO["hidden"], help=f"hidden size, {HIDDEN.text}")
@@ -55,6 +56,7 @@ def train_char_rnn(seconds=60.0, cell=DEMO["cell"], hidden=DEMO["hidden"], seed=
 
 
 def run(args):
+    """Run ``tinygraph demo`` with the parsed ``args``; returns the exit code."""
     configure_runtime(args.threads)
     print(f"char-RNN demo: {DEMO['layers']}-layer {args.cell.upper()}, hidden {args.hidden}, dropout "
           f"{DEMO['dropout']}, batch {DEMO['batch_size']} x "

@@ -23,6 +23,7 @@ JOBS = integer(1, 64)
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph experiment`` flags to the argparse ``parser``."""
     parser.add_argument("name", choices=list(EXPERIMENTS) + ["all"], help="which experiment, or all")
     parser.add_argument("--quick", action="store_true",
                         help="the scaled-down version (seconds, not minutes), as run by the tests")
@@ -38,6 +39,7 @@ def add_arguments(parser):
 
 
 def run(args):
+    """Run ``tinygraph experiment`` with the parsed ``args``; returns the exit code."""
     configure_runtime(1)   # many small matrix products: BLAS threads only add synchronisation
     set_default_compile(not args.no_compile)   # forked workers inherit it
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]

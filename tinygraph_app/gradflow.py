@@ -28,6 +28,8 @@ FORGET_BIAS = Range(float, -20.0, 20.0)   # σ(±20) is 1 or 0 to 9 digits: past
 
 
 def cell_list(text):
+    """``--cell``: comma-separated cells (registry kinds or ``package.module:ClassName``), each once,
+    in order; an empty list raises ValueError."""
     cells = [c.strip() for c in text.split(",") if c.strip()]
     if not cells:
         raise ValueError(f"--cell: expected a comma-separated list of {', '.join(KINDS)} or "
@@ -48,6 +50,7 @@ def bias_list(text):
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph gradflow`` flags to the argparse ``parser``."""
     parser.add_argument("--cell", type=cell_list, default=["rnn", "lstm"],
                         help="comma-separated cells to compare")
     add_model_arguments(parser, steps=STEPS)
@@ -102,6 +105,7 @@ def runs_of(args):
 
 
 def run(args):
+    """Run ``tinygraph gradflow`` with the parsed ``args``; returns the exit code."""
     require("matplotlib", "plot", "the plot")   # before the work, not after it
     runs = runs_of(args)
     title = args.title or (f"gradient of a last-step loss back through time (T={args.steps}, "

@@ -47,6 +47,7 @@ class Range:
         return f"{self.__name__} in {self.text}"
 
     def contains(self, value):
+        """Whether the number ``value`` lies in the range."""
         above = value > self.low if self.low_open else value >= self.low
         return above and value <= self.high
 

@@ -81,6 +81,7 @@ class Progress:
             self.close()
 
     def close(self):
+        """Close the bar, if one is drawn (a context manager's exit does it too)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None

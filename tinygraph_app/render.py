@@ -51,6 +51,8 @@ def window(text):
 
 
 def add_model_arguments(parser, steps=STEPS):
+    """Add the flags that build the model drawn (``--steps`` in the range ``steps``, ``--layers``,
+    ``--hidden`` ...), shared with ``gradflow``."""
     parser.add_argument("--steps", type=steps, default=4, metavar="T", help=f"time steps, {steps.text}")
     parser.add_argument("--layers", type=LAYERS, default=1, metavar="N", help=f"stacked layers, {LAYERS.text}")
     parser.add_argument("--hidden", type=SIZE, default=3, metavar="N", help=f"hidden size, {SIZE.text}")
@@ -60,6 +62,7 @@ def add_model_arguments(parser, steps=STEPS):
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph render`` flags to the argparse ``parser``."""
     parser.add_argument("--cell", type=cell_spec, default="rnn", help=CELL_HELP)
     add_model_arguments(parser)
     parser.add_argument("--view", choices=visualize.VIEWS, default="unrolled", help="what to draw")
@@ -266,6 +269,7 @@ def _positions(window, steps):
 
 
 def run(args):
+    """Run ``tinygraph render`` with the parsed ``args``; returns the exit code."""
     if args.window is not None:   # before any work: a window that cannot be read, or past --steps
         visualize.parse_steps(args.window, range(args.steps))
     output_format = visualize.format_of(args.output)

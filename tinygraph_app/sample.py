@@ -18,6 +18,7 @@ TEMPERATURE = number(1e-3, 1e3)
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph sample`` flags to the argparse ``parser``."""
     parser.add_argument("--load", metavar="PATH", required=True, help="checkpoint written by train --save")
     parser.add_argument("--prompt", default=None,
                         help="text to start from (default: a newline, or the first vocabulary character)")
@@ -60,6 +61,7 @@ def load_char_model(path, trust_cell=False):
 
 
 def run(args):
+    """Run ``tinygraph sample`` with the parsed ``args``; returns the exit code."""
     model = load_char_model(args.load, trust_cell=args.trust_cell)
     prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in model.vocab else model.vocab[0])
     text = model.sample(prompt, args.n, temperature=args.temperature, seed=args.seed)

@@ -105,6 +105,7 @@ def limit_blas_threads(threads):
 
 
 def add_arguments(parser):
+    """Add the ``tinygraph train`` flags to the argparse ``parser``."""
     parser.add_argument("--task", choices=sorted(TASKS), default="chars", help="what to learn")
     parser.add_argument("--cell", type=cell_spec, default="lstm", help=CELL_HELP)
     parser.add_argument("--hidden", type=HIDDEN, default=64, help=f"hidden size, {HIDDEN.text}")
@@ -145,6 +146,7 @@ def add_arguments(parser):
 
 
 def run(args):
+    """Run ``tinygraph train`` with the parsed ``args``; returns the exit code."""
     if args.resume and args.save is None:
         raise ValueError("--resume needs --save PATH (the checkpoint to continue from and to update)")
     if args.save is not None:
@@ -229,6 +231,7 @@ class Saved:
         self.step = trainer.step
 
     def status(self):
+        """One sentence on what the checkpoint file holds now, for error messages."""
         if self.path is None:
             return "Nothing was saved (no --save)."
         if self.step is None:

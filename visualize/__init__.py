@@ -25,4 +25,10 @@ from .render import (FORMATS, SUFFIXES, GraphvizNotFoundError, RenderError, chec
                      dot_executable, format_of, install_display_hook, layout, render, svg)
 from .structure import StepIndex, fit_window, gaps, parse_steps  # noqa: F401
 
+__all__ = ["to_dot", "render", "svg", "layout", "explore", "Explorer", "retain_all", "gradflow", "loss_curve",
+           "state_grad_norms", "GradScale", "edge_grads", "node_norms", "link_to", "step_costs",
+           "step_widths", "DEFAULT_MAX_NODES", "DEFAULT_MAX_WIDTH", "LEVELS", "VIEWS", "FORMATS",
+           "SUFFIXES", "GraphvizNotFoundError", "RenderError", "check_timeout", "dot_executable",
+           "format_of", "install_display_hook", "StepIndex", "fit_window", "gaps", "parse_steps"]
+
 install_display_hook()

@@ -53,11 +53,17 @@ from .labels import altered, label_text, tooltip_text, url_text
 from .structure import StepIndex, common_path, fit_window, gaps, node_label_name, parse_steps, safe_id
 
 VIEWS = ("unrolled", "folded")
+"""``to_dot``'s views: the unrolled time steps, or the folded cell with its delay edges."""
 LEVELS = ("op", "cell", "layer")
+"""``to_dot``'s levels of detail in the unrolled view: every op, one box per cell and step, or one box
+per layer and step."""
 DEFAULT_MAX_NODES = 2500
+"""``to_dot``'s default ``max_nodes``: above it the middle steps (or the farthest nodes) are elided."""
 # Widest picture drawn whole, in points: past it the middle steps are elided (a 100,000 pt SVG is more
 # than any rasteriser opens, and dot's spline router fails along very long rows).
 DEFAULT_MAX_WIDTH = 20_000
+"""``to_dot``'s default ``max_width`` in points: a wider picture draws its first and last steps around
+a "…"."""
 MAX_DEPTH = 100   # clusters nested deeper are drawn in one box (dot's parser stops near 2500 levels)
 
 FILL = {"op": "#eeeeee", "param": "#cfe2f3", "leaf": "#ffffff", "group": "#fff2cc", "io": "#ffffff"}

@@ -150,6 +150,7 @@ class GradScale:
         return min(max((math.log10(value) - self.low) / (self.high - self.low), 0.0), 1.0)
 
     def index(self, value):
+        """The palette position of ``value``, in [0, len(PALETTE)), or None where ``fraction`` is."""
         frac = self.fraction(value)
         return None if frac is None else min(int(frac * len(PALETTE)), len(PALETTE) - 1)
 
@@ -159,10 +160,14 @@ class GradScale:
         return ZERO_COLOUR if i is None else PALETTE[i]
 
     def font_colour(self, value):
+        """``"white"`` on the palette's dark colours, else ``"black"``: a label readable on
+        ``colour(value)``."""
         i = self.index(value)
         return "white" if i in DARK else "black"
 
     def pen_width(self, value):
+        """The line width for ``value``: from ``MIN_PEN`` (smallest, or no gradient) to ``MAX_PEN``
+        (largest), linear in ``fraction``."""
         frac = self.fraction(value)
         return MIN_PEN if frac is None else round(MIN_PEN + (MAX_PEN - MIN_PEN) * frac, 2)
 
@@ -179,4 +184,5 @@ def text_on(colour):
 
 
 def format_norm(value):
+    """A gradient norm as the labels show it: two significant digits, "—" for None (none kept)."""
     return "—" if value is None else f"{value:.2g}"

@@ -15,7 +15,10 @@ from tinygraph.io import write_bytes_atomic as write_atomic  # noqa: F401  (re-e
 from .dot import to_dot
 
 FORMATS = ("svg", "png", "pdf")
+"""The image formats ``render`` and ``layout`` ask Graphviz's ``dot`` for."""
 SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")   # what ``render`` reads the format from
+"""The file suffixes ``render`` writes: an image, the DOT text (``.dot``, ``.gv``) or the explorer page
+(``.html``)."""
 DEFAULT_TIMEOUT = 120.0
 INSTALL_HINT = ("install Graphviz so that `dot` is on PATH: `sudo apt-get install graphviz` "
                 "(Debian/Ubuntu), `brew install graphviz` (macOS), `conda install graphviz`, or see "

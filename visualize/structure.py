@@ -151,9 +151,12 @@ class StepIndex:
                     self.attached[i] = "in"
 
     def consumer_homes(self, i):
+        """The set of ``(loop name, t)`` homes of the nodes that read node ``i`` (outer readers left
+        out)."""
         return {self.home[d] for d, _ in self.consumers[i] if self.home[d] is not None}
 
     def consumer_steps(self, i):
+        """The set of time steps ``t`` whose nodes read node ``i``."""
         return {self.home[d][1] for d, _ in self.consumers[i] if self.home[d] is not None}
 
     def _stable_ids(self):

@@ -67,6 +67,8 @@ class Embedding(Module):
         self.weight = Parameter(rng.standard_normal((num_embeddings, embedding_dim)).astype(dtype))
 
     def forward(self, indices):
+        """indices (any shape, integers in [0, num_embeddings)) -> indices.shape + (embedding_dim,);
+        float indices raise DTypeError, out-of-range ones ShapeError."""
         return F.embedding(self.weight, indices)
 
     def extra_repr(self):
@@ -87,6 +89,7 @@ class Dropout(Module):
         self.p, self.rng = float(p), rng
 
     def forward(self, x):
+        """x (any shape) -> same shape and dtype: masked and scaled in training, x itself in eval."""
         x = F.as_tensor(x)
         if not self.training or self.p == 0:
             return x
@@ -108,6 +111,7 @@ class Sequential(Module):
             setattr(self, str(i), m)
 
     def forward(self, x):
+        """Each module applied to the previous one's output, in order; returns the last output."""
         for m in self._modules.values():
             x = m(x)
         return x

@@ -55,12 +55,16 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name, value):
+        """``setattr(self, name, value)`` (PyTorch's spelling): a ``Parameter`` is registered under
+        ``name``, replacing what was there."""
         setattr(self, name, value)
 
     def add_module(self, name, module):
+        """``setattr(self, name, module)`` (PyTorch's spelling): a ``Module`` is registered as a child."""
         setattr(self, name, module)
 
     def forward(self, *args, **kwargs):
+        """The computation, which every subclass defines; ``module(...)`` calls it."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
@@ -78,12 +82,17 @@ class Module:
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name, _seen)
 
     def children(self):
+        """An iterator over the direct submodules, in registration order."""
         return iter(self._modules.values())
 
     def modules(self):
+        """An iterator over this module and every submodule, depth-first (``named_modules`` without
+        the names)."""
         return (m for _, m in self.named_modules())
 
     def named_parameters(self, prefix=""):
+        """``(dotted name, Parameter)`` for every parameter of the tree, in registration order
+        (``"encoder.weight_ih_l0"``); a shared parameter is listed once, under its first name."""
         seen = set()
         for path, module in self.named_modules(prefix):
             for name, p in module._parameters.items():
@@ -92,9 +101,11 @@ class Module:
                     yield (f"{path}.{name}" if path else name), p
 
     def parameters(self):
+        """The parameters of ``named_parameters``, as a list (what an optimizer takes)."""
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
+        """Set every parameter's ``grad`` to None (the next backward starts from nothing)."""
         if RECORDERS:  # tinygraph.compile: the call becomes a unit of the plan
             RECORDERS[-1].optimizer(self, self._zero_grad, ())
         else:
@@ -105,14 +116,18 @@ class Module:
             p.grad = None
 
     def train(self, mode=True):
+        """Set ``training`` to ``mode`` on this module and every submodule (dropout is active only in
+        training); returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self):
+        """``train(False)``: evaluation mode (dropout off); returns self."""
         return self.train(False)
 
     def num_parameters(self):
+        """The number of scalar parameters, each shared parameter counted once."""
         return sum(p.size for p in self.parameters())
 
     # --- state ----------------------------------------------------------------------------------
@@ -168,6 +183,8 @@ class Module:
         return self
 
     def extra_repr(self):
+        """The text inside ``Name(...)`` in ``repr(module)``: the constructor's arguments; a subclass
+        overrides it."""
         return ""
 
     def __repr__(self):

@@ -48,11 +48,14 @@ import numpy as np
 from .. import release
 from ..tracing import RECORDERS
 from ..errors import AnomalyError, ShapeError
-from ..modes import current_scope, current_step, is_anomaly_enabled, is_grad_enabled
+from ..modes import _current_scope as current_scope, _current_step as current_step  # builtins: hot
+from ..modes import _is_anomaly_enabled as is_anomaly_enabled, _is_grad_enabled as is_grad_enabled
 from ..tensor import Tensor
 from ..versions import CLOCK
 
 OPS = {}
+"""``{name: Op subclass}`` of every registered primitive, in definition order (the property tests
+walk it)."""
 PENDING = release.PENDING  # the same list: sweeps change it in place
 # ``tinygraph.forward.propagate`` while a forward-mode level is open in any thread, else None: one
 # global read is all forward mode costs ``apply`` when it is off
@@ -60,6 +63,10 @@ tangent_hook = None
 
 
 class Op:
+    """A primitive: ``forward`` on arrays and its gradient rule ``vjp`` side by side (the protocol is
+    this module's docstring). Constructor arguments are the op's parameters (an axis, a shape);
+    ``apply(op, *tensors)`` runs it and records the node. A subclass with a ``name`` is registered in
+    ``OPS``; the class attributes below declare what the property tests draw and what the rule reads."""
     name = None
     differentiable = True   # False: the output never requires grad (piecewise-constant outputs)
     sample = None           # which input family the property tests draw from (see tinygraph.testing)
@@ -82,9 +89,17 @@ class Op:
             OPS[cls.name] = cls
 
     def forward(self, *arrays):
+        """The output array for the input ``arrays`` (ndarrays, one per input, in order). For inputs
+        it cannot take it may raise ValueError, IndexError or TypeError: ``apply`` turns that into a
+        ``ShapeError`` with ``explain``'s reason."""
         raise NotImplementedError
 
     def vjp(self, B, g, out, *inputs):
+        """The gradient rule: one gradient per input, in order, each of its input's shape (None for
+        an input that is not differentiable), given the upstream gradient ``g`` (``out``'s shape),
+        the output and the inputs; computed with the namespace ``B`` (``NUMPY_VJP`` on arrays,
+        ``TENSOR_VJP`` on Tensors for ``create_graph=True``). A pure function: the engine
+        accumulates."""
         raise NotImplementedError(f"{self.name}: no gradient rule")
 
     vjp_arrays = None  # optional: ``vjp_arrays(self, g, out, *inputs)``, the first-order rule on arrays

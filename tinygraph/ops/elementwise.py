@@ -18,9 +18,13 @@ class Pointwise(Unary):
     """A unary op with derivative ``d(B, out, x)`` (an array or Tensor broadcastable to x):
     vjp ``g * d``, jvp ``t * d``. ``saves`` names what ``d`` reads."""
     def d(self, B, out, x):
+        """The derivative d out / d x, elementwise, from the input ``x`` and the output ``out``
+        (computed with ``B``, see ``Op.vjp``)."""
         raise NotImplementedError
 
-    def vjp(self, B, g, out, x): return (g * self.d(B, out, x),)
+    def vjp(self, B, g, out, x):
+        """``(g * d(B, out, x),)``."""
+        return (g * self.d(B, out, x),)
 
     def jvp(self, B, tangents, out, x):
         (t,) = tangents
@@ -29,6 +33,7 @@ class Pointwise(Unary):
 
 # --- trigonometric ---------------------------------------------------------------------------------
 class Sin(Pointwise):
+    """sin(x); derivative cos(x)."""
     name = "sin"
     saves = ("x",)
     def forward(self, x): return np.sin(x)
@@ -36,6 +41,7 @@ class Sin(Pointwise):
 
 
 class Cos(Pointwise):
+    """cos(x); derivative -sin(x)."""
     name = "cos"
     saves = ("x",)
     def forward(self, x): return np.cos(x)
@@ -43,6 +49,7 @@ class Cos(Pointwise):
 
 
 class Tan(Pointwise):
+    """tan(x); derivative 1 + tan(x)**2, from the output."""
     name = "tan"
     saves = ("out",)
     domain = (-1.2, 1.2)  # poles at +-pi/2 = +-1.571
@@ -51,6 +58,7 @@ class Tan(Pointwise):
 
 
 class Arcsin(Pointwise):
+    """arcsin(x) on [-1, 1]; derivative 1 / sqrt(1 - x**2)."""
     name = "arcsin"
     saves = ("x",)
     domain = (-0.9, 0.9)  # defined on [-1, 1], the derivative is infinite at +-1
@@ -59,6 +67,7 @@ class Arcsin(Pointwise):
 
 
 class Arccos(Pointwise):
+    """arccos(x) on [-1, 1]; derivative -1 / sqrt(1 - x**2)."""
     name = "arccos"
     saves = ("x",)
     domain = (-0.9, 0.9)
@@ -67,6 +76,7 @@ class Arccos(Pointwise):
 
 
 class Arctan(Pointwise):
+    """arctan(x); derivative 1 / (1 + x**2)."""
     name = "arctan"
     saves = ("x",)
     def forward(self, x): return np.arctan(x)
@@ -75,6 +85,7 @@ class Arctan(Pointwise):
 
 # --- hyperbolic ------------------------------------------------------------------------------------
 class Sinh(Pointwise):
+    """sinh(x); derivative cosh(x)."""
     name = "sinh"
     saves = ("x",)
     def forward(self, x): return np.sinh(x)
@@ -82,6 +93,7 @@ class Sinh(Pointwise):
 
 
 class Cosh(Pointwise):
+    """cosh(x); derivative sinh(x)."""
     name = "cosh"
     saves = ("x",)
     def forward(self, x): return np.cosh(x)
@@ -89,6 +101,7 @@ class Cosh(Pointwise):
 
 
 class Arcsinh(Pointwise):
+    """arcsinh(x); derivative 1 / sqrt(x**2 + 1)."""
     name = "arcsinh"
     saves = ("x",)
     def forward(self, x): return np.arcsinh(x)
@@ -96,6 +109,7 @@ class Arcsinh(Pointwise):
 
 
 class Arccosh(Pointwise):
+    """arccosh(x) for x >= 1; derivative 1 / sqrt(x**2 - 1)."""
     name = "arccosh"
     saves = ("x",)
     domain = (1.1, 5.0)  # defined for x >= 1, the derivative is infinite at 1
@@ -104,6 +118,7 @@ class Arccosh(Pointwise):
 
 
 class Arctanh(Pointwise):
+    """arctanh(x) on (-1, 1); derivative 1 / (1 - x**2)."""
     name = "arctanh"
     saves = ("x",)
     domain = (-0.9, 0.9)  # defined on (-1, 1)
@@ -116,6 +131,7 @@ LN2, LN10 = math.log(2.0), math.log(10.0)
 
 
 class Exp2(Pointwise):
+    """2 ** x; derivative out * ln 2, from the output."""
     name = "exp2"
     saves = ("out",)
     def forward(self, x): return np.exp2(x)
@@ -131,6 +147,7 @@ class Expm1(Pointwise):
 
 
 class Log2(Pointwise):
+    """log2(x) for x > 0; derivative 1 / (x ln 2)."""
     name = "log2"
     saves = ("x",)
     domain = (0.1, 5.0)
@@ -139,6 +156,7 @@ class Log2(Pointwise):
 
 
 class Log10(Pointwise):
+    """log10(x) for x > 0; derivative 1 / (x ln 10)."""
     name = "log10"
     saves = ("x",)
     domain = (0.1, 5.0)
@@ -157,6 +175,7 @@ class Log1p(Pointwise):
 
 # --- powers ----------------------------------------------------------------------------------------
 class Square(Pointwise):
+    """x * x; derivative 2x."""
     name = "square"
     saves = ("x",)
     def forward(self, x): return np.square(x)
@@ -174,27 +193,32 @@ class Reciprocal(Pointwise):
 
 # --- rounding: piecewise constant, no gradient (like ``sign``) ---------------------------------------
 class Floor(Piecewise):
+    """floor(x), in x's dtype; piecewise constant, no gradient."""
     name = "floor"
     def forward(self, x): return np.floor(x)
 
 
 class Ceil(Piecewise):
+    """ceil(x), in x's dtype; piecewise constant, no gradient."""
     name = "ceil"
     def forward(self, x): return np.ceil(x)
 
 
 # --- tests for special values: bool outputs, no gradient --------------------------------------------
 class IsNan(Piecewise):
+    """isnan(x): bool, no gradient."""
     name = "isnan"
     def forward(self, x): return np.isnan(x)
 
 
 class IsInf(Piecewise):
+    """isinf(x): bool (True at +inf and -inf), no gradient."""
     name = "isinf"
     def forward(self, x): return np.isinf(x)
 
 
 class IsFinite(Piecewise):
+    """isfinite(x): bool (False at NaN and +-inf), no gradient."""
     name = "isfinite"
     def forward(self, x): return np.isfinite(x)
 

@@ -30,12 +30,14 @@ class Scatter:
         self.shape, self.index, self.values, self.accumulate = shape, index, values, accumulate
 
     def add_into(self, out):
+        """Add the values into the array ``out`` (of ``shape``) at ``index``, in place."""
         if self.accumulate:
             np.add.at(out, self.index, self.values)
         else:
             out[self.index] += self.values
 
     def dense(self):
+        """The gradient as a new ndarray: zeros of ``shape`` with the values added."""
         out = np.zeros(self.shape, dtype=self.values.dtype)
         self.add_into(out)
         return out
@@ -56,13 +58,16 @@ class Product:
 
     @property
     def shape(self):
+        """``left.shape[:-1] + (M,)``: the shape of the product."""
         return self.left.shape[:-1] + self.right.shape[-1:]
 
     @property
     def dtype(self):
+        """The product's dtype, numpy's ``result_type`` of the two factors."""
         return np.result_type(self.left, self.right)
 
     def dense(self):
+        """``left @ right`` multiplied out, as an ndarray of ``shape``."""
         left = self.left
         if left.ndim == 2:  # a step's (B, V) slice: the common case, no reshapes
             return left @ self.right
@@ -70,6 +75,7 @@ class Product:
         return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
 
     def add_into(self, out):
+        """Add the product into the array ``out`` (of ``shape``), in place."""
         out += self.dense()
 
     def __getitem__(self, index):

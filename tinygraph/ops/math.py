@@ -23,10 +23,12 @@ def scaled(t, factor):
 
 
 class Unary(Op):
+    """An op of one tensor: the property tests draw one array for it (``sample = "unary"``)."""
     sample = "unary"
 
 
 class Neg(Unary):
+    """-x; vjp -g, nothing saved."""
     name = "neg"
     saves = ()
     def forward(self, x): return -x
@@ -35,6 +37,7 @@ class Neg(Unary):
 
 
 class Exp(Unary):
+    """exp(x); derivative exp(x), the output itself (saved instead of x)."""
     name = "exp"
     saves = ("out",)
     def forward(self, x): return np.exp(x)
@@ -43,6 +46,7 @@ class Exp(Unary):
 
 
 class Log(Unary):
+    """log(x) for x > 0; derivative 1 / x."""
     name = "log"
     saves = ("x",)
     domain = (0.1, 5.0)
@@ -52,6 +56,7 @@ class Log(Unary):
 
 
 class Tanh(Unary):
+    """tanh(x); derivative 1 - out**2, from the output."""
     name = "tanh"
     saves = ("out",)
     def forward(self, x): return np.tanh(x)
@@ -60,6 +65,7 @@ class Tanh(Unary):
 
 
 class Sigmoid(Unary):
+    """1 / (1 + exp(-x)), without overflow; derivative out * (1 - out), from the output."""
     name = "sigmoid"
     saves = ("out",)
     def forward(self, x):
@@ -72,6 +78,7 @@ class Sigmoid(Unary):
 
 
 class Relu(Unary):
+    """max(x, 0); derivative 1 where the output is positive, else 0 (0 at x = 0)."""
     name = "relu"
     saves = ("out",)  # out > 0 exactly where x > 0: the input need not be kept
     kinks = (0.0,)
@@ -81,6 +88,7 @@ class Relu(Unary):
 
 
 class Sqrt(Unary):
+    """sqrt(x) for x >= 0; derivative 0.5 / out, from the output."""
     name = "sqrt"
     saves = ("out",)
     domain = (0.1, 5.0)
@@ -90,6 +98,7 @@ class Sqrt(Unary):
 
 
 class Abs(Unary):
+    """|x|; derivative sign(x) (0 at x = 0)."""
     name = "abs"
     saves = ("x",)
     kinks = (0.0,)
@@ -105,6 +114,7 @@ class Piecewise(Unary):
 
 
 class Sign(Piecewise):
+    """sign(x): -1, 0 or 1 in x's dtype; piecewise constant, no gradient."""
     name = "sign"
     def forward(self, x): return np.sign(x)
 
@@ -128,6 +138,8 @@ class PowConst(Unary):
 
 
 class Binary(Op):
+    """An op of two tensors that broadcast together (numpy's rule); ``explain`` names both shapes when they
+    do not."""
     sample = "binary"
 
     def explain(self, x, y):
@@ -141,9 +153,11 @@ class Differentiable(Binary):
     returns (d out/dx, d out/dy), elementwise, broadcastable to the output; the vjp sums each back to
     its input's shape, the jvp adds the tangents they scale."""
     def partials(self, B, out, x, y):
+        """``(d out/dx, d out/dy)``, elementwise and broadcastable to ``out`` (computed with ``B``)."""
         raise NotImplementedError
 
     def vjp(self, B, g, out, x, y):
+        """``g`` times each partial, summed back to its input's shape (``unbroadcast``)."""
         dx, dy = self.partials(B, out, x, y)
         return B.unbroadcast(g * dx, x.shape), B.unbroadcast(g * dy, y.shape)
 
@@ -154,6 +168,7 @@ class Differentiable(Binary):
 
 
 class Add(Binary):
+    """x + y, broadcasting; each gradient is g summed back to its input's shape."""
     name = "add"
     saves = ()
     def forward(self, x, y): return x + y
@@ -162,6 +177,7 @@ class Add(Binary):
 
 
 class Sub(Binary):
+    """x - y, broadcasting; gradients g and -g, each summed back to its input's shape."""
     name = "sub"
     saves = ()
     def forward(self, x, y): return x - y
@@ -172,6 +188,7 @@ class Sub(Binary):
 
 
 class Mul(Binary):
+    """x * y, broadcasting; gradients g * y and g * x."""
     name = "mul"
     saves = ("x", "y")
     def forward(self, x, y): return x * y
@@ -182,6 +199,7 @@ class Mul(Binary):
 
 
 class Div(Binary):
+    """x / y, broadcasting; gradients g / y and -g * out / y."""
     name = "div"
     saves = ("out", "y")
     domain = (0.5, 3.0)
@@ -228,36 +246,43 @@ class Maximum(Binary):
 
 
 class Compare(Binary):
+    """A comparison of two broadcast tensors: a bool output, not differentiable, nothing saved."""
     differentiable = False
     saves = ()
 
 
 class Less(Compare):
+    """x < y, elementwise (bool)."""
     name = "lt"
     def forward(self, x, y): return x < y
 
 
 class LessEqual(Compare):
+    """x <= y, elementwise (bool)."""
     name = "le"
     def forward(self, x, y): return x <= y
 
 
 class Greater(Compare):
+    """x > y, elementwise (bool)."""
     name = "gt"
     def forward(self, x, y): return x > y
 
 
 class GreaterEqual(Compare):
+    """x >= y, elementwise (bool)."""
     name = "ge"
     def forward(self, x, y): return x >= y
 
 
 class Equal(Compare):
+    """x == y, elementwise (bool)."""
     name = "eq"
     def forward(self, x, y): return x == y
 
 
 class NotEqual(Compare):
+    """x != y, elementwise (bool)."""
     name = "ne"
     def forward(self, x, y): return x != y
 

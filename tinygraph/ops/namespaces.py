@@ -34,6 +34,8 @@ class _FallsBack(type):
 
 
 def _numpy_function(name):
+    """numpy's function ``name``, for a name ``NUMPY_VJP`` does not define; AttributeError if numpy
+    has none."""
     function = getattr(np, name, None)
     if not callable(function):
         raise AttributeError(f"NUMPY_VJP has no {name!r}: numpy has no function of that name")
@@ -41,6 +43,8 @@ def _numpy_function(name):
 
 
 def _functional(name):
+    """``tinygraph.functional``'s function ``name``, for a name ``TENSOR_VJP`` does not define;
+    AttributeError if it has none."""
     if not callable(getattr(F, name, None)):
         raise AttributeError(f"TENSOR_VJP has no {name!r}: tinygraph.functional has no function of "
                              f"that name")
@@ -52,7 +56,11 @@ class NUMPY_VJP(metaclass=_FallsBack):
     fallback = staticmethod(_numpy_function)
     where = staticmethod(np.where)
     tanh = staticmethod(np.tanh)
-    concat = staticmethod(lambda arrays, axis: np.concatenate(arrays, axis=axis))
+    @staticmethod
+    def concat(arrays, axis):
+        """``np.concatenate(arrays, axis=axis)``: TENSOR_VJP's ``concat`` spelled for arrays."""
+        return np.concatenate(arrays, axis=axis)
+
     softmax = staticmethod(softmax)
     log = staticmethod(np.log)
     sign = staticmethod(np.sign)
@@ -75,31 +83,50 @@ class TENSOR_VJP(metaclass=_FallsBack):
     unbroadcast = staticmethod(unbroadcast)
 
     @staticmethod
-    def where(cond, x, y): return F.where(cond, x, y)
+    def where(cond, x, y):
+        """``tg.where``: elements of x where ``cond``, else of y."""
+        return F.where(cond, x, y)
 
     @staticmethod
-    def tanh(x): return F.tanh(x)
+    def tanh(x):
+        """``tg.tanh``, differentiable."""
+        return F.tanh(x)
 
     @staticmethod
-    def concat(tensors, axis): return F.concat(tensors, axis=axis)
+    def concat(tensors, axis):
+        """``tg.concat`` of ``tensors`` along ``axis``."""
+        return F.concat(tensors, axis=axis)
 
     @staticmethod
-    def softmax(x): return F.softmax(x)
+    def softmax(x):
+        """``tg.softmax`` over the last axis."""
+        return F.softmax(x)
 
     @staticmethod
-    def log(x): return F.log(x)
+    def log(x):
+        """``tg.log``, differentiable."""
+        return F.log(x)
 
     @staticmethod
-    def sign(x): return F.sign(x)
+    def sign(x):
+        """``tg.sign`` (no gradient)."""
+        return F.sign(x)
 
     @staticmethod
-    def broadcast_to(x, shape): return F.broadcast_to(x, shape)
+    def broadcast_to(x, shape):
+        """``tg.broadcast_to``: x broadcast to ``shape``."""
+        return F.broadcast_to(x, shape)
 
     @staticmethod
-    def index_add(shape, index, g, accumulate): return apply(IndexAdd(shape, index, accumulate), g)
+    def index_add(shape, index, g, accumulate):
+        """Zeros of ``shape`` with ``g`` added at ``index``, as a differentiable ``index_add`` node
+        (NUMPY_VJP's lazy ``Scatter`` on Tensors)."""
+        return apply(IndexAdd(shape, index, accumulate), g)
 
     @staticmethod
-    def apply(op, *tensors): return apply(op, *tensors)
+    def apply(op, *tensors):
+        """``op`` applied to Tensors, recorded (``tinygraph.ops.apply``)."""
+        return apply(op, *tensors)
 
 
 from .. import functional as F  # noqa: E402  (functional imports this package: resolved at call time)

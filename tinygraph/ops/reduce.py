@@ -176,6 +176,8 @@ class CumProd(Op):
         return (B.where(upper, terms, 0).sum(axis=-1).swapaxes(self.axis, -1),)
 
     def vjp_arrays(self, g, out, x):
+        """``vjp``'s gradient on arrays in O(n), without its (..., n, n) products (the formulas are in
+        the class docstring)."""
         axis = self.axis
         before, first, nonzero, first_as_one = _first_zero(np, x, axis)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -56,6 +56,8 @@ class Max(Op):
 
 
 class Reshape(Op):
+    """The elements of x in ``shape`` (one -1 stands for the rest); the gradient is g reshaped back.
+    Element counts that differ raise ShapeError."""
     name = "reshape"
     saves = ()
     sample = "reshape"
@@ -86,6 +88,8 @@ class Transpose(Op):
 
 
 class BroadcastTo(Op):
+    """x broadcast to ``shape`` (a read-only view); the gradient sums g back over the broadcast axes. A
+    shape x does not broadcast to raises ShapeError."""
     name = "broadcast_to"
     saves = ()
     sample = "broadcast_to"
@@ -190,6 +194,8 @@ class Stack(Op):
 
 
 class AsType(Op):
+    """x cast to ``dtype``; the gradient is g cast back to x's dtype (none through a cast to integers or
+    bool: those are piecewise constant)."""
     name = "astype"
     saves = ()
     sample = "astype"

@@ -18,7 +18,10 @@ import time
 
 from . import adding, chars, clipping, gradients
 
+__all__ = ["EXPERIMENTS", "run_experiment"]
+
 EXPERIMENTS = {module.NAME: module for module in (gradients, clipping, adding, chars)}
+"""``{name: module}`` of the experiments, in the order ``tinygraph experiment all`` runs them."""
 
 
 def run_experiment(name, out_dir, quick=False, seed=0, log=print, jobs=1):

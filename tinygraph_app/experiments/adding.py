@@ -54,6 +54,8 @@ def train(cell, cfg, seed):
 
 
 def run(out_dir, quick=False, seed=0, log=print, jobs=1):
+    """Train RNN, LSTM and GRU on the adding problem; write ``adding.svg`` and the table. Returns the
+    ``Report``."""
     cfg = QUICK if quick else FULL
     results = dict(zip(CELLS, map_jobs(train, [(cell, cfg, seed) for cell in CELLS], jobs)))
     numbers, rows = {"config": dict(cfg, seed=seed), "baseline": BASELINE}, []

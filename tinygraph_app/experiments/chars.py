@@ -28,6 +28,8 @@ PROMPT = "The keeper "
 
 
 def run(out_dir, quick=False, seed=0, log=print, jobs=1):
+    """Train the character-level LSTM, sample from it and draw one window's gradients; write the SVGs
+    and the table. Returns the ``Report``."""
     cfg = QUICK if quick else FULL
     task = make_task("chars")
     vocab_size = len(task.vocab)
@@ -78,6 +80,7 @@ def run(out_dir, quick=False, seed=0, log=print, jobs=1):
 
 
 def sample(model, cfg, seed):
+    """``cfg["sample_length"]`` characters the model writes after ``PROMPT``, at ``cfg["temperature"]``."""
     return model.sample(PROMPT, cfg["sample_length"], temperature=cfg["temperature"], seed=seed)
 
 

@@ -56,6 +56,7 @@ def diverged(run):
 
 
 def verdict(run):
+    """What happened to a run, in words for the table: how it diverged, or where its loss ended."""
     if run["stopped"] is not None:
         return (f"diverged: at step {run['stopped']['step']} {run['stopped']['finding'].split(': ', 1)[-1]}, "
                 f"and training stopped before applying it")
@@ -67,11 +68,14 @@ def verdict(run):
 
 
 def first_nonfinite(values):
+    """The index of the first NaN or infinite value in ``values``, or None."""
     bad = [k for k, v in enumerate(values) if not math.isfinite(v)]
     return bad[0] if bad else None
 
 
 def run(out_dir, quick=False, seed=0, log=print, jobs=1):
+    """Train the large-ρ RNN with and without gradient clipping; write the SVGs and the table.
+    Returns the ``Report``."""
     cfg = QUICK if quick else FULL
     calls = [(cfg, cfg["clip"] if clip else None, seed) for _, clip in RUNS]
     histories = dict(zip((label for label, _ in RUNS), map_jobs(train, calls, jobs)))

@@ -38,6 +38,7 @@ class Report:
     files: list = field(default_factory=list)
 
     def markdown(self):
+        """The report as Markdown: the title, the table, the notes and the files written."""
         lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
                  "|" + "|".join("---" for _ in self.columns) + "|"]
         for row in self.rows:   # a "|" inside a cell would split it
@@ -48,6 +49,7 @@ class Report:
         return "\n".join(lines) + "\n"
 
     def to_json(self):
+        """The report as JSON text (every field, NaN refused), ending in a newline."""
         return json.dumps({"name": self.name, "title": self.title, "columns": self.columns,
                            "rows": self.rows, "notes": self.notes, "numbers": jsonable(self.numbers),
                            "files": self.files}, indent=1, allow_nan=False) + "\n"
@@ -102,6 +104,7 @@ def scaled_orthogonal(rng, size, radius):
 
 
 def spectral_radius(matrix):
+    """ρ(matrix): the largest absolute value of its eigenvalues."""
     return float(np.abs(np.linalg.eigvals(matrix)).max())
 
 
