@@ -8,3 +8,4 @@ from .models import CharRNN, SequenceModel, build_model  # noqa: F401
 from .tasks import TASKS, make_task  # noqa: F401
 from .training import Trainer, TruncatedBPTT, make_optimizer  # noqa: F401
 from .rtrl import rtrl  # noqa: F401
+from . import onnx_export  # noqa: F401,E402  (registers the layers' and models' ONNX exporters)

@@ -40,3 +40,8 @@ class StateDictError(TinygraphError, KeyError):
 class CompileError(TinygraphError, TypeError):
     """``tg.compile`` cannot trace or replay a step: a bad argument or result, or something a
     replay could not repeat (see ``tinygraph.jit``)."""
+
+
+class ExportError(TinygraphError, ValueError):
+    """``tinygraph.export.to_onnx`` cannot write the model: an op without an ONNX mapping, a shape
+    fixed at trace time on a dynamic axis, a bad argument (see ``tinygraph.export``)."""

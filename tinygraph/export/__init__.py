@@ -1,0 +1,325 @@
+"""ONNX export: ``to_onnx(model_or_graph, path, example_inputs)`` writes a ``.onnx`` file.
+
+    from tinygraph.export import to_onnx
+    lstm = rnn_models.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True, dtype=np.float32)
+    to_onnx(lstm, "lstm.onnx", (np.zeros((3, 5, 8), np.float32),))       # x (B, T, 8)
+    # onnxruntime: out, h_n, c_n = session.run(None, {"input": x})   at any B and T
+
+No dependency: the file is written by ``tinygraph.export.proto``, a protobuf encoder of the few ONNX
+messages an export needs, atomically (``tinygraph.io.write_bytes_atomic``), the same bytes for the same
+model. ``onnx`` and ``onnxruntime`` (extra ``[onnx]``) are only needed to check and run the file.
+
+What becomes what:
+
+- A module with an exporter of its own (``register_onnx(cls, export)``) writes its own nodes:
+  ``rnn_models`` registers its layers (``RNN``/``LSTM``/``GRU`` as ONNX's RNN/LSTM/GRU ops, weights
+  reordered to ONNX's gate order, a user's cell as a ``Scan`` whose body is the cell's folded step
+  graph, ``Recurrent.folded``) and ``SequenceModel``/``CharRNN`` (embedding as Gather, the layer, the
+  head); ``tinygraph.nn.Embedding`` is a Gather.
+- Anything else (a ``Module``, a function, a ``Graph``) is traced and written op by op through the op
+  table (``tinygraph.export.ops``); a module with an exporter called inside it is still one call. An
+  op without a mapping raises ``ExportError`` naming the op, its scope and why (``UNSUPPORTED``).
+
+Inputs and outputs. ``example_inputs`` is the tuple of positional arguments (arrays, Tensors, None,
+tuples of them: an LSTM's ``(h0, c0)``); each array is one graph input. A state left out is zeros
+inside the graph (as in tinygraph); given, it is an input. Names come from the module's exporter
+(``input``, ``h0``, ``c0`` -> ``output``, ``h_n``, ``c_n``) or are ``input``, ``input_1``... ->
+``output``, ``output_1``...; ``input_names``/``output_names`` override them.
+
+Dynamic axes. ``dynamic_axes`` maps an input name to ``{axis: name}`` (or a list of axes); the
+default is the exporter's (time and batch for the recurrent models) or ``{0: "batch"}`` for every
+input. Those axes are symbolic in the file (``dim_param``), so a model exported at (T=5, B=3) runs at
+(T=7, B=2); every other size is fixed. How the exporter tells which sizes follow them is in
+``tinygraph.export.builder``. Values computed in Python from shapes during the trace are constants of
+the export (as in any tracing exporter); a fixed size on a dynamic axis is refused, not written.
+``dynamic_axes={}`` fixes every size.
+
+Recurrent layers: ``recurrent="native"`` writes ONNX's RNN/LSTM/GRU; ``recurrent="scan"`` writes
+every layer as a Scan of its folded step (for runtimes without those ops, or without their float64
+kernels). A user's cell is always a Scan. Dropout is left out: the model is exported in eval mode.
+
+onnxruntime 1.32 (CPU) has float32 kernels for every op the export writes; it has no float64 kernel
+for RNN, LSTM, GRU (export float64 layers with ``recurrent="scan"``, whose ops all have one), nor for
+Tan, Asin, Acos, Atan (and so ``arctan2``), Sinh, Cosh, Asinh, Acosh, Atanh. The files are valid ONNX
+either way (``onnx.checker``); the tests run every float64 model except those.
+
+``opset`` is one of ``SUPPORTED_OPSETS`` (default ``ONNX_OPSET``, 17); the IR version follows it.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ExportError
+from ..graph import Graph
+from ..io import check_writable, write_bytes_atomic
+from ..nn.layers import Embedding
+from ..nn.module import Module
+from ..tensor import Tensor
+from . import ops  # noqa: F401  (fills the op table)
+from . import proto
+from .builder import CONVERTERS, EXPORTERS, UNSUPPORTED, Export, GraphBuilder, Value, flatten
+
+__all__ = ["to_onnx", "register_onnx", "Signature", "Exported", "ExportError", "ONNX_OPSET",
+           "SUPPORTED_OPSETS", "CONVERTERS", "UNSUPPORTED", "GraphBuilder", "Value"]
+
+ONNX_OPSET = 17
+# opset -> the IR version a file of that opset declares (onnx's table: opsets 17-18 came with IR 8,
+# 19-20 with IR 9, 21 with IR 10); the op table is written for these (Reduce* axes: an attribute
+# before 18, an input from 18 on)
+IR_VERSIONS = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
+SUPPORTED_OPSETS = tuple(IR_VERSIONS)
+RECURRENT = ("native", "scan")
+SIGNATURES = {}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A module's default graph input names, output names and dynamic axes (by input name)."""
+    inputs: tuple
+    outputs: tuple
+    axes: dict
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What ``to_onnx`` wrote: the path, the opset, ``inputs`` and ``outputs`` as ``(name, dtype,
+    dims)`` (a dim is an int or the name of a dynamic axis, or None) and ``op_counts``."""
+    path: str
+    opset: int
+    inputs: tuple
+    outputs: tuple
+    op_counts: dict
+    nbytes: int
+
+    def summary(self):
+        """One line: the file, its inputs and outputs with their dims, the opset and the ops."""
+        def show(entries):
+            return ", ".join(f"{n} ({', '.join(str(d) for d in dims)}) {dtype}" for n, dtype, dims in entries)
+        ops_text = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in self.op_counts.items())
+        return (f"wrote {self.path} ({self.nbytes} bytes, opset {self.opset}): inputs {show(self.inputs)}; "
+                f"outputs {show(self.outputs)}; nodes {ops_text}")
+
+
+def register_onnx(cls, export, signature=None):
+    """Export instances of ``cls`` (and its subclasses) with ``export(builder, module, *args, **kwargs)``,
+    which writes the module's ONNX nodes and returns their output names in the structure the module
+    returns (``GraphBuilder`` lists what it can emit). ``signature(module) -> Signature`` gives the
+    default names and dynamic axes when such a module is exported itself."""
+    if not isinstance(cls, type) or not callable(export):
+        raise TypeError(f"register_onnx: expected a class and a function, got {cls!r} and {export!r}")
+    EXPORTERS[cls] = export
+    if signature is not None:
+        SIGNATURES[cls] = signature
+
+
+def _embedding(b, module, indices):
+    """Embedding: a Gather of the weight's rows."""
+    ids = indices if isinstance(indices, Value) else b.const(np.asarray(indices), "indices")
+    return b.node("Gather", [b.parameter(module.weight), ids], axis=0)
+
+
+register_onnx(Embedding, _embedding)
+
+
+def to_onnx(model, path, example_inputs, *, dynamic_axes=None, input_names=None, output_names=None,
+            opset=ONNX_OPSET, recurrent="native", doc=""):
+    """Write ``model`` (a Module, a function of Tensors, or a ``tinygraph.Graph``) to the ONNX file
+    ``path``; see the module docstring. Returns an ``Exported`` description of the file.
+
+    Args:
+        example_inputs: the positional arguments to trace with (one array may be given bare); for a
+            Graph, the leaf Tensors of the graph that are its inputs (its other leaves are constants).
+        dynamic_axes: ``{input name: {axis: axis name} or [axes]}``; None: the default above.
+        input_names, output_names: lists of graph input/output names, in order.
+        opset: one of ``SUPPORTED_OPSETS``. recurrent: "native" or "scan".
+    """
+    if opset not in IR_VERSIONS:
+        raise ExportError(f"to_onnx: opset must be one of {list(SUPPORTED_OPSETS)}, got {opset!r}")
+    if recurrent not in RECURRENT:
+        raise ExportError(f"to_onnx: recurrent must be one of {list(RECURRENT)}, got {recurrent!r}")
+    if not (isinstance(model, (Module, Graph)) or callable(model)):
+        raise ExportError(f"to_onnx: expected a Module, a function or a tinygraph Graph, got "
+                          f"{type(model).__name__}")
+    try:
+        check_writable(path)
+    except ValueError as exc:
+        raise ExportError(f"to_onnx: cannot write {path!r}: {exc}") from None
+    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    export = Export(opset, recurrent)
+    root = GraphBuilder(export)
+    signature = _signature(model)
+    flat = _input_arrays(model, args)
+    names = _names("input_names", input_names, signature.inputs, len(flat), "input")
+    axes = _dynamic_axes(dynamic_axes, signature.axes, names, flat)
+    inputs = _declare_inputs(root, export, flat, names, axes)
+    if isinstance(model, Graph):
+        values = {id(t): v for t, v in zip(flat, inputs)}
+        root.convert(model.nodes, values, unrolled_ok=not export.axis_names)
+        results = [values[id(model.nodes[p])] for p in model.outputs]
+    else:
+        structure = _structure(args, iter(inputs))
+        was_training = model.training if isinstance(model, Module) else None
+        if was_training is not None:
+            model.eval()
+        try:
+            results = flatten(root.call(model, *structure), Value)
+        finally:
+            if was_training is not None:
+                model.train(was_training)
+    out_names = _names("output_names", output_names, signature.outputs, len(results), "output")
+    for name in out_names:
+        export.reserve(name)
+    outputs = [(name, value, root.output(value, name)) for name, value in zip(out_names, results)]
+    unread = [name for name, v in zip(names, inputs) if v.name not in root.read]
+    if unread:
+        raise ExportError(
+            f"to_onnx: the input{'s' if len(unread) > 1 else ''} {', '.join(map(repr, unread))} "
+            f"{'do' if len(unread) > 1 else 'does'} not reach the outputs: the trace read "
+            f"{'them' if len(unread) > 1 else 'it'} into numpy (integer ids given to tg.embedding as "
+            f"an array, a Python number) or did not use {'them' if len(unread) > 1 else 'it'}, and the "
+            f"export would ignore {'them' if len(unread) > 1 else 'it'}; pass Tensors through ops (an "
+            f"Embedding module takes ids as a Tensor) or leave the input out")
+    data = proto.model(root.encode("tinygraph"), opset, IR_VERSIONS[opset], "tinygraph",
+                       _version(), doc)
+    write_bytes_atomic(path, data)
+    return Exported(os.fspath(path), opset,
+                    tuple((n, v.dtype.name, export.dims(v)) for n, v in zip(names, inputs)),
+                    tuple((n, v.dtype.name, export.dims(v)) for n, v, _ in outputs),
+                    _op_counts(root), len(data))
+
+
+def _version():
+    from .. import __version__
+    return __version__
+
+
+def _op_counts(root):
+    counts = {}
+    for op_type in root.op_types:
+        counts[op_type] = counts.get(op_type, 0) + 1
+    return counts
+
+
+def _signature(model):
+    for cls in type(model).__mro__:
+        if cls in SIGNATURES:
+            return SIGNATURES[cls](model)
+    return Signature((), (), {})
+
+
+def _input_arrays(model, args):
+    """The graph inputs: every array/Tensor in ``args`` (flattened), as arrays; for a Graph, its
+    input leaves themselves."""
+    if isinstance(model, Graph):
+        leaves = flatten(args, Tensor)
+        if len(leaves) != len(args):
+            raise ExportError("to_onnx: for a Graph, example_inputs must be the graph's input leaves "
+                              "(Tensors)")
+        for k, t in enumerate(leaves):
+            if t not in model or t.op is not None:
+                raise ExportError(f"to_onnx: example_inputs[{k}] (a Tensor of shape {t.shape}) is not a "
+                                  f"leaf of the graph; give the leaves the graph reads as its inputs")
+        return leaves
+    arrays = []
+
+    def visit(arg, where):
+        if arg is None:
+            return
+        if isinstance(arg, (tuple, list)):
+            for k, part in enumerate(arg):
+                visit(part, f"{where}[{k}]")
+            return
+        array = arg._data if isinstance(arg, Tensor) else arg
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+            raise ExportError(f"to_onnx: example_inputs{where} is {type(arg).__name__}; give arrays or "
+                              f"Tensors of numbers (tuples of them for a state), or None")
+        proto.data_type(array.dtype)
+        arrays.append(array)
+    for k, arg in enumerate(args):
+        visit(arg, f"[{k}]")
+    if not arrays:
+        raise ExportError("to_onnx: example_inputs hold no array; give at least one input")
+    return arrays
+
+
+def _structure(args, values):
+    """``args`` with each array/Tensor replaced by the next input Value."""
+    if args is None:
+        return None
+    if isinstance(args, (tuple, list)):
+        return type(args)(_structure(a, values) for a in args)
+    return next(values)
+
+
+def _names(what, given, defaults, count, stem):
+    if given is not None:
+        given = list(given)
+        if len(given) != count or not all(isinstance(n, str) and n for n in given):
+            raise ExportError(f"to_onnx: {what} must be {count} non-empty strings, got {given!r}")
+        return given
+    names = list(defaults[:count])
+    names += [stem if not names and k == 0 else f"{stem}_{k}" for k in range(len(names), count)]
+    return names
+
+
+def _dynamic_axes(given, defaults, names, arrays):
+    """``{input name: {axis: axis name}}`` checked against the inputs' ranks."""
+    if given is None:
+        given = {n: defaults.get(n, {0: "batch"} if a.ndim else {}) for n, a in zip(names, arrays)}
+    elif not isinstance(given, dict):
+        raise ExportError(f"to_onnx: dynamic_axes must be a dict {{input name: {{axis: name}}}}, got "
+                          f"{type(given).__name__}")
+    unknown = [n for n in given if n not in names]
+    if unknown:
+        raise ExportError(f"to_onnx: dynamic_axes names {unknown}, which are not inputs (the inputs are "
+                          f"{names})")
+    axes = {}
+    for name, array in zip(names, arrays):
+        spec = given.get(name, {})
+        if isinstance(spec, (list, tuple)):
+            spec = {a: f"{name}_{a % max(array.ndim, 1)}" for a in spec}
+        if not isinstance(spec, dict):
+            raise ExportError(f"to_onnx: dynamic_axes[{name!r}] must be a dict {{axis: name}} or a list of "
+                              f"axes, got {spec!r}")
+        checked = {}
+        for axis, label in spec.items():
+            if isinstance(axis, bool) or not isinstance(axis, int) or not -array.ndim <= axis < array.ndim:
+                raise ExportError(f"to_onnx: dynamic_axes[{name!r}] names axis {axis!r}, but {name!r} has "
+                                  f"shape {array.shape}")
+            if not isinstance(label, str) or not label:
+                raise ExportError(f"to_onnx: dynamic_axes[{name!r}][{axis}] must be a non-empty name, got "
+                                  f"{label!r}")
+            checked[axis % array.ndim] = label
+        axes[name] = checked
+    return axes
+
+
+def _declare_inputs(root, export, arrays, names, axes):
+    """Graph inputs with their dims; each dynamic axis gets a probe size (``builder``): its example
+    size plus one more than the axes declared before it, so two axes never share both sizes."""
+    sizes = {}
+    for name, array in zip(names, arrays):
+        for axis, label in axes[name].items():
+            n = array.shape[axis]
+            if n == 0:
+                raise ExportError(f"to_onnx: the example input {name!r} has size 0 on its dynamic axis "
+                                  f"{axis} ({label!r}); give an example with at least one element there")
+            if label in sizes and sizes[label][0] != n:
+                raise ExportError(f"to_onnx: the dynamic axis {label!r} has size {sizes[label][0]} in one "
+                                  f"input and {n} in {name!r} (axis {axis}); one axis name, one size")
+            if label not in sizes:
+                sizes[label] = (n, n + 1 + len(sizes))
+    export.axis_names = {pair: label for label, pair in sizes.items()}
+    inputs = []
+    for name, array in zip(names, arrays):
+        export.reserve(name)
+        probe = array
+        for axis, label in axes[name].items():
+            probe = np.take(probe, np.arange(sizes[label][1]) % array.shape[axis], axis=axis)
+        dims = [axes[name].get(a, n) for a, n in enumerate(array.shape)]
+        value = Value(name, array, probe)
+        root.inputs.append(proto.value_info(name, array.dtype, dims))
+        inputs.append(value)
+    return inputs
+

@@ -1,0 +1,456 @@
+"""Building ONNX graphs from tinygraph: nodes, initializers and value infos with unique names, and
+tinygraph's own value of every ONNX value at two sizes of the dynamic axes.
+
+Dynamic axes without a symbolic engine. Every ``Value`` carries two arrays: ``example``, tinygraph's
+value at the sizes of the example inputs, and ``probe``, its value when every dynamic axis is a little
+longer (the export makes the probe inputs itself). A traced graph is replayed on the probe inputs op
+by op (``op.forward``), so an axis of any value is dynamic exactly when its two sizes differ. A rule
+that writes a shape into the file (``reshape``, ``broadcast_to``) reads from the two sizes which of
+its dimensions follow a dynamic axis and writes those as ONNX's "copy" (0) or "infer" (-1), or
+computes them with ``Shape``; an op whose shape was fixed at trace time fails to replay at the probe
+sizes and is reported by name and scope instead of being exported with a wrong fixed size.
+
+A module with an exporter of its own (``tinygraph.export.register_onnx``) is not traced: the trace
+records each of its calls as one node (``ModuleCall``, through the ``tinygraph.tracing.CALLS`` hook
+in ``Module.__call__``), its exporter writes the ONNX nodes, and the module itself computes the
+example and probe values.
+"""
+import threading
+
+import numpy as np
+
+from .. import release
+from ..errors import ExportError
+from ..graph import toposort
+from ..modes import enable_grad, no_grad
+from ..ops.base import Cached, Op, apply
+from ..tensor import Tensor
+from ..tracing import CALLS
+from . import proto
+
+INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
+EXPORTERS = {}   # class -> exporter(builder, module, *args, **kwargs) -> ONNX names, in the call's structure
+CONVERTERS = {}  # tinygraph op name -> rule(builder, op, inputs, out) -> ONNX name of the output
+UNSUPPORTED = {}  # tinygraph op name -> why it has no ONNX mapping
+
+
+class Value:
+    """One tensor of an ONNX graph: ``name``, and tinygraph's value of it at the example sizes
+    (``example``, an ndarray, or a ``Released`` placeholder with its shape and dtype) and at the probe
+    sizes (``probe``)."""
+    __slots__ = ("name", "example", "probe")
+
+    def __init__(self, name, example, probe):
+        self.name, self.example, self.probe = name, example, probe
+
+    shape = property(lambda self: self.example.shape)
+    dtype = property(lambda self: self.example.dtype)
+    ndim = property(lambda self: len(self.example.shape))
+
+    def is_dynamic(self, axis):
+        """True when ``axis`` follows a dynamic axis of the inputs (its size changes with them)."""
+        return self.example.shape[axis] != self.probe.shape[axis]
+
+    @property
+    def dynamic(self):
+        """The axes that follow a dynamic axis of the inputs."""
+        return tuple(a for a in range(self.ndim) if self.is_dynamic(a))
+
+    def __repr__(self):
+        return f"Value({self.name!r}, {self.example.dtype} {self.example.shape}, probe {self.probe.shape})"
+
+
+class Export:
+    """What every graph of one export shares: the opset, the recurrent lowering, the names taken
+    (ONNX names are unique across a model and its subgraphs) and the names of the dynamic axes."""
+
+    def __init__(self, opset, recurrent):
+        self.opset, self.recurrent = opset, recurrent
+        self.axis_names = {}   # (example size, probe size) -> the dynamic axis' name
+        self._taken, self._next = set(), {}
+
+    def reserve(self, name):
+        if name in self._taken:
+            raise ExportError(f"to_onnx: the name {name!r} is given to two inputs or outputs; give "
+                              f"each a name of its own")
+        self._taken.add(name)
+
+    def fresh(self, hint):
+        """``hint``, or ``hint_1``, ``hint_2``... : the first not yet taken (deterministic)."""
+        name = hint
+        while name in self._taken:
+            self._next[hint] = k = self._next.get(hint, 0) + 1
+            name = f"{hint}_{k}"
+        self._taken.add(name)
+        return name
+
+    def dims(self, value):
+        """The value's ONNX dims: an int per fixed axis, the axis' name (or None) per dynamic one."""
+        return tuple(n if n == m else self.axis_names.get((n, m))
+                     for n, m in zip(value.example.shape, value.probe.shape))
+
+    def axis_label(self, value, axis):
+        """How errors name an axis of ``value``: ``axis 1 ('batch')``."""
+        name = self.dims(value)[axis]
+        return f"axis {axis}" + (f" ({name!r})" if isinstance(name, str) else "")
+
+
+class GraphBuilder:
+    """One ONNX graph under construction (the model's, or a Scan body: ``subgraph()``).
+
+    Rules and exporters emit with ``node``, ``const``/``ints``/``scalar`` (initializers, held by the
+    model's graph, which subgraphs read from the outer scope), ``cast`` and ``dim``; they compute
+    tinygraph values with ``call`` (a module or function) and ``value`` (a name with its two arrays).
+    """
+
+    def __init__(self, export, parent=None):
+        self.export, self.parent = export, parent
+        self.root = self if parent is None else parent.root
+        self.nodes, self.inputs, self.outputs, self.initializers = [], [], [], []
+        self.op_types = []      # of the nodes, in order
+        self.read = set()       # names this graph's nodes and outputs read
+        self.scope = ""         # the tinygraph scope the nodes being emitted come from
+        self._made = set()      # names this graph's nodes compute
+        self._output_names = set()
+        self._constants = {}    # (root) key -> (the object the key came from, Value)
+        self._calls = {}        # id(Call) -> ONNX names of its outputs
+
+    opset = property(lambda self: self.export.opset)
+    recurrent = property(lambda self: self.export.recurrent)
+
+    # --- emitting ------------------------------------------------------------------------------
+    def node(self, op_type, inputs, outputs=1, **attributes):
+        """Append an ONNX node; ``inputs`` are Values, names or None (an optional input left out).
+        Returns the output's name, or the list of ``outputs`` names."""
+        names = [_name(v) for v in inputs]
+        while names and not names[-1]:  # trailing optional inputs are simply not written
+            names.pop()
+        self.read.update(n for n in names if n)
+        outs = [self.export.fresh(op_type.lower()) for _ in range(outputs)]
+        self._made.update(outs)
+        label = self.export.fresh(f"{self.scope}/{op_type}" if self.scope else op_type)
+        self.nodes.append(proto.node(op_type, names, outs, label, list(attributes.items())))
+        self.op_types.append(op_type)
+        return outs[0] if outputs == 1 else outs
+
+    def const(self, array, hint="const"):
+        """A constant (an initializer of the model's graph) as a Value. Small constants of equal
+        dtype, shape and bytes are written once."""
+        array = np.asarray(array)
+        small = array.size <= 16
+        key = ("bytes", array.dtype.str, array.shape, array.tobytes()) if small else ("id", id(array))
+        return self.root._constant(key, array, array, hint)
+
+    def parameter(self, tensor, hint=None):
+        """The initializer holding a leaf Tensor's value (one per Tensor, however often it is read)."""
+        return self.root._constant(("tensor", id(tensor)), tensor, tensor._data, hint or tensor.name or "const")
+
+    def _constant(self, key, owner, array, hint):
+        held = self._constants.get(key)
+        if held is None:
+            name = self.export.fresh(hint)
+            self.initializers.append(proto.tensor(name, array))
+            held = self._constants[key] = (owner, Value(name, array, array))  # owner keeps id() valid
+        return held[1]
+
+    def ints(self, values):
+        """The name of a 1-D int64 constant."""
+        return self.const(np.asarray(values, dtype=np.int64).reshape(-1), "ints").name
+
+    def scalar(self, x, dtype):
+        """The name of a 0-d constant of ``dtype``."""
+        return self.const(np.asarray(x, dtype=dtype), "scalar").name
+
+    def cast(self, value, dtype):
+        """``value``'s name, through a ``Cast`` to ``dtype`` when it has another dtype."""
+        dtype = np.dtype(dtype)
+        if value.dtype == dtype:
+            return value.name
+        return self.node("Cast", [value], to=proto.data_type(dtype))
+
+    def dim(self, value, axis):
+        """The name of a 1-D int64 tensor [n], n the size of ``axis`` of ``value``: a constant for a
+        fixed axis, ``Shape`` for a dynamic one."""
+        axis %= value.ndim
+        if not value.is_dynamic(axis):
+            return self.ints([value.shape[axis]])
+        return self.node("Shape", [value], start=axis, end=axis + 1)
+
+    def value(self, name, example, probe):
+        return Value(name, np.asarray(example), np.asarray(probe))
+
+    def require_fixed(self, value, what, axes=None):
+        """Raise ``ExportError`` when ``value`` has a dynamic axis among ``axes`` (default all) that
+        the rule ``what`` needs fixed."""
+        dynamic = [a for a in value.dynamic if axes is None or a in axes]
+        if dynamic:
+            labels = ", ".join(self.export.axis_label(value, a) for a in dynamic)
+            raise ExportError(f"{what} needs fixed sizes, but {labels} of its input {value.shape} "
+                              f"{'is' if len(dynamic) == 1 else 'are'} dynamic; pass dynamic_axes "
+                              f"without {'it' if len(dynamic) == 1 else 'them'} (dynamic_axes={{}} "
+                              f"fixes every size) to export it")
+
+    # --- the graph's inputs and outputs ---------------------------------------------------------
+    def input(self, example, probe, hint, dims=None):
+        """A graph input as a Value; ``dims`` default to the dims its two sizes give."""
+        value = Value(self.export.fresh(hint), example, probe)
+        self.inputs.append(proto.value_info(value.name, value.dtype,
+                                            self.export.dims(value) if dims is None else dims))
+        return value
+
+    def output(self, value, name=None):
+        """Make ``value`` a graph output, named ``name`` (reserved beforehand) or its own name. An
+        ``Identity`` copies it under the new name, or when this graph's nodes did not compute it (an
+        input, an initializer) or it is an output already."""
+        if name is None and (value.name not in self._made or value.name in self._output_names):
+            name = self.export.fresh(value.name)
+        self.read.add(value.name)
+        if name is not None:
+            self.nodes.append(proto.node("Identity", [value.name], [name],
+                                         self.export.fresh(f"{name}/Identity")))
+            self.op_types.append("Identity")
+            value = Value(name, value.example, value.probe)
+        self._output_names.add(value.name)
+        self.outputs.append(proto.value_info(value.name, value.dtype, self.export.dims(value)))
+        return value.name
+
+    def subgraph(self):
+        """A builder for a graph inside this one (a Scan body): its own nodes, inputs and outputs,
+        the model's initializers and names."""
+        return GraphBuilder(self.export, self)
+
+    def encode(self, name):
+        return proto.graph(name, self.nodes, self.initializers, self.inputs, self.outputs)
+
+    # --- tinygraph values -------------------------------------------------------------------------
+    def call(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in the graph, its Tensors as Values, in the structure ``fn``
+        returns: a module with an exporter of its own is run at both sizes and its exporter writes
+        its nodes; anything else is traced and converted op by op. ``args`` hold Values (the
+        tinygraph inputs), None and constants."""
+        exporter = exporter_of(fn)
+        if exporter is None:
+            return self.trace(fn, args, kwargs)
+        example, probe = (run(fn, args, kwargs, which) for which in ("example", "probe"))
+        names = flatten(exporter(self, fn, *args, **kwargs), (str, Value))
+        values = flatten(example, Tensor)
+        if len(names) != len(values):
+            raise ExportError(f"to_onnx: the exporter of {type(fn).__name__} returned {len(names)} "
+                              f"ONNX values for the {len(values)} tensors the module returns")
+        results = iter(Value(_name(n), e._data, p._data)
+                       for n, e, p in zip(names, values, flatten(probe, Tensor)))
+        return rebuild(example, Tensor, results)
+
+    def trace(self, fn, args, kwargs):
+        """Trace ``fn`` on leaves holding the Values' example arrays and convert the graph."""
+        values = {}
+
+        def leaf(v):
+            t = Tensor._wrap(v.example)
+            values[id(t)] = v
+            return t
+        args, kwargs = replace(args, kwargs, Value, leaf)
+        with enable_grad(), release.keep_values(), Interceptor():
+            result = fn(*args, **kwargs)
+        outputs = flatten(result, Tensor)
+        self.convert(toposort(outputs), values, unrolled_ok=False)
+        return rebuild(result, Tensor, (values[id(t)] for t in outputs))
+
+    def convert(self, nodes, values, unrolled_ok=True):
+        """Convert tinygraph ``nodes`` (topologically ordered) into this graph. ``values`` maps
+        ``id(tensor)`` to the Value of each input leaf and is filled with every node's; any other
+        leaf is a constant. ``unrolled_ok`` False refuses the steps of an unrolled recurrence whose
+        length may follow a dynamic axis (see ``_refuse_unrolled``)."""
+        for t in nodes:
+            if id(t) in values:
+                continue
+            if t.op is None:
+                values[id(t)] = self.parameter(t)
+                continue
+            if not unrolled_ok and t._step is not None:
+                self._refuse_unrolled(t)
+            inputs = [values[id(i)] for i in t.inputs]
+            values[id(t)] = self.convert_node(t, inputs)
+        return values
+
+    def convert_node(self, t, inputs):
+        """One tinygraph node: replayed at the probe sizes, then written by its op's rule."""
+        op = t.op
+        where = f"op '{op.name}' (scope '{t.scope or '<root>'}')"
+        rule = CONVERTERS.get(op.name)
+        if rule is None:
+            reason = UNSUPPORTED.get(op.name, "it has no entry in tinygraph.export's op table")
+            raise ExportError(f"to_onnx: {where} cannot be exported to ONNX: {reason}")
+        try:
+            with np.errstate(all="ignore"):
+                probe = op.forward(*[v.probe for v in inputs])
+        except (ValueError, IndexError, TypeError) as exc:
+            shapes = ", ".join(str(v.probe.shape) for v in inputs)
+            raise ExportError(
+                f"to_onnx: {where} does not run when the dynamic axes change size (its inputs "
+                f"{shapes} at the probe sizes: {exc}); it holds a shape fixed at trace time. Use -1 "
+                f"or the input's own shape in reshapes, or pass dynamic_axes={{}} to fix every "
+                f"size") from None
+        if type(probe) is Cached:
+            probe = probe.value
+        out = Value(None, t._data, np.asarray(probe))
+        outer, self.scope = self.scope, t.scope or ""
+        try:
+            out.name = rule(self, op, inputs, out)
+        except ExportError as exc:
+            raise ExportError(f"to_onnx: {where}: {exc}") from None
+        finally:
+            self.scope = outer
+        return out
+
+    def _refuse_unrolled(self, t):
+        """The steps of a recurrence unrolled at trace time repeat a fixed number of times; exported
+        as they are, a longer sequence would still get that many. Refused when a dynamic axis has
+        that length in the example (the time axis, most likely); a layer called as a module exports
+        as one ONNX op instead."""
+        loop, _ = t._step
+        steps = len(loop.order)
+        dynamic = {n for (n, m) in self.export.axis_names}
+        if steps in dynamic:
+            raise ExportError(
+                f"to_onnx: the graph holds the {steps} steps of a recurrence unrolled at trace time "
+                f"(scope '{loop.name or '<root>'}'), and a dynamic axis has that size; an export "
+                f"repeats the step {steps} times whatever the sequence length. Call the recurrent "
+                f"layer as a module (layer(x)), which exports as one ONNX op, or fix the time axis "
+                f"(dynamic_axes without it)")
+
+    def emit_call(self, call, inputs):
+        """The ONNX names of a recorded module call's outputs, written once per graph."""
+        names = self._calls.get(id(call))
+        if names is None:
+            args, kwargs = call.arguments(inputs)
+            names = flatten(exporter_of(call.module)(self, call.module, *args, **kwargs), (str, Value))
+            names = self._calls[id(call)] = [_name(n) for n in names]
+        return names
+
+
+def _name(v):
+    return "" if v is None else v if isinstance(v, str) else v.name
+
+
+# --- structures of tensors ---------------------------------------------------------------------
+def flatten(obj, kind):
+    """The items of type ``kind`` in a structure of tuples and lists, depth first."""
+    if isinstance(obj, kind):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [item for part in obj for item in flatten(part, kind)]
+    return []
+
+
+def rebuild(obj, kind, items):
+    """``obj`` with each item of type ``kind`` replaced by the next of ``items``."""
+    if isinstance(obj, kind):
+        return next(items)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(rebuild(part, kind, items) for part in obj)
+    return obj
+
+
+def replace(args, kwargs, kind, make):
+    """``(args, kwargs)`` with every item of type ``kind`` replaced by ``make(item)``."""
+    args = rebuild(args, kind, (make(v) for v in flatten(args, kind)))
+    return args, {k: rebuild(v, kind, (make(i) for i in flatten(v, kind))) for k, v in kwargs.items()}
+
+
+def run(fn, args, kwargs, which):
+    """``fn`` run eagerly on the Values' ``example`` or ``probe`` arrays (no graph, no interception)."""
+    args, kwargs = replace(args, kwargs, Value, lambda v: Tensor._wrap(getattr(v, which)))
+    with no_grad(), Interceptor(active=False):
+        return fn(*args, **kwargs)
+
+
+# --- exporters of whole modules -----------------------------------------------------------------
+def exporter_of(obj):
+    """The registered exporter of ``obj``'s class (or of its nearest base class), else None."""
+    for cls in type(obj).__mro__:
+        if cls in EXPORTERS:
+            return EXPORTERS[cls]
+    return None
+
+
+class Call:
+    """One call of a module with an exporter, recorded during a trace: the module, its arguments
+    with each Tensor replaced by a slot, and its outputs at the arrays it last ran on."""
+
+    def __init__(self, module, args, kwargs, outputs):
+        self.module, self.args, self.kwargs = module, args, kwargs
+        self.tensors = flatten((args, tuple(kwargs.values())), Tensor)
+        self._last = (tuple(t._data for t in self.tensors), outputs)
+
+    def arguments(self, replacements):
+        """(args, kwargs) with the Tensors replaced by ``replacements`` in order."""
+        items = iter(replacements)
+        return rebuild(self.args, Tensor, items), {k: rebuild(v, Tensor, items) for k, v in self.kwargs.items()}
+
+    def outputs(self, arrays):
+        """The module's flattened output arrays for these input arrays (run once per new set)."""
+        if len(arrays) == len(self._last[0]) and all(a is b for a, b in zip(arrays, self._last[0])):
+            return self._last[1]
+        args, kwargs = self.arguments([Tensor._wrap(a) for a in arrays])
+        with no_grad(), Interceptor(active=False):
+            result = self.module(*args, **kwargs)
+        outputs = [t._data for t in flatten(result, Tensor)]
+        self._last = (tuple(arrays), outputs)
+        return outputs
+
+
+class ModuleCall(Op, register=False):
+    """Output ``index`` of a recorded module call: in a traced graph the call is one node per
+    output, written by the module's exporter (``GraphBuilder.emit_call``). () or the call's Tensor
+    arguments -> the output."""
+    name = "module_call"
+    differentiable = False
+    saves = ()
+
+    def __init__(self, call, index):
+        self._call, self.index = call, index
+        self.module = type(call.module).__name__
+
+    def forward(self, *arrays):
+        return self._call.outputs(arrays)[self.index]
+
+    def vjp(self, B, g, out, *inputs):
+        return (None,) * len(inputs)
+
+
+def _module_call(b, op, inputs, out):
+    return b.emit_call(op._call, inputs)[op.index]
+
+
+CONVERTERS["module_call"] = _module_call
+
+
+class Interceptor:
+    """While active, ``Module.__call__`` in this thread of a module with an exporter runs the module
+    and returns its outputs as ``ModuleCall`` nodes (``tinygraph.tracing.CALLS``). Inside such a call,
+    and with ``active=False``, modules run as they are."""
+
+    def __init__(self, active=True):
+        self.active, self.thread = active, threading.get_ident()
+
+    def __enter__(self):
+        CALLS.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        CALLS.remove(self)
+        return False
+
+    def __call__(self, module, args, kwargs):
+        if self.thread != threading.get_ident():  # another thread's export: find this thread's own
+            mine = [c for c in CALLS if isinstance(c, Interceptor) and c.thread == threading.get_ident()]
+            return mine[-1](module, args, kwargs) if mine else module.forward(*args, **kwargs)
+        if not self.active or exporter_of(module) is None:
+            return module.forward(*args, **kwargs)
+        with Interceptor(active=False):
+            result = module.forward(*args, **kwargs)
+        outputs = flatten(result, Tensor)
+        call = Call(module, args, kwargs, [t._data for t in outputs])
+        nodes = iter(apply(ModuleCall(call, k), *call.tensors) for k in range(len(outputs)))
+        return rebuild(result, Tensor, nodes)
