@@ -43,7 +43,8 @@ def export_layer(b, layer, x, h0=None, lengths=None, hx=None):
     template = layer.recurrent(0).initial_state(1, layer.dtype)
     single = isinstance(template, Tensor)
     initial = None if h0 is None else ((h0,) if single else tuple(h0))
-    seq = b.node("Transpose", [x], perm=[1, 0, 2]) if layer.batch_first else x.name
+    seq = b.cast(x, layer.dtype)   # as the layer does (as_float): a float64 input of a float32 layer
+    seq = b.node("Transpose", [seq], perm=[1, 0, 2]) if layer.batch_first else seq
     batch_axis = 0 if layer.batch_first else 1
     native = b.recurrent == "native" and type(layer) in NATIVE
     finals = [[] for _ in flat(template)]   # per state tensor: its (D, B, ...) or (1, B, ...) blocks
@@ -113,17 +114,13 @@ def scan(b, node, seq, input_size, batch, probe_batch, k, initial, reverse, dtyp
     """A ``Recurrent`` node over the time-major sequence ``seq`` as one Scan whose body is the folded
     step; returns the (T, B, H) output and the final state tensors' names. ``initial``: the layer's
     stacked initial states (row ``k`` is this node's), or None for zeros."""
-    graph = node.folded(batch=batch, input_size=input_size, dtype=dtype)
-    x_t = next(t for t in graph.leaves if t.name == "x[t]")
-    placeholders = [graph.nodes[dst] for _, dst in graph.loop_edges]
-    new_states = [graph.nodes[src] for src, _ in graph.loop_edges]
-    step_output = graph.nodes[graph.outputs[-1]] if len(graph.outputs) > len(new_states) else new_states[0]
+    graph, probe = (node.folded(batch=n, input_size=input_size, dtype=dtype) for n in (batch, probe_batch))
+    (x_t, placeholders, new_states, step_output), probe_roles = _roles(graph), _roles(probe)
     body = b.subgraph()
-    values = {id(t): body.input(t._data, np.zeros((probe_batch,) + t.shape[1:], t.dtype),
-                                _label(node, t.name)) for t in placeholders}
-    values[id(x_t)] = body.input(x_t._data, np.zeros((probe_batch,) + x_t.shape[1:], x_t.dtype),
-                                 _label(node, "x[t]"))
-    body.convert(graph.nodes, values)
+    values, probe_values = {}, {}
+    for t, p in zip((*placeholders, x_t), (*probe_roles[1], probe_roles[0])):  # Scan: states, then x[t]
+        values[id(t)] = probe_values[id(p)] = body.input(t._data, p._data, _label(node, t.name))
+    body.convert(graph.nodes, values, probe.nodes, probe_values)
     for s in new_states:
         body.output(values[id(s)])
     body.output(values[id(step_output)], b.export.fresh(_label(node, "y[t]")))
@@ -132,6 +129,15 @@ def scan(b, node, seq, input_size, batch, probe_batch, k, initial, reverse, dtyp
                    num_scan_inputs=1, scan_input_directions=[int(reverse)],
                    scan_output_directions=[int(reverse)])
     return names[-1], names[:-1]
+
+
+def _roles(graph):
+    """A folded step's x[t] leaf, state placeholders, new states (in loop-edge order) and output."""
+    x_t = next(t for t in graph.leaves if t.name == "x[t]")
+    placeholders = [graph.nodes[dst] for _, dst in graph.loop_edges]
+    new_states = [graph.nodes[src] for src, _ in graph.loop_edges]
+    step_output = graph.nodes[graph.outputs[-1]] if len(graph.outputs) > len(new_states) else new_states[0]
+    return x_t, placeholders, new_states, step_output
 
 
 def _label(node, name):

@@ -60,7 +60,7 @@ from . import ops  # noqa: F401  (fills the op table)
 from . import proto
 from .builder import CONVERTERS, EXPORTERS, UNSUPPORTED, Export, GraphBuilder, Value, flatten
 
-__all__ = ["to_onnx", "register_onnx", "Signature", "Exported", "ExportError", "ONNX_OPSET",
+__all__ = ["to_onnx", "onnx_model", "register_onnx", "Signature", "OnnxModel", "ExportError", "ONNX_OPSET",
            "SUPPORTED_OPSETS", "CONVERTERS", "UNSUPPORTED", "GraphBuilder", "Value"]
 
 ONNX_OPSET = 17
@@ -82,23 +82,29 @@ class Signature:
 
 
 @dataclass(frozen=True)
-class Exported:
-    """What ``to_onnx`` wrote: the path, the opset, ``inputs`` and ``outputs`` as ``(name, dtype,
-    dims)`` (a dim is an int or the name of a dynamic axis, or None) and ``op_counts``."""
-    path: str
+class OnnxModel:
+    """An exported model: ``data``, the bytes of the ONNX file, its ``opset``, ``inputs`` and
+    ``outputs`` as ``(name, dtype, dims)`` (a dim is an int, the name of a dynamic axis, or None), and
+    ``op_counts`` of the model graph's nodes. onnxruntime reads the bytes as they are
+    (``InferenceSession(model.data)``)."""
+    data: bytes
     opset: int
     inputs: tuple
     outputs: tuple
     op_counts: dict
-    nbytes: int
+
+    def save(self, path):
+        """Write the file atomically (``tinygraph.io.write_bytes_atomic``); returns ``path``."""
+        write_bytes_atomic(path, self.data)
+        return path
 
     def summary(self):
-        """One line: the file, its inputs and outputs with their dims, the opset and the ops."""
+        """One line: the inputs and outputs with their dims, the size, the opset and the ops."""
         def show(entries):
             return ", ".join(f"{n} ({', '.join(str(d) for d in dims)}) {dtype}" for n, dtype, dims in entries)
         ops_text = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in self.op_counts.items())
-        return (f"wrote {self.path} ({self.nbytes} bytes, opset {self.opset}): inputs {show(self.inputs)}; "
-                f"outputs {show(self.outputs)}; nodes {ops_text}")
+        return (f"inputs {show(self.inputs)}; outputs {show(self.outputs)}; {len(self.data)} bytes, opset "
+                f"{self.opset}, nodes {ops_text}")
 
 
 def register_onnx(cls, export, signature=None):
@@ -122,10 +128,22 @@ def _embedding(b, module, indices):
 register_onnx(Embedding, _embedding)
 
 
-def to_onnx(model, path, example_inputs, *, dynamic_axes=None, input_names=None, output_names=None,
-            opset=ONNX_OPSET, recurrent="native", doc=""):
-    """Write ``model`` (a Module, a function of Tensors, or a ``tinygraph.Graph``) to the ONNX file
-    ``path``; see the module docstring. Returns an ``Exported`` description of the file.
+def to_onnx(model, path, example_inputs, **options):
+    """Export ``model`` (see ``onnx_model``) and write the file ``path`` atomically; returns the
+    ``OnnxModel``. The path is checked before any work is done."""
+    try:
+        check_writable(path)
+    except ValueError as exc:
+        raise ExportError(f"to_onnx: cannot write {os.fspath(path)!r}: {exc}") from None
+    exported = onnx_model(model, example_inputs, **options)
+    exported.save(path)
+    return exported
+
+
+def onnx_model(model, example_inputs, *, dynamic_axes=None, input_names=None, output_names=None,
+               opset=ONNX_OPSET, recurrent="native", doc=""):
+    """``model`` (a Module, a function of Tensors, or a ``tinygraph.Graph``) as an ``OnnxModel``, the
+    bytes of its ONNX file; see the module docstring.
 
     Args:
         example_inputs: the positional arguments to trace with (one array may be given bare); for a
@@ -133,6 +151,7 @@ def to_onnx(model, path, example_inputs, *, dynamic_axes=None, input_names=None,
         dynamic_axes: ``{input name: {axis: axis name} or [axes]}``; None: the default above.
         input_names, output_names: lists of graph input/output names, in order.
         opset: one of ``SUPPORTED_OPSETS``. recurrent: "native" or "scan".
+        doc: the model's doc_string.
     """
     if opset not in IR_VERSIONS:
         raise ExportError(f"to_onnx: opset must be one of {list(SUPPORTED_OPSETS)}, got {opset!r}")
@@ -141,21 +160,24 @@ def to_onnx(model, path, example_inputs, *, dynamic_axes=None, input_names=None,
     if not (isinstance(model, (Module, Graph)) or callable(model)):
         raise ExportError(f"to_onnx: expected a Module, a function or a tinygraph Graph, got "
                           f"{type(model).__name__}")
-    try:
-        check_writable(path)
-    except ValueError as exc:
-        raise ExportError(f"to_onnx: cannot write {path!r}: {exc}") from None
     args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     export = Export(opset, recurrent)
     root = GraphBuilder(export)
     signature = _signature(model)
     flat = _input_arrays(model, args)
+    arrays = [t._data if isinstance(t, Tensor) else t for t in flat]
     names = _names("input_names", input_names, signature.inputs, len(flat), "input")
-    axes = _dynamic_axes(dynamic_axes, signature.axes, names, flat)
-    inputs = _declare_inputs(root, export, flat, names, axes)
+    if isinstance(model, Graph):
+        if dynamic_axes:
+            raise ExportError("to_onnx: a Graph is exported at the sizes it was recorded at (its shapes "
+                              "are fixed in it); for dynamic axes export the module or function that "
+                              "computes it, which is traced at two sizes")
+        dynamic_axes = {}
+    axes = _dynamic_axes(dynamic_axes, signature.axes, names, arrays)
+    inputs = _declare_inputs(root, export, arrays, names, axes)
     if isinstance(model, Graph):
         values = {id(t): v for t, v in zip(flat, inputs)}
-        root.convert(model.nodes, values, unrolled_ok=not export.axis_names)
+        root.convert(model.nodes, values)
         results = [values[id(model.nodes[p])] for p in model.outputs]
     else:
         structure = _structure(args, iter(inputs))
@@ -170,23 +192,23 @@ def to_onnx(model, path, example_inputs, *, dynamic_axes=None, input_names=None,
     out_names = _names("output_names", output_names, signature.outputs, len(results), "output")
     for name in out_names:
         export.reserve(name)
-    outputs = [(name, value, root.output(value, name)) for name, value in zip(out_names, results)]
+    for name, value in zip(out_names, results):
+        root.output(value, name)
     unread = [name for name, v in zip(names, inputs) if v.name not in root.read]
     if unread:
+        many = len(unread) > 1
+        them = "them" if many else "it"
         raise ExportError(
-            f"to_onnx: the input{'s' if len(unread) > 1 else ''} {', '.join(map(repr, unread))} "
-            f"{'do' if len(unread) > 1 else 'does'} not reach the outputs: the trace read "
-            f"{'them' if len(unread) > 1 else 'it'} into numpy (integer ids given to tg.embedding as "
-            f"an array, a Python number) or did not use {'them' if len(unread) > 1 else 'it'}, and the "
-            f"export would ignore {'them' if len(unread) > 1 else 'it'}; pass Tensors through ops (an "
-            f"Embedding module takes ids as a Tensor) or leave the input out")
-    data = proto.model(root.encode("tinygraph"), opset, IR_VERSIONS[opset], "tinygraph",
-                       _version(), doc)
-    write_bytes_atomic(path, data)
-    return Exported(os.fspath(path), opset,
-                    tuple((n, v.dtype.name, export.dims(v)) for n, v in zip(names, inputs)),
-                    tuple((n, v.dtype.name, export.dims(v)) for n, v, _ in outputs),
-                    _op_counts(root), len(data))
+            f"to_onnx: the input{'s' if many else ''} {', '.join(map(repr, unread))} "
+            f"{'do' if many else 'does'} not reach the outputs: the trace read {them} into numpy "
+            f"(integer ids given to tg.embedding as an array, a Python number) or did not use {them}, "
+            f"and the export would ignore {them}; pass Tensors through ops (an Embedding module takes "
+            f"ids as a Tensor) or leave the input out")
+    data = proto.model(root.encode("tinygraph"), opset, IR_VERSIONS[opset], "tinygraph", _version(), doc)
+    return OnnxModel(data, opset,
+                     tuple((n, v.dtype.name, export.dims(v)) for n, v in zip(names, inputs)),
+                     tuple((n, v.dtype.name, export.dims(v)) for n, v in zip(out_names, results)),
+                     _op_counts(root))
 
 
 def _version():

@@ -23,7 +23,7 @@ from .. import release
 from ..errors import ExportError
 from ..graph import toposort
 from ..modes import enable_grad, no_grad
-from ..ops.base import Cached, Op, apply
+from ..ops.base import Op, apply
 from ..tensor import Tensor
 from ..tracing import CALLS
 from . import proto
@@ -31,6 +31,7 @@ from . import proto
 INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
 EXPORTERS = {}   # class -> exporter(builder, module, *args, **kwargs) -> ONNX names, in the call's structure
 CONVERTERS = {}  # tinygraph op name -> rule(builder, op, inputs, out) -> ONNX name of the output
+SIZED_ATTRIBUTES = {}  # op name -> attributes its rule reads from the Values' sizes, not the op
 UNSUPPORTED = {}  # tinygraph op name -> why it has no ONNX mapping
 
 
@@ -83,6 +84,14 @@ class Export:
             name = f"{hint}_{k}"
         self._taken.add(name)
         return name
+
+    @property
+    def fixed(self):
+        """True when no axis is dynamic: the probe sizes are the example sizes."""
+        return not self.axis_names
+
+    def axis_list(self):
+        return "(" + ", ".join(repr(name) for name in self.axis_names.values()) + ")"
 
     def dims(self, value):
         """The value's ONNX dims: an int per fixed axis, the axis' name (or None) per dynamic one."""
@@ -242,82 +251,85 @@ class GraphBuilder:
         return rebuild(example, Tensor, results)
 
     def trace(self, fn, args, kwargs):
-        """Trace ``fn`` on leaves holding the Values' example arrays and convert the graph."""
-        values = {}
+        """Trace ``fn`` on leaves holding the Values' example arrays, and again on their probe arrays
+        (with fixed sizes once: the two are the same), and convert the pair of graphs."""
+        example = _trace(fn, args, kwargs, "example")
+        probe = example if self.export.fixed else _trace(fn, args, kwargs, "probe")
+        values, probe_inputs = example.inputs, probe.inputs
+        self.convert(example.nodes, values, probe.nodes, probe_inputs)
+        return rebuild(example.result, Tensor, (values[id(t)] for t in example.outputs))
 
-        def leaf(v):
-            t = Tensor._wrap(v.example)
-            values[id(t)] = v
-            return t
-        args, kwargs = replace(args, kwargs, Value, leaf)
-        with enable_grad(), release.keep_values(), Interceptor():
-            result = fn(*args, **kwargs)
-        outputs = flatten(result, Tensor)
-        self.convert(toposort(outputs), values, unrolled_ok=False)
-        return rebuild(result, Tensor, (values[id(t)] for t in outputs))
-
-    def convert(self, nodes, values, unrolled_ok=True):
-        """Convert tinygraph ``nodes`` (topologically ordered) into this graph. ``values`` maps
-        ``id(tensor)`` to the Value of each input leaf and is filled with every node's; any other
-        leaf is a constant. ``unrolled_ok`` False refuses the steps of an unrolled recurrence whose
-        length may follow a dynamic axis (see ``_refuse_unrolled``)."""
-        for t in nodes:
+    def convert(self, nodes, values, probes=None, probe_inputs=None):
+        """Convert tinygraph ``nodes`` (topologically ordered, traced at the example sizes) into this
+        graph, node for node with ``probes``, the same computation traced at the probe sizes (None:
+        the sizes are fixed, the probe values are the example values). ``values`` maps ``id(leaf)``
+        to the Value of each input leaf (``probe_inputs`` the same for the probe trace) and is filled
+        with every node's; any other leaf is a constant, which must be the same in both traces."""
+        if probes is None:
+            probes, probe_inputs = nodes, values
+        if len(probes) != len(nodes):
+            raise ExportError(
+                f"to_onnx: traced again with the dynamic axes {self.export.axis_list()} longer, the "
+                f"computation has {len(probes)} nodes instead of {len(nodes)}: a Python loop over a "
+                f"size (a recurrence unrolled step by step: call the layer as a module, which exports "
+                f"as one ONNX op) or control flow on the inputs; fix those axes (dynamic_axes) to "
+                f"export it as traced")
+        position = {id(t): k for k, t in enumerate(nodes)}
+        probe_position = {id(t): k for k, t in enumerate(probes)}
+        for t, p in zip(nodes, probes):
             if id(t) in values:
+                if probe_inputs.get(id(p)) is not values[id(t)]:
+                    raise self._mismatch(t, p, "an input in one trace is not that input in the other")
                 continue
             if t.op is None:
+                if p is not t and not _same(t._data, p._data):
+                    raise self._constant_error(t, nodes)
                 values[id(t)] = self.parameter(t)
                 continue
-            if not unrolled_ok and t._step is not None:
-                self._refuse_unrolled(t)
-            inputs = [values[id(i)] for i in t.inputs]
-            values[id(t)] = self.convert_node(t, inputs)
+            if p.op is None or p.op.name != t.op.name or \
+                    [position[id(i)] for i in t.inputs] != [probe_position[id(i)] for i in p.inputs]:
+                raise self._mismatch(t, p, "the graphs differ here")
+            sized = SIZED_ATTRIBUTES.get(t.op.name, ())
+            changed = [k for k, v in t.op.attrs().items() if k not in sized and not _same(v, p.op.attrs().get(k))]
+            if changed or (type(t.op) is ModuleCall and t.op._call.module is not p.op._call.module):
+                raise self._mismatch(t, p, f"its {', '.join(changed) or 'module'} changes with the sizes "
+                                           f"({', '.join(f'{t.op.attrs()[k]!r} vs {p.op.attrs()[k]!r}' for k in changed)})")
+            values[id(t)] = self.convert_node(t, [values[id(i)] for i in t.inputs], p)
         return values
 
-    def convert_node(self, t, inputs):
-        """One tinygraph node: replayed at the probe sizes, then written by its op's rule."""
+    def convert_node(self, t, inputs, probe):
+        """One tinygraph node (``probe``: the same node traced at the probe sizes), written by its
+        op's rule."""
         op = t.op
-        where = f"op '{op.name}' (scope '{t.scope or '<root>'}')"
         rule = CONVERTERS.get(op.name)
         if rule is None:
             reason = UNSUPPORTED.get(op.name, "it has no entry in tinygraph.export's op table")
-            raise ExportError(f"to_onnx: {where} cannot be exported to ONNX: {reason}")
-        try:
-            with np.errstate(all="ignore"):
-                probe = op.forward(*[v.probe for v in inputs])
-        except (ValueError, IndexError, TypeError) as exc:
-            shapes = ", ".join(str(v.probe.shape) for v in inputs)
-            raise ExportError(
-                f"to_onnx: {where} does not run when the dynamic axes change size (its inputs "
-                f"{shapes} at the probe sizes: {exc}); it holds a shape fixed at trace time. Use -1 "
-                f"or the input's own shape in reshapes, or pass dynamic_axes={{}} to fix every "
-                f"size") from None
-        if type(probe) is Cached:
-            probe = probe.value
-        out = Value(None, t._data, np.asarray(probe))
+            raise ExportError(f"to_onnx: {_where(t)} cannot be exported to ONNX: {reason}")
+        out = Value(None, t._data, probe._data)
         outer, self.scope = self.scope, t.scope or ""
         try:
             out.name = rule(self, op, inputs, out)
         except ExportError as exc:
-            raise ExportError(f"to_onnx: {where}: {exc}") from None
+            raise ExportError(f"to_onnx: {_where(t)}: {exc}") from None
         finally:
             self.scope = outer
         return out
 
-    def _refuse_unrolled(self, t):
-        """The steps of a recurrence unrolled at trace time repeat a fixed number of times; exported
-        as they are, a longer sequence would still get that many. Refused when a dynamic axis has
-        that length in the example (the time axis, most likely); a layer called as a module exports
-        as one ONNX op instead."""
-        loop, _ = t._step
-        steps = len(loop.order)
-        dynamic = {n for (n, m) in self.export.axis_names}
-        if steps in dynamic:
-            raise ExportError(
-                f"to_onnx: the graph holds the {steps} steps of a recurrence unrolled at trace time "
-                f"(scope '{loop.name or '<root>'}'), and a dynamic axis has that size; an export "
-                f"repeats the step {steps} times whatever the sequence length. Call the recurrent "
-                f"layer as a module (layer(x)), which exports as one ONNX op, or fix the time axis "
-                f"(dynamic_axes without it)")
+    def _mismatch(self, t, p, what):
+        return ExportError(
+            f"to_onnx: {_where(t)} does not follow the dynamic axes {self.export.axis_list()}: traced "
+            f"again with them longer, {what}. A value computed in Python from a size at trace time "
+            f"(x.shape[0] in an index or a count, a loop over steps) is a constant of the export; fix "
+            f"those axes (dynamic_axes) to export it as traced")
+
+    def _constant_error(self, t, nodes):
+        reader = next((n for n in nodes if n.op is not None and any(i is t for i in n.inputs)), None)
+        return ExportError(
+            f"to_onnx: {_where(reader) if reader is not None else 'a constant'} reads a constant "
+            f"{t.dtype} {t.shape} that changes when the dynamic axes {self.export.axis_list()} change "
+            f"size: it was computed outside the graph from the input at trace time (a count of "
+            f"elements as in tg.mean over a dynamic axis, an array made from x.shape or x.data); "
+            f"compute it with ops, or fix those axes (dynamic_axes) to export it as traced")
 
     def emit_call(self, call, inputs):
         """The ONNX names of a recorded module call's outputs, written once per graph."""
@@ -331,6 +343,44 @@ class GraphBuilder:
 
 def _name(v):
     return "" if v is None else v if isinstance(v, str) else v.name
+
+
+def _where(t):
+    return f"op '{t.op.name}' (scope '{t.scope or '<root>'}')"
+
+
+def _same(a, b):
+    """Equal attribute values or constants: arrays by dtype, shape and contents (NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and
+                a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, slice) and isinstance(b, slice):
+        return (a.start, a.stop, a.step) == (b.start, b.stop, b.step)
+    return type(a) is type(b) and a == b
+
+
+class _Traced:
+    """One trace: its nodes in topological order, ``inputs`` (``id(leaf)`` -> Value), the result."""
+
+    def __init__(self, nodes, inputs, result, outputs):
+        self.nodes, self.inputs, self.result, self.outputs = nodes, inputs, result, outputs
+
+
+def _trace(fn, args, kwargs, which):
+    """``fn`` traced on leaves holding the Values' ``which`` arrays ("example" or "probe")."""
+    inputs = {}
+
+    def leaf(v):
+        t = Tensor._wrap(getattr(v, which))
+        inputs[id(t)] = v
+        return t
+    args, kwargs = replace(args, kwargs, Value, leaf)
+    with enable_grad(), release.keep_values(), Interceptor():
+        result = fn(*args, **kwargs)
+    outputs = flatten(result, Tensor)
+    return _Traced(toposort(outputs), inputs, result, outputs)
 
 
 # --- structures of tensors ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ExportError
 from . import proto
-from .builder import CONVERTERS, INT64_MAX, INT64_MIN, UNSUPPORTED
+from .builder import CONVERTERS, INT64_MAX, INT64_MIN, SIZED_ATTRIBUTES, UNSUPPORTED
 
 UNSUPPORTED.update({
     "cross_entropy": "it is a training loss whose integer targets are constants of the op (one fixed "
@@ -252,6 +252,14 @@ CONVERTERS.update(sum=_reduction("ReduceSum"), max=_reduction("ReduceMax"), min=
                   prod=_reduction("ReduceProd"))
 
 
+@rule("max_shift")
+def _max_shift(b, op, inputs, out):
+    (x,) = inputs
+    shift = reduce(b, "ReduceMax", x, op.axis, True)
+    finite = b.node("Not", [b.node("Or", [b.node("IsNaN", [shift]), b.node("IsInf", [shift])])])
+    return b.node("Where", [finite, shift, b.scalar(0, x.dtype)])
+
+
 @rule("var")
 def _var(b, op, inputs, out):
     """mean((x - mean x)**2) * N / (N - ddof), N the reduced count (counted at run time when a
@@ -337,6 +345,9 @@ def _arg(b, op, inputs, out):
 
 
 # --- shapes and indexing ------------------------------------------------------------------------------
+SIZED_ATTRIBUTES.update(reshape={"shape"}, broadcast_to={"shape"})  # their rules read out's sizes
+
+
 @rule("reshape")
 def _reshape(b, op, inputs, out):
     """The target shape with every dimension that follows a dynamic axis written as ONNX's 0 (copy
@@ -512,8 +523,6 @@ def _index_add(b, op, inputs, out):
     b.require_fixed(g, "index_add")
     positions = _positions(op.shape, lambda a: a[op.index]).reshape(-1)
     zeros = b.const(np.zeros(math.prod(op.shape), dtype=out.dtype), "zeros")
-    if positions.size == 0:
-        return b.node("Reshape", [zeros, b.ints(op.shape)], allowzero=1)
     flat = b.node("Reshape", [b.cast(g, out.dtype), b.ints([-1])])
     added = b.node("ScatterElements", [zeros, b.const(positions, "positions"), flat], axis=0,
                    reduction="add")
