@@ -19,8 +19,8 @@ setup-browser: setup
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		  chromium >/dev/null; } || \
 		echo "warning: could not install chromium; the explorer's browser tests will be skipped"
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,plot,browser]' || \
-		echo "warning: could not install Playwright; the explorer's browser tests will be skipped"
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,plot,browser,onnx]' || \
+		echo "warning: could not install Playwright or onnx/onnxruntime; their tests will be skipped"
 
 demo: setup
 	$(PYTHON) -m tinygraph_app demo

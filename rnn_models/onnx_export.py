@@ -42,7 +42,7 @@ def export_layer(b, layer, x, h0=None, lengths=None, hx=None):
     h0 = hx if hx is not None else h0
     template = layer.recurrent(0).initial_state(1, layer.dtype)
     single = isinstance(template, Tensor)
-    initial = None if h0 is None else ((h0,) if single else tuple(h0))
+    initial = None if h0 is None else [b.cast(s, layer.dtype) for s in ((h0,) if single else h0)]
     seq = b.cast(x, layer.dtype)   # as the layer does (as_float): a float64 input of a float32 layer
     seq = b.node("Transpose", [seq], perm=[1, 0, 2]) if layer.batch_first else seq
     batch_axis = 0 if layer.batch_first else 1
@@ -97,16 +97,15 @@ def _scan_layer(b, layer, level, seq, initial, x, batch_axis):
     (1, B, ...)."""
     D = layer.num_directions
     batch, probe_batch = x.shape[batch_axis], x.probe.shape[batch_axis]
-    outputs, states = [], None
+    outputs, blocks = [], []
     for direction in range(D):
         node = layer.recurrent(level, bool(direction))
-        k = level * D + direction
         size = layer.input_size if level == 0 else D * layer.hidden_size
-        y, finals = scan(b, node, seq, size, batch, probe_batch, k, initial, reverse=bool(direction),
-                         dtype=layer.dtype)
+        y, finals = scan(b, node, seq, size, batch, probe_batch, level * D + direction, initial,
+                         reverse=bool(direction), dtype=layer.dtype)
         outputs.append(y)
-        blocks = [b.node("Unsqueeze", [s, b.ints([0])]) for s in finals]
-        states = [[blk] for blk in blocks] if states is None else [s + [blk] for s, blk in zip(states, blocks)]
+        blocks.append([b.node("Unsqueeze", [s, b.ints([0])]) for s in finals])
+    states = [list(per_state) for per_state in zip(*blocks)]   # per state tensor, one block per direction
     return (outputs[0] if D == 1 else b.node("Concat", outputs, axis=2)), states
 
 

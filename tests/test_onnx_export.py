@@ -305,6 +305,53 @@ def test_a_users_module_around_a_layer():
         onnx_model(model, (data((5, 3, 3), np.float32),), dynamic_axes={"input": {0: "time", 1: "batch"}})
 
 
+class Scale(Module):
+    """A module with an exporter of its own (registered below): y = x * factor, as one ONNX Mul."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def _export_scale(b, module, x):
+    return b.node("Mul", [x, b.scalar(module.factor, x.dtype)])
+
+
+class Tokens(Module):
+    """Embedding -> GRU -> Scale -> Linear, each called as a module inside a traced forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = tg.nn.Embedding(10, 3, dtype=np.float32)
+        self.gru = GRU(3, 4, dtype=np.float32)
+        self.scale = Scale(0.5)
+        self.head = Linear(4, 2, dtype=np.float32)
+
+    def forward(self, ids):
+        out, h = self.gru(self.embed(ids))
+        return self.head(self.scale(out)), h
+
+
+def test_registered_modules_inside_a_traced_module(monkeypatch):
+    from tinygraph.export import register_onnx
+    from tinygraph.export.builder import EXPORTERS
+    monkeypatch.setitem(EXPORTERS, Scale, _export_scale)
+    tg.manual_seed(13)
+    model = Tokens()
+    ids = np.random.default_rng(1).integers(0, 10, (5, 3))
+    dynamic = {"input": {0: "time", 1: "batch"}}
+    proto = run_both(model, (ids,), (np.random.default_rng(2).integers(0, 10, (7, 2)),), dynamic_axes=dynamic)
+    assert [t for t in op_types(proto.graph) if t in ("Gather", "GRU", "Mul")] == ["Gather", "GRU", "Mul"]
+    monkeypatch.setitem(EXPORTERS, Scale, lambda b, module, x: [x.name, x.name])
+    with pytest.raises(ExportError, match="exporter of Scale returned 2 ONNX values for the 1 tensors"):
+        onnx_model(lambda x: Scale(2.0)(x) + 1, (data((3, 2)),))
+    with pytest.raises(TypeError, match="register_onnx: expected a class and a function"):
+        register_onnx(Scale(1.0), _export_scale)
+
+
 def test_dynamic_axes_through_shape_ops():
     """Rules that write shapes keep the dynamic axes: reshape (0 and -1), broadcast_to (Expand with 1),
     slices, var and sort along a dynamic axis, flip, cumsum."""
@@ -312,14 +359,16 @@ def test_dynamic_axes_through_shape_ops():
         y = tg.reshape(x, (-1, 3, 2))[:, ::-1, 1:] * 2       # (B*2, 3, 1)
         z = tg.broadcast_to(x[:, None, :], (x.shape[0], 4, 6))
         rows = tg.sort(x, axis=0) + tg.var(x, axis=0, ddof=1) + tg.cumsum(x, axis=0)
-        return tg.flip(y, axis=0), z.sum(axis=1), rows, x.reshape((x.shape[0], 2, 3))
+        ends = x[np.array([-1, 0])]                           # Gather on the dynamic axis, from its end
+        return tg.flip(y, axis=0), z.sum(axis=1), rows, x.reshape((x.shape[0], 2, 3)), ends
     x = data((4, 6))
     exported = onnx_model(f, (x,))
     checked(exported)
     x2 = data((9, 6))
     for a, e in zip(session(exported).run(None, {"input": x2}), f(tg.Tensor(x2))):
         assert_close(a, e.data)
-    assert [o[2] for o in exported.outputs] == [("batch", 3, 1), ("batch", 6), ("batch", 6), ("batch", 2, 3)]
+    assert [o[2] for o in exported.outputs] == [("batch", 3, 1), ("batch", 6), ("batch", 6), ("batch", 2, 3),
+                                                (2, 6)]
 
 
 def test_same_model_same_bytes_and_protobufs_own_serialization():
@@ -411,6 +460,8 @@ def test_sizes_read_at_trace_time():
     run_both(lambda x: tg.mean(x, axis=1), (data((3, 4)),), (data((5, 4)),))   # a fixed axis: fine
     with pytest.raises(ExportError, match="broadcast_to .* stretches to axis 0 \\('batch'\\)"):
         onnx_model(lambda x: tg.broadcast_to(tg.sum(x, axis=0, keepdims=True), x.shape) + x, (data((3, 4)),))
+    with pytest.raises(ExportError, match="counts from the end of a dynamic axis with a negative step"):
+        onnx_model(lambda x: x[-2::-1], (data((3, 4)),))
     with pytest.raises(ExportError, match="getitem with index arrays needs fixed sizes.*axis 0 \\('batch'\\)"):
         onnx_model(lambda x: x[np.array([0, 1]), np.array([1, 2])], (data((3, 4)),))
     run_both(lambda x: x[np.array([0, 1]), np.array([1, 2])], (data((3, 4)),), (data((3, 4)),),
@@ -505,7 +556,7 @@ def test_cli_export_notes_float64_native_layers(tmp_path, capsys):
     ("user", ["--load", "{d}/run.npz", "-o", "{d}/m.onnx"], "Pass --trust-cell"),
     ("user", ["--load", "{d}/run.npz", "-o", "{d}/m.txt"], "must end in .onnx"),
     ("user", ["--load", "{d}/run.npz", "-o", "{d}/no/m.onnx"], "does not exist"),
-    ("user", ["--load", "{d}/run.npz", "-o", "{d}/m.onnx", "--opset", "9"], "invalid choice"),
+    ("user", ["--load", "{d}/run.npz", "-o", "{d}/m.onnx", "--opset", "9"], "must be an integer in [17, 21]"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(make, args, message, tmp_path, capsys):
     if make == "text":

@@ -22,6 +22,7 @@ from .limits import integer
 
 SEQ_LEN = integer(1, 10_000, size=True)
 BATCH_SIZE = integer(1, 4096, size=True)
+OPSET = integer(min(SUPPORTED_OPSETS), max(SUPPORTED_OPSETS))   # every opset in between is supported
 
 
 def onnx_file(text):
@@ -49,8 +50,7 @@ def add_arguments(parser):
     parser.add_argument("--recurrent", choices=("native", "scan"), default="native",
                         help="RNN/LSTM/GRU as ONNX's own ops (native) or as a Scan of the step (scan); "
                              "a user's cell is always a Scan")
-    parser.add_argument("--opset", type=int, choices=SUPPORTED_OPSETS, default=ONNX_OPSET,
-                        help="ONNX opset")
+    parser.add_argument("--opset", type=OPSET, default=ONNX_OPSET, help=f"ONNX opset, {OPSET.text}")
     parser.add_argument("--trust-cell", action="store_true",
                         help="allow a checkpoint whose model uses your own cell (package.module:ClassName) "
                              "to import that module; a file could otherwise make any installed module run")

@@ -1,14 +1,17 @@
 """Building ONNX graphs from tinygraph: nodes, initializers and value infos with unique names, and
 tinygraph's own value of every ONNX value at two sizes of the dynamic axes.
 
-Dynamic axes without a symbolic engine. Every ``Value`` carries two arrays: ``example``, tinygraph's
-value at the sizes of the example inputs, and ``probe``, its value when every dynamic axis is a little
-longer (the export makes the probe inputs itself). A traced graph is replayed on the probe inputs op
-by op (``op.forward``), so an axis of any value is dynamic exactly when its two sizes differ. A rule
-that writes a shape into the file (``reshape``, ``broadcast_to``) reads from the two sizes which of
-its dimensions follow a dynamic axis and writes those as ONNX's "copy" (0) or "infer" (-1), or
-computes them with ``Shape``; an op whose shape was fixed at trace time fails to replay at the probe
-sizes and is reported by name and scope instead of being exported with a wrong fixed size.
+Dynamic axes without a symbolic engine: trace twice and compare. The export traces the model once on
+the example inputs and once on *probe* inputs, the examples with every dynamic axis a little longer
+(made by the export), and walks the two graphs node for node. Every ``Value`` carries both results:
+``example`` and ``probe``, so an axis of any value is dynamic exactly when its two sizes differ. The
+graphs must agree: the same ops on the same inputs, the same attributes and the same constants. What
+differs was computed in Python from a size or a value at trace time — a slice bound ``x.shape[0] //
+2``, the count ``tg.mean`` divides by, the number of unrolled steps — and would be a wrong constant
+in the file, so it is refused, naming the op and its scope. The exceptions are the attributes a rule
+writes from the two sizes instead (``SIZED_ATTRIBUTES``: the target shapes of ``reshape`` and
+``broadcast_to``, whose dimensions that follow a dynamic axis become ONNX's "copy" (0) or "infer"
+(-1)). With no dynamic axis the model is traced once and both values are the same.
 
 A module with an exporter of its own (``tinygraph.export.register_onnx``) is not traced: the trace
 records each of its calls as one node (``ModuleCall``, through the ``tinygraph.tracing.CALLS`` hook
@@ -241,14 +244,18 @@ class GraphBuilder:
         if exporter is None:
             return self.trace(fn, args, kwargs)
         example, probe = (run(fn, args, kwargs, which) for which in ("example", "probe"))
-        names = flatten(exporter(self, fn, *args, **kwargs), (str, Value))
         values = flatten(example, Tensor)
-        if len(names) != len(values):
-            raise ExportError(f"to_onnx: the exporter of {type(fn).__name__} returned {len(names)} "
-                              f"ONNX values for the {len(values)} tensors the module returns")
-        results = iter(Value(_name(n), e._data, p._data)
-                       for n, e, p in zip(names, values, flatten(probe, Tensor)))
+        names = self._export_module(exporter, fn, args, kwargs, len(values))
+        results = iter(Value(n, e._data, p._data) for n, e, p in zip(names, values, flatten(probe, Tensor)))
         return rebuild(example, Tensor, results)
+
+    def _export_module(self, exporter, module, args, kwargs, count):
+        """The ONNX names of the ``count`` outputs the exporter writes for ``module(*args, **kwargs)``."""
+        names = [_name(n) for n in flatten(exporter(self, module, *args, **kwargs), (str, Value))]
+        if len(names) != count:
+            raise ExportError(f"to_onnx: the exporter of {type(module).__name__} returned {len(names)} "
+                              f"ONNX values for the {count} tensors the module returns")
+        return names
 
     def trace(self, fn, args, kwargs):
         """Trace ``fn`` on leaves holding the Values' example arrays, and again on their probe arrays
@@ -291,9 +298,9 @@ class GraphBuilder:
                 raise self._mismatch(t, p, "the graphs differ here")
             sized = SIZED_ATTRIBUTES.get(t.op.name, ())
             changed = [k for k, v in t.op.attrs().items() if k not in sized and not _same(v, p.op.attrs().get(k))]
-            if changed or (type(t.op) is ModuleCall and t.op._call.module is not p.op._call.module):
-                raise self._mismatch(t, p, f"its {', '.join(changed) or 'module'} changes with the sizes "
-                                           f"({', '.join(f'{t.op.attrs()[k]!r} vs {p.op.attrs()[k]!r}' for k in changed)})")
+            if changed:
+                shown = ", ".join(f"{t.op.attrs()[k]!r} vs {p.op.attrs()[k]!r}" for k in changed)
+                raise self._mismatch(t, p, f"its {', '.join(changed)} changes with the sizes ({shown})")
             values[id(t)] = self.convert_node(t, [values[id(i)] for i in t.inputs], p)
         return values
 
@@ -310,6 +317,8 @@ class GraphBuilder:
         try:
             out.name = rule(self, op, inputs, out)
         except ExportError as exc:
+            if str(exc).startswith("to_onnx:"):  # already says where (a module call's own export)
+                raise
             raise ExportError(f"to_onnx: {_where(t)}: {exc}") from None
         finally:
             self.scope = outer
@@ -319,8 +328,8 @@ class GraphBuilder:
         return ExportError(
             f"to_onnx: {_where(t)} does not follow the dynamic axes {self.export.axis_list()}: traced "
             f"again with them longer, {what}. A value computed in Python from a size at trace time "
-            f"(x.shape[0] in an index or a count, a loop over steps) is a constant of the export; fix "
-            f"those axes (dynamic_axes) to export it as traced")
+            f"(x.shape[0] in an index or a count, a loop over steps) would be a constant of the export, "
+            f"wrong at other sizes; fix those axes (dynamic_axes) to export it as traced")
 
     def _constant_error(self, t, nodes):
         reader = next((n for n in nodes if n.op is not None and any(i is t for i in n.inputs)), None)
@@ -336,8 +345,8 @@ class GraphBuilder:
         names = self._calls.get(id(call))
         if names is None:
             args, kwargs = call.arguments(inputs)
-            names = flatten(exporter_of(call.module)(self, call.module, *args, **kwargs), (str, Value))
-            names = self._calls[id(call)] = [_name(n) for n in names]
+            names = self._calls[id(call)] = self._export_module(exporter_of(call.module), call.module, args,
+                                                                kwargs, call.count)
         return names
 
 
@@ -346,7 +355,8 @@ def _name(v):
 
 
 def _where(t):
-    return f"op '{t.op.name}' (scope '{t.scope or '<root>'}')"
+    what = f"op '{t.op.name}'" if t.op is not None else f"the leaf {t.name or ''} {t.shape}".replace("  ", " ")
+    return f"{what} (scope '{t.scope or '<root>'}')"
 
 
 def _same(a, b):
@@ -431,6 +441,7 @@ class Call:
     def __init__(self, module, args, kwargs, outputs):
         self.module, self.args, self.kwargs = module, args, kwargs
         self.tensors = flatten((args, tuple(kwargs.values())), Tensor)
+        self.count = len(outputs)
         self._last = (tuple(t._data for t in self.tensors), outputs)
 
     def arguments(self, replacements):

@@ -430,9 +430,8 @@ def _getitem(b, op, inputs, out):
         return _basic_index(b, x, parts)
     single = _single_array(op.index, x.ndim)
     if single is not None:
-        axis, index = single
-        index = np.where(index < 0, index + x.shape[axis], index).astype(np.int64)
-        return b.node("Gather", [x, b.const(index, "index")], axis=axis)
+        axis, index = single   # negative positions count from the end, in ONNX's Gather as in numpy
+        return b.node("Gather", [x, b.const(index.astype(np.int64), "index")], axis=axis)
     return gather_positions(b, x, _positions(x.shape, lambda a: a[op.index]), "getitem with index arrays")
 
 
