@@ -16,6 +16,7 @@ a Scan. ``lengths`` (padded batches) is not exported.
 """
 import numpy as np
 
+import tinygraph as tg
 from tinygraph.errors import ExportError
 from tinygraph.export import Signature, register_onnx
 from tinygraph.tensor import Tensor
@@ -50,7 +51,8 @@ def export_layer(b, layer, x, h0=None, lengths=None, hx=None):
     finals = [[] for _ in flat(template)]   # per state tensor: its (D, B, ...) or (1, B, ...) blocks
     for level in range(layer.num_layers):
         if native:
-            seq, states = _native_layer(b, layer, level, seq, initial)
+            with b.scoped(f"{layer.kind}/l{level}"):
+                seq, states = _native_layer(b, layer, level, seq, initial)
         else:
             seq, states = _scan_layer(b, layer, level, seq, initial, x, batch_axis)
         for k, block in enumerate(states):
@@ -101,8 +103,10 @@ def _scan_layer(b, layer, level, seq, initial, x, batch_axis):
     for direction in range(D):
         node = layer.recurrent(level, bool(direction))
         size = layer.input_size if level == 0 else D * layer.hidden_size
-        y, finals = scan(b, node, seq, size, batch, probe_batch, level * D + direction, initial,
-                         reverse=bool(direction), dtype=layer.dtype)
+        where = f"l{level}{'_reverse' if direction else ''}"   # the layer's own scopes
+        with b.scoped(f"{layer.kind}/{where}"), tg.scope(layer.kind), tg.scope(where):
+            y, finals = scan(b, node, seq, size, batch, probe_batch, level * D + direction, initial,
+                             reverse=bool(direction), dtype=layer.dtype)
         outputs.append(y)
         blocks.append([b.node("Unsqueeze", [s, b.ints([0])]) for s in finals])
     states = [list(per_state) for per_state in zip(*blocks)]   # per state tensor, one block per direction
@@ -123,10 +127,10 @@ def scan(b, node, seq, input_size, batch, probe_batch, k, initial, reverse, dtyp
     for s in new_states:
         body.output(values[id(s)])
     body.output(values[id(step_output)], b.export.fresh(_label(node, "y[t]")))
-    starts = _initial_states(b, node, seq, placeholders, k, initial, batch)
-    names = b.node("Scan", [*starts, seq], outputs=len(new_states) + 1, body=body.encode(_label(node, "step")),
-                   num_scan_inputs=1, scan_input_directions=[int(reverse)],
-                   scan_output_directions=[int(reverse)])
+    starts = _initial_states(b, node, seq, k, initial, batch)
+    names = b.node("Scan", [*starts, seq], outputs=len(new_states) + 1,
+                   body=body.encode(_label(node, "step")), num_scan_inputs=1,
+                   scan_input_directions=[int(reverse)], scan_output_directions=[int(reverse)])
     return names[-1], names[:-1]
 
 
@@ -143,7 +147,7 @@ def _label(node, name):
     return f"{node.name}.{name}"
 
 
-def _initial_states(b, node, seq, placeholders, k, initial, batch):
+def _initial_states(b, node, seq, k, initial, batch):
     """Row ``k`` of each given initial state, or zeros (B, ...) made for the run's batch."""
     if initial is not None:
         return [b.node("Gather", [s, b.scalar(k, np.int64)], axis=0) for s in initial]
@@ -160,9 +164,10 @@ def _initial_states(b, node, seq, placeholders, k, initial, batch):
 
 
 def layer_signature(layer):
-    names = layer.state_names
-    if len(names) != len(flat(layer.recurrent(0).initial_state(1))):
-        names = tuple(f"s{k}" for k in range(len(flat(layer.recurrent(0).initial_state(1)))))
+    """Inputs ``input``, ``h0`` (, ``c0``), outputs ``output``, ``h_n`` (, ``c_n``): the state tensors'
+    names (``s0``, ``s1``... for a cell that names none); time and batch dynamic."""
+    count = len(flat(layer.recurrent(0).initial_state(1)))
+    names = layer.state_names if len(layer.state_names) == count else tuple(f"s{k}" for k in range(count))
     x_axes = {0: "batch", 1: "time"} if layer.batch_first else {0: "time", 1: "batch"}
     return Signature(("input",) + tuple(f"{n}0" for n in names), ("output",) + tuple(f"{n}_n" for n in names),
                      {"input": x_axes, **{f"{n}0": {1: "batch"} for n in names}})
@@ -184,6 +189,7 @@ def export_sequence_model(b, model, x, state=None, lengths=None):
 
 
 def model_signature(model):
+    """The layer's names; the input is time-major, (T, B) ids or (T, B, features)."""
     layer = layer_signature(model.rnn)
     return Signature(layer.inputs, layer.outputs, {**layer.axes, "input": {0: "time", 1: "batch"}})
 

@@ -5,9 +5,7 @@ Models are exported at one batch and sequence length and run at others. Every re
 exports and matches onnxruntime on drawn samples (``tinygraph.testing.op_samples``, several samples
 per model) or is in ``tinygraph.export.UNSUPPORTED`` with a reason.
 """
-import io
 import os
-import tempfile
 
 import numpy as np
 import pytest
@@ -197,7 +195,8 @@ def test_gru_rnn_lstm_native_float32(layer):
     assert op_types(proto.graph).count(kind) == model.num_layers
     if kind == "GRU":
         gru = next(n for n in proto.graph.node if n.op_type == "GRU")
-        assert onnx.helper.get_attribute_value(next(a for a in gru.attribute if a.name == "linear_before_reset")) == 1
+        reset = next(a for a in gru.attribute if a.name == "linear_before_reset")
+        assert onnx.helper.get_attribute_value(reset) == 1
 
 
 @pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
@@ -259,7 +258,8 @@ def test_user_cells_with_a_pair_state_and_initial_states():
     (lambda: SequenceModel("lstm", 3, 6, 2, dtype=np.float32), False, "native"),
     (lambda: SequenceModel("examples.cells:IndRNN", 3, 6, 2, head="many_to_one", num_layers=2,
                            bidirectional=True), False, "native"),
-    (lambda: SequenceModel("rnn", 3, 6, 4, head="many_to_one", embedding=9, dtype=np.float32), True, "native"),
+    (lambda: SequenceModel("rnn", 3, 6, 4, head="many_to_one", embedding=9, dtype=np.float32), True,
+     "native"),
 ], ids=["charrnn-embedding-gru", "charrnn-onehot-lstm-scan", "many_to_many", "many_to_one-indrnn",
         "many_to_one-embedding"])
 def test_sequence_models(build, ids, recurrent):
@@ -401,7 +401,8 @@ def test_later_opsets(opset):
              opset=opset)
 
     def reductions(x):
-        return tg.max(x, axis=1), tg.min(x, axis=(0, 1), keepdims=True), tg.prod(x, axis=0), tg.mean(x, axis=1)
+        return (tg.max(x, axis=1), tg.min(x, axis=(0, 1), keepdims=True), tg.prod(x, axis=0),
+                tg.mean(x, axis=1))
     run_both(reductions, (data((3, 4)),), (data((5, 4)),), opset=opset)
 
 
@@ -455,14 +456,16 @@ def test_sizes_read_at_trace_time():
             with tg.scope("half"):
                 return x[:x.shape[0] // 2]
         onnx_model(half, (data((3, 4)),))
-    with pytest.raises(ExportError, match="op 'mul' .* reads a constant float64 \\(\\) that changes.*tg.mean"):
+    with pytest.raises(ExportError, match="op 'mul' .* reads a constant float64 \\(\\) that "
+                                          "changes.*tg.mean"):
         onnx_model(lambda x: tg.mean(x, axis=0), (data((3, 4)),))
     run_both(lambda x: tg.mean(x, axis=1), (data((3, 4)),), (data((5, 4)),))   # a fixed axis: fine
     with pytest.raises(ExportError, match="broadcast_to .* stretches to axis 0 \\('batch'\\)"):
         onnx_model(lambda x: tg.broadcast_to(tg.sum(x, axis=0, keepdims=True), x.shape) + x, (data((3, 4)),))
     with pytest.raises(ExportError, match="counts from the end of a dynamic axis with a negative step"):
         onnx_model(lambda x: x[-2::-1], (data((3, 4)),))
-    with pytest.raises(ExportError, match="getitem with index arrays needs fixed sizes.*axis 0 \\('batch'\\)"):
+    with pytest.raises(ExportError, match="getitem with index arrays needs fixed sizes.*axis 0 "
+                                          "\\('batch'\\)"):
         onnx_model(lambda x: x[np.array([0, 1]), np.array([1, 2])], (data((3, 4)),))
     run_both(lambda x: x[np.array([0, 1]), np.array([1, 2])], (data((3, 4)),), (data((3, 4)),),
              dynamic_axes={})   # fixed sizes: a Gather of the positions
@@ -477,8 +480,8 @@ def test_an_unrolled_recurrence_follows_no_dynamic_length():
     with pytest.raises(ExportError, match="reads a constant float64 \\(3, 3\\) that changes"):
         onnx_model(lambda x: node.sequence(x)[0], (data((5, 3, 2)),), dynamic_axes={"input": {1: "batch"}})
     # a fixed length and the zero state given: the 5 steps as they are, for any batch
-    run_both(lambda x, h: node.sequence(x, h)[0], (data((5, 3, 2)), data((3, 3))), (data((5, 2, 2)), data((2, 3))),
-             dynamic_axes={"input": {1: "batch"}, "input_1": {0: "batch"}})
+    run_both(lambda x, h: node.sequence(x, h)[0], (data((5, 3, 2)), data((3, 3))),
+             (data((5, 2, 2)), data((2, 3))), dynamic_axes={"input": {1: "batch"}, "input_1": {0: "batch"}})
 
 
 def test_values_the_trace_reads_into_numpy():
@@ -583,3 +586,38 @@ def test_cli_exports_a_users_cell_when_trusted(tmp_path, capsys):
     x = data((6, 2, 2))
     with tg.no_grad():
         assert_close(session(out).run(None, {"input": x})[0], model(x)[0].data)
+
+
+SOFTSIGN_CELL = '''
+import numpy as np
+import tinygraph as tg
+from tinygraph.nn import Linear, Module
+from tinygraph.ops import Op, apply
+
+
+class Softsign(Op, register=False):
+    name = "softsign"
+    saves = ("x",)
+    def forward(self, x): return x / (1 + np.abs(x))
+    def vjp(self, B, g, out, x): return (g / (1 + B.abs(x)) ** 2,)
+
+
+class SoftsignCell(Module):
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.lin = Linear(input_size + hidden_size, hidden_size)
+
+    def forward(self, x, h):
+        return apply(Softsign(), self.lin(tg.concat([x, h], axis=-1)))
+'''
+
+
+def test_cli_a_cell_with_an_op_without_mapping_is_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "softsign_cell.py").write_text(SOFTSIGN_CELL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = checkpoint(tmp_path, SequenceModel("softsign_cell:SoftsignCell", 2, 3, 2))
+    assert main(["export", "--load", str(path), "-o", str(tmp_path / "m.onnx"), "--trust-cell"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "op 'softsign' (scope 'softsigncell/l0/cell') cannot be exported to ONNX" in err
+    assert not (tmp_path / "m.onnx").exists()

@@ -18,6 +18,7 @@ records each of its calls as one node (``ModuleCall``, through the ``tinygraph.t
 in ``Module.__call__``), its exporter writes the ONNX nodes, and the module itself computes the
 example and probe values.
 """
+import contextlib
 import threading
 
 import numpy as np
@@ -155,7 +156,8 @@ class GraphBuilder:
 
     def parameter(self, tensor, hint=None):
         """The initializer holding a leaf Tensor's value (one per Tensor, however often it is read)."""
-        return self.root._constant(("tensor", id(tensor)), tensor, tensor._data, hint or tensor.name or "const")
+        hint = hint or tensor.name or "const"
+        return self.root._constant(("tensor", id(tensor)), tensor, tensor._data, hint)
 
     def _constant(self, key, owner, array, hint):
         held = self._constants.get(key)
@@ -297,9 +299,10 @@ class GraphBuilder:
                     [position[id(i)] for i in t.inputs] != [probe_position[id(i)] for i in p.inputs]:
                 raise self._mismatch(t, p, "the graphs differ here")
             sized = SIZED_ATTRIBUTES.get(t.op.name, ())
-            changed = [k for k, v in t.op.attrs().items() if k not in sized and not _same(v, p.op.attrs().get(k))]
+            attrs, probe_attrs = t.op.attrs(), p.op.attrs()
+            changed = [k for k, v in attrs.items() if k not in sized and not _same(v, probe_attrs.get(k))]
             if changed:
-                shown = ", ".join(f"{t.op.attrs()[k]!r} vs {p.op.attrs()[k]!r}" for k in changed)
+                shown = ", ".join(f"{attrs[k]!r} vs {probe_attrs[k]!r}" for k in changed)
                 raise self._mismatch(t, p, f"its {', '.join(changed)} changes with the sizes ({shown})")
             values[id(t)] = self.convert_node(t, [values[id(i)] for i in t.inputs], p)
         return values
@@ -313,16 +316,23 @@ class GraphBuilder:
             reason = UNSUPPORTED.get(op.name, "it has no entry in tinygraph.export's op table")
             raise ExportError(f"to_onnx: {_where(t)} cannot be exported to ONNX: {reason}")
         out = Value(None, t._data, probe._data)
-        outer, self.scope = self.scope, t.scope or ""
         try:
-            out.name = rule(self, op, inputs, out)
+            with self.scoped(t.scope or ""):
+                out.name = rule(self, op, inputs, out)
         except ExportError as exc:
             if str(exc).startswith("to_onnx:"):  # already says where (a module call's own export)
                 raise
             raise ExportError(f"to_onnx: {_where(t)}: {exc}") from None
+        return out
+
+    @contextlib.contextmanager
+    def scoped(self, path):
+        """Name the nodes emitted inside after the tinygraph scope ``path`` (``lstm/l0``)."""
+        outer, self.scope = self.scope, path
+        try:
+            yield
         finally:
             self.scope = outer
-        return out
 
     def _mismatch(self, t, p, what):
         return ExportError(
@@ -355,7 +365,7 @@ def _name(v):
 
 
 def _where(t):
-    what = f"op '{t.op.name}'" if t.op is not None else f"the leaf {t.name or ''} {t.shape}".replace("  ", " ")
+    what = f"op '{t.op.name}'" if t.op is not None else f"the leaf {t.name or t.shape}"
     return f"{what} (scope '{t.scope or '<root>'}')"
 
 
@@ -447,7 +457,8 @@ class Call:
     def arguments(self, replacements):
         """(args, kwargs) with the Tensors replaced by ``replacements`` in order."""
         items = iter(replacements)
-        return rebuild(self.args, Tensor, items), {k: rebuild(v, Tensor, items) for k, v in self.kwargs.items()}
+        args = rebuild(self.args, Tensor, items)
+        return args, {k: rebuild(v, Tensor, items) for k, v in self.kwargs.items()}
 
     def outputs(self, arrays):
         """The module's flattened output arrays for these input arrays (run once per new set)."""

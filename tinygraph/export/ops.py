@@ -550,14 +550,16 @@ def _roll(b, op, inputs, out):
     flattened array (all sizes fixed)."""
     (x,) = inputs
     if op.axis is None:
-        return gather_positions(b, x, _positions(x.shape, lambda a: np.roll(a, op.shift)), "roll without axis")
+        positions = _positions(x.shape, lambda a: np.roll(a, op.shift))
+        return gather_positions(b, x, positions, "roll without axis")
     y = x.name
     for shift, axis in zip(op.shift, op.axis):
         b.require_fixed(x, "roll", axes=(axis,))
         n = x.shape[axis]
         s = shift % n if n else 0
         if s:
-            y = b.node("Concat", [_slice(b, y, n - s, INT64_MAX, axis), _slice(b, y, 0, n - s, axis)], axis=axis)
+            tail, head = _slice(b, y, n - s, INT64_MAX, axis), _slice(b, y, 0, n - s, axis)
+            y = b.node("Concat", [tail, head], axis=axis)
     return y if y != x.name else b.node("Identity", [x])
 
 
