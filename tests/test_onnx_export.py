@@ -79,7 +79,7 @@ def export_samples(samples):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", sorted(set(OPS) - set(UNSUPPORTED)))
 def test_every_op_matches_onnxruntime(name, dtype):
-    @settings(max_examples=max(2, settings().max_examples // 8))  # ci: 3 models of up to 4 samples
+    @settings(max_examples=max(2, settings().max_examples // 12))  # ci: 2 models of up to 4 samples
     @given(st.lists(op_samples(OPS[name], dtype), min_size=1, max_size=4))
     def check(samples):
         exported, feeds, expected = export_samples(samples)
