@@ -19,8 +19,8 @@ setup-browser: setup
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		  chromium >/dev/null; } || \
 		echo "warning: could not install chromium; the explorer's browser tests will be skipped"
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,plot,browser,docs]' || \
-		echo "warning: could not install Playwright or the notebook kernel; the tests that need them will be skipped"
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test,plot,browser,docs,onnx]' || \
+		echo "warning: could not install Playwright, the notebook kernel or onnx/onnxruntime; the tests that need them will be skipped"
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[torch]' || \
 		echo "warning: could not install PyTorch; the tests that need it will be skipped"
 

@@ -9,6 +9,7 @@ from .tasks import TASKS, make_task  # noqa: F401
 from .training import Trainer, TruncatedBPTT, make_optimizer  # noqa: F401
 from .rtrl import rtrl  # noqa: F401
 from .torch_export import ExportError, to_torch  # noqa: F401
+from . import onnx_export  # noqa: F401  (registers the layers' and models' ONNX exporters)
 
 __all__ = ["GRUCell", "LSTMCell", "RNNCell", "GRU", "LSTM", "RNN", "RecurrentLayer", "Recurrent",
            "CELL_KINDS", "make_layer", "resolve_cell", "Checkpoint", "CheckpointError", "NonFiniteError",

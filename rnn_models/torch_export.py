@@ -30,6 +30,7 @@ and compared).
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.errors import ExportError  # noqa: F401  (one error for ONNX and torch export)
 from tinygraph.extras import require
 from tinygraph.nn import Embedding
 from tinygraph.tensor import Tensor
@@ -39,10 +40,6 @@ from .models import CharRNN, SequenceModel
 from .recurrent import flat
 
 _TRACE_BATCHES = (2, 3)   # a step traced at both must give the same program
-
-
-class ExportError(tg.TinygraphError, TypeError):
-    """A model, or a cell's step, that ``to_torch`` cannot express in torch."""
 
 
 class StepProgram:

@@ -46,6 +46,19 @@ def _reduce(fn):
     return reduce
 
 
+def _max_shift(a, x):
+    """tinygraph's ``max_shift``: the max over the axes kept as size-1 dims, 0 where it is not finite
+    (zeros for an empty input), a constant for the gradient (detached)."""
+    dims = _dims(a["axis"], x.ndim)
+    with torch.no_grad():
+        if not x.numel():
+            kept = {d % x.ndim for d in dims}
+            shape = [1 if d in kept else n for d, n in enumerate(x.shape)]
+            return torch.zeros(shape, dtype=x.dtype)
+        shift = torch.amax(x, dim=dims, keepdim=True) if dims else x.clone()
+        return torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+
+
 def _var(a, x):
     """numpy's ``var``; over no axes (``axis=()``) each element is its own sample of one."""
     dims = _dims(a["axis"], x.ndim)
@@ -187,6 +200,7 @@ TORCH_OPS.update({
     "pad": _pad,
     "sum": _reduce(torch.sum),
     "max": _reduce(torch.amax),
+    "max_shift": _max_shift,
     "min": _reduce(torch.amin),
     "prod": _reduce(_prod),
     "var": _var,

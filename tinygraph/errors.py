@@ -40,3 +40,10 @@ class StateDictError(TinygraphError, KeyError):
 class CompileError(TinygraphError, TypeError):
     """``tg.compile`` cannot trace or replay a step: a bad argument or result, or something a
     replay could not repeat (see ``tinygraph.jit``)."""
+
+
+class ExportError(TinygraphError, ValueError):
+    """A model that cannot be exported: for ``tinygraph.export.to_onnx`` an op without an ONNX mapping,
+    a shape fixed at trace time on a dynamic axis, a bad argument (see ``tinygraph.export``); for
+    ``rnn_models.to_torch`` a model or a cell's step that torch cannot express (an op without a torch
+    function, a step depending on the batch size)."""

@@ -501,11 +501,9 @@ def clip(x, low=None, high=None):
 
 # --- composites for classification ------------------------------------------------------------------
 def _max_shift(x, axes):
-    """The max over ``axes`` (kept as size-1 dims), as a constant, 0 where it is not finite: what
-    exp-sums are shifted by so they cannot overflow."""
-    shift = np.max(x._data, axis=axes, keepdims=True) if x.size else np.zeros(
-        tuple(1 if a in axes else n for a, n in enumerate(x.shape)), x.dtype)
-    return Tensor._wrap(np.where(np.isfinite(shift), shift, 0).astype(x.dtype))
+    """The max over ``axes`` (kept as size-1 dims), 0 where it is not finite: what exp-sums are
+    shifted by so they cannot overflow; a constant for the gradient (the ``max_shift`` op)."""
+    return apply(RD.MaxShift(tuple(axes)), x)
 
 
 def _log_sum_exp_shifted(x, axes):

@@ -517,6 +517,16 @@ def _var(draw, op_cls, dtype):
     return op_cls(axis, draw(st.booleans()), ddof), draw(_op_inputs(op_cls, [shape], dtype))
 
 
+@_sampler("max_shift")
+@st.composite
+def _max_shift(draw, op_cls, dtype):
+    """MaxShift(axes): a sorted tuple of axes, all of them in place of None (as softmax passes)."""
+    shape = draw(shapes())
+    axes = draw(_axes(shape))
+    axes = tuple(range(len(shape))) if axes is None else axes
+    return op_cls(axes), draw(_op_inputs(op_cls, [shape], dtype))
+
+
 @_sampler("scan")
 @st.composite
 def _scan(draw, op_cls, dtype):

@@ -11,5 +11,11 @@ for ``backward`` decline through ``tracing()``, calls from threads other than th
 - ``item(tensor, value)`` from ``Tensor.item`` (a traced value read into Python);
 - ``leaf(tensor, source)`` from ``Tensor.__init__`` (a leaf copied from an array);
 - ``optimizer(opt, method, args)`` from ``Optimizer.step`` / ``zero_grad``, which runs the call.
+
+``CALLS`` is the same kind of hook for ``tinygraph.export``: empty except while an export traces a
+module. ``Module.__call__`` then hands the call to the last entry, ``CALLS[-1](module, args,
+kwargs)``, which returns the call's result: a module that exports itself as its own ONNX nodes (an
+RNN layer as ONNX's ``LSTM``) is recorded as one node instead of being traced op by op.
 """
 RECORDERS = []
+CALLS = []

@@ -28,6 +28,7 @@ COMMANDS = {
     "render": ("tinygraph_app.render", "draw a recurrent net folded or unrolled (SVG/PNG/PDF/DOT)"),
     "gradflow": ("tinygraph_app.gradflow", "plot the gradient norm |dL/dh_t| against t (SVG)"),
     "experiment": ("tinygraph_app.experiment", "reproduce the textbook RNN results with numbers and SVGs"),
+    "export": ("tinygraph_app.export", "write a trained model to an ONNX file (runs in onnxruntime)"),
 }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DTypeError, StateDictError
 from ..tensor import Tensor, to_array
-from ..tracing import RECORDERS
+from ..tracing import CALLS, RECORDERS
 
 
 class Parameter(Tensor):
@@ -68,6 +68,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if CALLS:  # tinygraph.export is tracing: it may record this call as one node (tinygraph.tracing)
+            return CALLS[-1](self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     # --- the tree -------------------------------------------------------------------------------

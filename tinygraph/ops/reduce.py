@@ -55,6 +55,28 @@ class Min(Max):
         return f"min: cannot reduce a tensor of shape {x.shape} over axis {self.axis} (empty?)"
 
 
+class MaxShift(Op):
+    """The max over ``axis`` (a tuple of axes) kept as size-1 dims, 0 where it is not finite (zeros
+    for an empty input): what softmax, log_softmax and logsumexp subtract so that exp cannot
+    overflow. A node of its own rather than a constant, so a traced graph (``tinygraph.export``,
+    ``tinygraph.compile``) computes it from its input; not differentiable: the shift cancels, and the
+    gradient treats it as a constant."""
+    name = "max_shift"
+    differentiable = False
+    saves = ()
+    sample = "max_shift"
+    def __init__(self, axis): self.axis = axis
+
+    def forward(self, x):
+        if not x.size:
+            return np.zeros(kept_shape(x.shape, self.axis), x.dtype)
+        shift = np.max(x, axis=self.axis, keepdims=True)
+        return np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+
+    def vjp(self, B, g, out, x): return (None,)
+    def jvp(self, B, tangents, out, x): return None
+
+
 def _others_product(B, x, axis):
     """For each element of ``x``, the product of the other elements of its reduced slice (``axis``
     a tuple or None). Written as left-exclusive times right-exclusive cumulative products, so it
