@@ -3,14 +3,17 @@
 Experiments: gradients (vanishing/exploding gradients: linear and tanh RNN at spectral radius ρ, LSTM),
 clipping (a large-ρ RNN trained with and without clip_grad_norm_), adding (the adding problem: LSTM
 and GRU against a vanilla RNN), chars (a character-level LSTM on the embedded text). Each writes its
-SVGs plus a table (<name>.md, <name>.json) into --out and prints the table; the same seed gives the
-same files.
+SVGs plus a table (<name>.md, <name>.json) into --out and prints the table, with the experiment's
+claims, each with its measured value and ✓ or ✗ (exit status 1 if one fails). Reproducible:
+bit-identical files with the same seed on one BLAS build; across builds the claims hold within their
+stated tolerances.
 
 Examples:
   tinygraph experiment all --out docs/experiments
   tinygraph experiment gradients --quick
 """
 import os
+import sys
 
 from rnn_models.training import set_default_compile
 
@@ -48,15 +51,20 @@ def run(args):
         others = ", ".join(name for name in EXPERIMENTS if name != "chars")
         require_dot("experiment chars (its picture of a training window)",
                     instead=f"run the other experiments ({others})")
-    total = 0.0
+    total, failed = 0.0, []
     for name in names:
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
         report, seconds = run_experiment(name, args.out, quick=args.quick, seed=args.seed,
                                          log=lambda line: print(line, flush=True), jobs=args.jobs)
         total += seconds
+        failed += [f"{name}: {verdict['claim']}" for verdict in report.claims if not verdict["holds"]]
         print(report.markdown())
         print(f"{name}: {seconds:.1f} s, wrote {', '.join(report.files + [name + '.md', name + '.json'])} "
               f"in {args.out}\n", flush=True)
     if len(names) > 1:
         print(f"all experiments: {total:.1f} s")
+    if failed:
+        print(f"experiment: {len(failed)} claim(s) not borne out by this run: " + "; ".join(failed),
+              file=sys.stderr)
+        return 1
     return 0

@@ -1,5 +1,6 @@
-"""What every experiment shares: its report (a table written as Markdown and JSON), byte-stable SVG
-figures, and the small numerical helpers (a matrix of a chosen spectral radius, a fitted rate).
+"""What every experiment shares: its claims (results stated with tolerances), its report (a table and
+the claims' verdicts, written as Markdown and JSON), byte-stable SVG figures, and the small numerical
+helpers (a matrix of a chosen spectral radius, a fitted rate).
 
 Files are written atomically and hold no wall-clock times, so the same seed gives the same bytes.
 """
@@ -7,14 +8,82 @@ import io
 import json
 import math
 import multiprocessing
+import operator
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from visualize.plots import SVG_RC
 from visualize.render import write_atomic
+
+REPRODUCIBLE = ("bit-identical with the same seed on one BLAS build; across builds the claims below hold "
+                "within the stated tolerances")
+COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One result an experiment states: a value measured from its numbers and the bound it must meet.
+
+    Attributes:
+        name: a short identifier.
+        sentence: the claim as the README says it, with ``{bound}`` (a format field, e.g. ``{bound:g}``)
+            where the bound goes.
+        measure: ``numbers -> float``: the value, read from the experiment's JSON numbers (the
+            ``"numbers"`` of ``<name>.json``; non-finite floats are the strings "inf"/"nan" there).
+        compare: ``"<"``, ``"<="``, ``">"`` or ``">="``: the claim holds when ``value compare bound``.
+        full: the bound for the full-size run.
+        quick: the bound for the --quick run, when the shorter run needs its own (default: ``full``).
+
+    Bounds are chosen to hold on any BLAS build: rounding differences grow through a chaotic training
+    run, so what a claim measures is the textbook result (diverges or not, under a bound or not), never
+    a chaotic figure such as the step at which a diverging run overflows.
+    """
+    name: str
+    sentence: str
+    measure: Callable
+    compare: str
+    full: float
+    quick: float = None
+
+    def __post_init__(self):
+        if self.compare not in COMPARISONS:
+            raise ValueError(f"Claim {self.name!r}: compare must be one of {', '.join(COMPARISONS)}, "
+                             f"got {self.compare!r}")
+
+    def bound(self, quick=False):
+        """The bound the measured value is compared with: the quick run's when given, else the full's."""
+        return self.quick if quick and self.quick is not None else self.full
+
+    def text(self, quick=False):
+        """The sentence with the bound of the full-size (or quick) run filled in."""
+        return self.sentence.format(bound=self.bound(quick))
+
+    def check(self, numbers, quick=False):
+        """``(measured value, holds)`` on an experiment's numbers; a NaN value never holds."""
+        value = float(self.measure(numbers))
+        return value, bool(COMPARISONS[self.compare](value, self.bound(quick)))
+
+
+def check_claims(claims, numbers, quick=False):
+    """Every claim's verdict on ``numbers`` (taken as they are written to JSON): a list of
+    ``{"name", "claim", "value", "bound", "holds"}``."""
+    numbers = jsonable(numbers)
+    verdicts = []
+    for claim in claims:
+        value, holds = claim.check(numbers, quick)
+        verdicts.append(dict(name=claim.name, claim=claim.text(quick), value=value,
+                             bound=claim.bound(quick), holds=holds))
+    return verdicts
+
+
+def worst(values):
+    """The largest of ``values`` (JSON numbers), or inf if any is not finite: how far a run went."""
+    values = [float(v) for v in values]
+    return math.inf if not all(map(math.isfinite, values)) else max(values)
 
 
 @dataclass
@@ -28,6 +97,7 @@ class Report:
         notes: lines printed under the table (settings, the verdict).
         numbers: the raw measurements, JSON-able (what the tests assert on).
         files: paths of the pictures written, relative to the output directory.
+        claims: the verdicts of the experiment's claims (``check_claims``), set by ``run_experiment``.
     """
     name: str
     title: str
@@ -36,23 +106,24 @@ class Report:
     notes: list = field(default_factory=list)
     numbers: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
+    claims: list = field(default_factory=list)
 
     def markdown(self):
         """The report as Markdown: the title, the table, the notes and the files written."""
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
-                 "|" + "|".join("---" for _ in self.columns) + "|"]
-        for row in self.rows:   # a "|" inside a cell would split it
-            lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
-        lines += [""] + [f"- {note}" for note in self.notes]
+        lines = [f"### {self.title}", ""] + markdown_table(self.columns, self.rows) + [""]
+        lines += [f"- {note}" for note in self.notes]
         if self.files:
             lines.append("- pictures: " + ", ".join(self.files))
+        if self.claims:
+            lines += ["", f"Reproducible: {REPRODUCIBLE}.", ""] + claims_table(self.claims)
         return "\n".join(lines) + "\n"
 
     def to_json(self):
         """The report as JSON text (every field, NaN refused), ending in a newline."""
         return json.dumps({"name": self.name, "title": self.title, "columns": self.columns,
-                           "rows": self.rows, "notes": self.notes, "numbers": jsonable(self.numbers),
-                           "files": self.files}, indent=1, allow_nan=False) + "\n"
+                           "rows": self.rows, "notes": self.notes, "claims": jsonable(self.claims),
+                           "numbers": jsonable(self.numbers), "files": self.files},
+                          indent=1, allow_nan=False) + "\n"
 
     def write(self, out_dir):
         """Write ``<name>.md`` and ``<name>.json`` into ``out_dir``; returns their paths."""
@@ -60,6 +131,19 @@ class Report:
         for path, text in zip(paths, (self.markdown(), self.to_json())):
             write_atomic(path, text.encode("utf-8"))
         return paths
+
+
+def markdown_table(columns, rows):
+    """The lines of a Markdown table (a "|" inside a cell is escaped: it would split the cell)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    return lines + ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+
+
+def claims_table(verdicts):
+    """The lines of the claims' table: each claim, its measured value and ✓ or ✗ (what the README's
+    claims tables copy)."""
+    return markdown_table(["claim (holds across BLAS builds)", "measured", "holds"],
+                          [[v["claim"], sci(v["value"], 3), "✓" if v["holds"] else "✗"] for v in verdicts])
 
 
 def jsonable(value):
