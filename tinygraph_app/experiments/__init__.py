@@ -22,7 +22,7 @@ import os
 import time
 
 from . import adding, chars, clipping, gradients
-from .common import check_claims
+from .common import check_claims as _check_claims
 
 __all__ = ["EXPERIMENTS", "run_experiment"]
 
@@ -41,6 +41,6 @@ def run_experiment(name, out_dir, quick=False, seed=0, log=print, jobs=1):
     begin = time.perf_counter()
     module = EXPERIMENTS[name]
     report = module.run(out_dir, quick=quick, seed=seed, log=log, jobs=jobs)
-    report.claims = check_claims(module.CLAIMS, report.numbers, quick)
+    report.claims = _check_claims(module.CLAIMS, report.numbers, quick)
     report.write(out_dir)
     return report, time.perf_counter() - begin
