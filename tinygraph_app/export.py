@@ -6,6 +6,10 @@ stay dynamic in the file: it runs at any sequence length and batch size. Inputs:
 for a character model, else features (T, B, input_size)); outputs: `output` (the logits) and the
 final states `h_n` (and `c_n` for an LSTM). Check and run it with onnx and onnxruntime (pip install
 'tinygraph[onnx]').
+
+Examples:
+  tinygraph export --load ckpt.npz -o model.onnx
+  tinygraph export --load ckpt.npz -o model.onnx --recurrent scan --dtype float64
 """
 import argparse
 import os
