@@ -30,7 +30,7 @@ NUMBER = r"([-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?)"
 
 def test_there_is_a_notebook_per_source():
     assert [p.stem for p in NOTEBOOKS] == [s.stem for s in SOURCES]
-    assert len(NOTEBOOKS) == 5, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) == 6, [p.name for p in NOTEBOOKS]
     assert sorted(CHECKS) == [p.stem for p in NOTEBOOKS], "every notebook needs its checks in CHECKS"
 
 
@@ -200,11 +200,32 @@ def check_char_rnn(run):
     assert 'id="run-1"' in curve and "loss" in window
 
 
+def check_export(run):
+    ours, theirs = run.numbers(r"loss: ours {N}, torch {N}")[0]
+    assert abs(ours - theirs) < 1e-12 and ours < 4.0                  # trained, and the same loss
+    assert run.number(r"largest forward difference: {N}") < 1e-10
+    assert run.number(r"largest gradient difference over 6 parameters: {N}") < 1e-10
+    assert "torch module loaded from our file gives the same logits: True" in run.text
+    assert "our loader reads it back: True" in run.text
+    assert written(run, ".safetensors").stat().st_size > 0
+    assert written(run, ".onnx").stat().st_size > 0
+    assert "'GRU'" in run.text and "[('input', ['time', 'batch'])]" in run.text
+    assert run.number(r"at \(T, B\) = \(25, 5\): logits \(25, 5, 64\), largest difference from "
+                      r"tinygraph: {N}") < 1e-5
+
+
 CHECKS = {"01_autodiff_from_scratch": check_autodiff, "02_your_own_recurrent_cell": check_cell,
           "03_bptt_vanishing_gradient": check_bptt, "04_property_testing_gradients": check_property_tests,
-          "05_char_rnn": check_char_rnn}
+          "05_char_rnn": check_char_rnn, "06_to_pytorch_and_onnx": check_export}
+
+
+# notebooks that need optional extras: (module, extra) each, skipped with the extra named when absent
+NEEDS = {"06_to_pytorch_and_onnx": [("torch", "torch"), ("safetensors", "torch"), ("onnx", "onnx"),
+                                    ("onnxruntime", "onnx")]}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_shows_its_point(path, tmp_path):
+    for module, extra in NEEDS.get(path.stem, ()):
+        pytest.importorskip(module, reason=f"{path.name} needs {module}: pip install 'tinygraph[{extra}]'")
     CHECKS[path.stem](execute(path, tmp_path))
