@@ -17,12 +17,11 @@ import sys
 
 import numpy as np
 
-from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
-from rnn_models.models import build_model
-from rnn_models.registry import is_spec
+from rnn_models.checkpoint import CheckpointError, load_checkpoint
 from tinygraph.export import ONNX_OPSET, SUPPORTED_OPSETS, to_onnx
 
 from .limits import integer
+from .saved_models import build_saved_model
 
 SEQ_LEN = integer(1, 10_000, size=True)
 BATCH_SIZE = integer(1, 4096, size=True)
@@ -69,16 +68,7 @@ def load_model(path, trust_cell=False):
     if not isinstance(model_config, dict):
         raise CheckpointError(f"checkpoint {path!r} holds no model config; export needs a checkpoint "
                               f"written by train --save")
-    cell = model_config.get("cell")
-    if is_spec(cell) and not trust_cell:
-        raise CheckpointError(f"checkpoint {path!r} names its cell {cell!r}; building it imports module "
-                              f"{cell.partition(':')[0]!r}. Pass --trust-cell if you trust this file")
-    try:
-        model = build_model(model_config)
-    except ValueError as exc:
-        raise CheckpointError(f"checkpoint {path!r}: its model config is invalid ({exc})") from None
-    restore(checkpoint, model)
-    return model, checkpoint.config
+    return build_saved_model(path, checkpoint, trust_cell), checkpoint.config
 
 
 def example_input(model, steps, batch):

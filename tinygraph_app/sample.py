@@ -6,11 +6,11 @@ Examples:
 """
 import numpy as np
 
-from rnn_models.checkpoint import CheckpointError, load_checkpoint, restore
-from rnn_models.models import CharRNN, build_model
-from rnn_models.registry import is_spec
+from rnn_models.checkpoint import CheckpointError, load_checkpoint
+from rnn_models.models import CharRNN
 
 from .limits import SEED, integer, number
+from .saved_models import build_saved_model
 
 LENGTH = integer(1, 100_000)
 # softmax(logits / T) stays finite for T in this range (a smaller T is argmax in all but name)
@@ -42,15 +42,7 @@ def load_char_model(path, trust_cell=False):
         kind = model_config.get("kind") if isinstance(model_config, dict) else None
         raise CheckpointError(f"checkpoint {path!r} holds a {kind or 'unknown'} model, not a CharRNN; "
                               f"sampling needs a model trained with --task chars")
-    cell = model_config.get("cell")
-    if is_spec(cell) and not trust_cell:
-        raise CheckpointError(f"checkpoint {path!r} names its cell {cell!r}; building it imports module "
-                              f"{cell.partition(':')[0]!r}. Pass --trust-cell if you trust this file")
-    try:
-        model = build_model(model_config)
-    except ValueError as exc:
-        raise CheckpointError(f"checkpoint {path!r}: its model config is invalid ({exc})") from None
-    restore(checkpoint, model)
+    model = build_saved_model(path, checkpoint, trust_cell)
     bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
     if bad:   # sampling would meet NaN probabilities
         raise CheckpointError(f"checkpoint {path!r} holds non-finite values (NaN or inf) in {len(bad)} "
