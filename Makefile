@@ -31,6 +31,7 @@ test: setup-browser
 bench: setup
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
+	$(PYTHON) -m benchmarks.mgu --json benchmarks/results/mgu.json
 
 # The README's pictures, redrawn with the commands the README lists (from this checkout's code).
 TINYGRAPH = PYTHONPATH=$(CURDIR) $(PYTHON) -m tinygraph_app
