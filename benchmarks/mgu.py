@@ -29,10 +29,10 @@ Implementations:
 Before anything is timed, loss, gradients and two SGD steps of both tinygraph steps are compared with
 (b)'s at a tiny size (``benchmarks.worker.CHECK_SIZE``; float64 to 1e-10); a mismatch stops the run.
 Each point is then timed in a fresh process with run.py's worker settings (one BLAS thread set in its
-environment before numpy loads, bound to one CPU, glibc keeping freed memory): warm-up steps, then
-interleaved rounds — (b), eager, compiled, each for the same number of steps, repeated — on the same
-data, so the three end at the same parameters (their agreement at full size is recorded too). The
-figures are the median and the best of all timed steps.
+environment before numpy loads, bound to one CPU, glibc keeping freed memory): ``WARMUP`` steps of
+each, then interleaved rounds — a turn of (b), of eager, of compiled, repeated — each turn one untimed
+step and then the timed ones, all on the same data, so the three end at the same parameters (their
+agreement at full size is recorded too). The figures are the median and the best of all timed steps.
 """
 import argparse
 import datetime
@@ -63,8 +63,11 @@ TITLES = {"numpy_per_step": "(b) numpy per-step", "tinygraph": "tinygraph eager"
 # (64, 512, 128, 100) takes seconds per step and implementation; it is there with --points.
 POINTS = [(1, 32, 16, 25), (1, 16, 8, 1000), (32, 128, 64, 50)]
 BAR = 2.0                       # the speed issue's bar: compiled / (b) <= 2 at every point
-ROUND_SECONDS = 0.25            # steps per round are chosen so one round of eager takes about this
-WARMUP = 2                      # as benchmarks.run: the heap is steady after the second step
+ROUND_SECONDS = 0.25            # timed steps per turn are chosen so eager's take about this
+# Warm-up steps of each implementation. CPython (3.11 here) specializes a function's bytecode once it
+# has been called 8 times, and a compiled replay is one function called once per step: measured at
+# (1, 16, 8, 1000), replays 2-9 took 96-102 µs per time step, from the 10th on 70-75.
+WARMUP = 10
 
 
 # ---------------------------------------------------------------------------
@@ -345,9 +348,11 @@ def blas_threads():
 def time_point(spec):
     """In the timing process: warm-up, then interleaved rounds of every implementation.
 
-    spec: {"dtype", "B", "H", "V", "T", "seed", "rounds"}. Returns per implementation the per-step
-    times (ms), the first warm-up step's time (the compiled one traces in it), and how far the
-    losses of every step and the final parameters are from (b)'s.
+    spec: {"dtype", "B", "H", "V", "T", "seed", "rounds"}. In each round every implementation has a
+    turn of 1 + ``steps_per_round`` steps, all but the first timed. Returns per implementation the
+    timed steps' times (ms), the turns' first steps' times, the first warm-up step's time (the
+    compiled one traces in it), and how far the losses of every step and the final parameters are
+    from (b)'s.
     """
     B, H, V, T = (spec[k] for k in "BHVT")
     x, targets = make_data(B, V, T, spec["seed"] + 1, spec["dtype"])
@@ -363,14 +368,17 @@ def time_point(spec):
                 first_ms[impl] = elapsed
             last_warmup_ms[impl] = elapsed
     per_round = max(1, min(50, int(ROUND_SECONDS * 1e3 / max(last_warmup_ms.values()))))
-    ms = {impl: [] for impl in IMPLS}
+    ms, turn_first_ms = {impl: [] for impl in IMPLS}, {impl: [] for impl in IMPLS}
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(spec["rounds"]):
         for impl, (step, _) in steps.items():
-            for _ in range(per_round):
+            # A turn's first step runs after the other implementations' steps have filled the caches
+            # with their memory and code; it is kept apart (turn_first_ms), so that the timed steps
+            # run as in a training loop, after a step of their own.
+            for k in range(1 + per_round):
                 start = time.perf_counter()
                 losses[impl].append(step(x, targets))
-                ms[impl].append((time.perf_counter() - start) * 1e3)
+                (ms if k else turn_first_ms)[impl].append((time.perf_counter() - start) * 1e3)
     cpu_over_wall = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     reference = steps["numpy_per_step"][1]()
     agreement = {impl: {"step_losses": max(difference(a, b) for a, b in
@@ -378,8 +386,8 @@ def time_point(spec):
                         "final_params": max(difference(steps[impl][1]()[n], reference[n])
                                             for n in PARAM_NAMES)}
                  for impl in IMPLS if impl != "numpy_per_step"}
-    return {"ms": ms, "first_ms": first_ms, "steps_per_round": per_round,
-            "steps_each": WARMUP + spec["rounds"] * per_round, "agreement": agreement,
+    return {"ms": ms, "turn_first_ms": turn_first_ms, "first_ms": first_ms, "steps_per_round": per_round,
+            "steps_each": WARMUP + spec["rounds"] * (1 + per_round), "agreement": agreement,
             "cpu_over_wall": cpu_over_wall, "blas_threads": blas_threads(),
             "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
 
@@ -401,6 +409,7 @@ def row_of(dtype, point, out):
     return dict(dtype=dtype, B=B, H=H, V=V, T=T,
                 ms={i: statistics.median(out["ms"][i]) for i in IMPLS},
                 best_ms={i: min(out["ms"][i]) for i in IMPLS},
+                turn_first_ms={i: statistics.median(out["turn_first_ms"][i]) for i in IMPLS},
                 first_ms=out["first_ms"], steps_per_round=out["steps_per_round"],
                 steps_each=out["steps_each"], agreement=out["agreement"],
                 cpu_over_wall=out["cpu_over_wall"], blas_threads=out["blas_threads"],

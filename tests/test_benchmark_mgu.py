@@ -103,7 +103,7 @@ def test_harness_checks_times_and_reports_a_tiny_point(tmp_path, capsys):
     assert (row["dtype"], row["B"], row["H"], row["V"], row["T"]) == ("float64", 2, 4, 3, 5)
     assert set(row["ms"]) == set(row["best_ms"]) == set(mgu.IMPLS)
     assert all(0 < row["best_ms"][i] <= row["ms"][i] for i in mgu.IMPLS)
-    assert row["steps_each"] == mgu.WARMUP + 2 * row["steps_per_round"]
+    assert row["steps_each"] == mgu.WARMUP + 2 * (1 + row["steps_per_round"])
     assert all(max(a.values()) <= 1e-12 for a in row["agreement"].values())
     assert row["cpus_allowed"] == 1 and row["blas_threads"] in (1, None)   # None: no threadpoolctl
     assert result["checks"]["float64"]["ok"] and result["machine"]["cpu"]["model"]
