@@ -487,14 +487,16 @@ def machine_text(result):
         blas += f" ({np_['blas_kernel']} kernel)"
     share = [r["cpu_over_wall"] for r in result["rows"]]
     threads = sorted({r["blas_threads"] for r in result["rows"]}, key=str)
+    threads = "one BLAS thread" if threads == [1] else f"BLAS threads {', '.join('unknown' if t is None else str(t) for t in threads)}"
+    busy = min(share) < 0.95
     return (f"Measured on an {cpu['model']} ({simd}) with {cpu['logical_cpus']} logical CPUs, "
             f"{result['started'].replace('T', ' ')} to {result['finished'].split('T')[1]}, load "
             f"average (1 min) {result['load_average_before'][0]:.1f} before and "
             f"{result['load_average_after'][0]:.1f} after; numpy {np_['version']} on {blas}. Each point "
-            f"ran in a process of its own with BLAS threads {', '.join(map(str, threads))}, bound to one "
-            f"CPU; CPU time / wall time over a point's timed steps was {_spread(share).rstrip('×')} (1.00: the "
-            f"CPU was the step's alone" + ("; less: other processes had it part of the time)."
-                                           if min(share) < 0.95 else ")."))
+            f"ran in a process of its own with {threads}, bound to one CPU; CPU time / wall time of its "
+            f"timed steps: {_spread(share).rstrip('×')} "
+            + ("(below 1: other processes had that CPU part of the time)." if busy else
+               "(the CPU was the steps' alone)."))
 
 
 def claims(result):

@@ -132,6 +132,15 @@ def test_the_bar_is_met_only_when_every_row_meets_it():
     assert "within 3e-16 (float64) of (b)'s" in mixed
 
 
+def test_readme_block_is_generated_from_the_saved_run():
+    """Between its markers the README's MGU block is exactly what benchmarks.mgu makes of the run it
+    cites — the machine, the table and every ratio in the sentences."""
+    readme = (ROOT / "README.md").read_text()
+    match = mgu.BEGIN_PATTERN.search(readme)
+    assert match and match.group(1) == "docs/mgu_benchmark.json"
+    assert mgu.replace_in(readme, load=lambda path: json.loads((ROOT / path).read_text())) == readme
+
+
 @pytest.mark.parametrize("argv,message", [(["--dtypes", "float16"], "--dtypes: unknown dtype 'float16'"),
                                           (["--rounds", "0"], "--rounds must be at least 1"),
                                           (["--points", "1,2,3"], "four positive integers B,H,V,T")])
