@@ -33,6 +33,7 @@ test: setup-browser
 bench: setup
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) -m benchmarks.run --json benchmarks/results/latest.json
+	$(PYTHON) -m benchmarks.mgu --json benchmarks/results/mgu.json
 
 # The API reference (pdoc, the `docs` extra) of every public module: build/docs/index.html.
 docs:
