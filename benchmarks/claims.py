@@ -186,8 +186,10 @@ def section(result, path):
     if memory:
         e = memory[0]
         parts += [f"Peak step memory is measured with `tracemalloc` at (B, H, V, T) = "
-                  f"({e['B']}, {e['H']}, {e['V']}, {e['T']}), {e['dtype']}, not counting data and "
-                  "parameters (torch's and XLA's own allocators are not traced, so they have no column).",
+                  f"({e['B']}, {e['H']}, {e['V']}, {e['T']}), {e['dtype']}, over a second step (what an "
+                  "implementation keeps between steps — workspaces, a compiled plan's buffers — and what "
+                  "the step allocates), not counting data and parameters (torch's and XLA's own "
+                  "allocators are not traced, so they have no column).",
                   ""]
     parts += ["In this run (ratios of median times per step, X / Y = X's time divided by Y's):", ""]
     parts += [f"- {sentence}" for sentence in claims(result)]

@@ -102,13 +102,16 @@ DIFFERENCES = ("loss", "grads", "step_losses", "step_params")
 def budget(B, H, V, T):
     """(warm-up steps, timed steps per round) so each round takes roughly a second at most.
 
-    Two warm-up steps: a fresh process's heap reaches its steady state only after the second step of
-    an implementation that allocates per step (measured at (64, 512, 128, 100): tinygraph's second
-    step took 1.07x its third), and every implementation gets the same.
+    Ten warm-up steps, the same for every implementation: a fresh process's heap reaches its steady
+    state only after the second step of an implementation that allocates per step (measured at
+    (64, 512, 128, 100): tinygraph's second step took 1.07x its third), and CPython 3.11 specialises a
+    function's bytecode only after it has run 8 times — a compiled replay is one function called once
+    per step, so its first 8 replays run unspecialised (measured on the minimal gated unit at B = 1:
+    replays 2-9 took 96-102 us per time step, later ones 70-75; ``benchmarks.mgu``).
     """
     work = B * H * (H + V) * T
     steps = max(2, min(20, int(2e8 / max(work, 1))))
-    return 2, steps
+    return 10, steps
 
 
 def run(grid, rounds, threads, cells, dtypes, impls, default_malloc=False, points=None, memory=True,

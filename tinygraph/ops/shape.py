@@ -77,9 +77,11 @@ class Transpose(Op):
     name = "transpose"
     saves = ()
     sample = "transpose"
-    def __init__(self, axes): self.axes = axes
+    def __init__(self, axes):
+        self.axes = axes
+        self._inverse = tuple(int(k) for k in np.argsort(axes))   # once, not in every backward
     def forward(self, x): return x.transpose(self.axes)
-    def vjp(self, B, g, out, x): return (g.transpose(tuple(np.argsort(self.axes))),)
+    def vjp(self, B, g, out, x): return (g.transpose(self._inverse),)
     def jvp(self, B, tangents, out, x):
         t, = tangents
         return None if t is None else t.transpose(self.axes)
