@@ -20,6 +20,7 @@ activation buffer: the sequence's values exist once.
 import numpy as np
 
 from .base import Op
+from .lazy import Product
 
 
 def plus(*terms):
@@ -131,7 +132,7 @@ class RNNCellBlock(CellBlock):
 
     def vjp(self, B, g, out, p, h, w_hh, b_hh):
         da = g * ACTIVATIONS[self.nonlinearity][1](out)
-        return da, da @ w_hh, da.T @ h, da.sum(axis=0)
+        return da, da @ w_hh, B.weight_grad(da, h), da.sum(axis=0)
 
     def jvp(self, B, tangents, out, p, h, w_hh, b_hh):
         da = recurrent_pre(B, tangents, h, w_hh)
@@ -177,7 +178,7 @@ class LSTMCellBlock(CellBlock):
                            (dc * c + gf) * f * (1 - f),
                            (dc * i + gg) * (1 - g_act * g_act),
                            (gh * tanh_c + go) * o * (1 - o)], axis=-1)
-        return dgates, dgates @ w_hh, dc * f, dgates.T @ h, dgates.sum(axis=0)
+        return dgates, dgates @ w_hh, dc * f, B.weight_grad(dgates, h), dgates.sum(axis=0)
 
     def jvp(self, B, tangents, out, p, h, c, w_hh, b_hh):
         tp, th, tc, tw, tb = tangents
@@ -222,7 +223,7 @@ class LSTMCellBlock(CellBlock):
         np.subtract(1, tanh_slope, out=tanh_slope)  # ... tanh' = 1 - g^2 for g
         dgates *= slope
         dc *= f
-        return dgates, dgates @ w_hh, dc, dgates.T @ h, dgates.sum(axis=0)
+        return dgates, dgates @ w_hh, dc, Product(dgates.T, h), dgates.sum(axis=0)   # NUMPY_VJP.weight_grad
 
 
 class GRUCellBlock(CellBlock):
@@ -263,7 +264,7 @@ class GRUCellBlock(CellBlock):
         dhn = dn * r + ghn
         dp = B.concat([dr, dz, dn], axis=-1)
         dhh = B.concat([dr, dz, dhn], axis=-1)
-        return dp, gh * z + dhh @ w_hh, dhh.T @ h, dhh.sum(axis=0)
+        return dp, gh * z + dhh @ w_hh, B.weight_grad(dhh, h), dhh.sum(axis=0)
 
     def jvp(self, B, tangents, out, p, h, w_hh, b_hh):
         tp, th, tw, tb = tangents

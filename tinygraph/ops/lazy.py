@@ -9,6 +9,12 @@ A first-order rule may return, instead of an ndarray, a form that stands for one
   input gradient of a (T, B, H) stack at once; kept as ``dlogits (T, B, V) @ W (V, H)``, an op that
   only slices its upstream gradient hands each step ``Product(dlogits[t], W)``, and each (B, H) block
   is multiplied out only when that step is processed, so the full (T, B, H) array never exists.
+- ``ProductSum``: a sum of ``Product``s of one shape, ``sum_i left_i @ right_i``, multiplied out as
+  one matmul of the concatenated factors, ``[left_1 ... left_n] @ [right_1; ...; right_n]``. A recurrent
+  weight's gradient is one ``dgates_t.T @ h_t`` per step; T small matmuls and T full-size additions
+  become a few large matmuls, as hand-written BPTT batches them. It multiplies out what it holds
+  whenever the factors it holds outgrow the result, so it never keeps much more than the result's
+  size besides its running sum.
 - ``Buffer``: an array the accumulator allocated itself, so further contributions add in place.
 
 The walk sees none of these types; it uses three functions:
@@ -87,6 +93,51 @@ class Product:
         return Product(self.left[index], self.right) if leading else self.dense()[index]
 
 
+class ProductSum:
+    """``base + sum_i lefts[i] @ rights[i]`` (``base`` None: 0): Products with 2-D factors, lefts
+    (M, K_i) and rights (K_i, N), of one result shape (M, N) and dtype. ``add`` takes one more; the
+    factors held are multiplied out, as one matmul of the concatenated factors, once the lefts hold as
+    many elements as the result (sum K_i >= N), and at the end (``dense``)."""
+    __slots__ = ("lefts", "rights", "inner", "base", "shape", "dtype")
+
+    def __init__(self, first):
+        self.lefts, self.rights, self.inner, self.base = [first.left], [first.right], first.left.shape[1], None
+        self.shape, self.dtype = first.shape, first.dtype
+
+    def takes(self, g):
+        """Whether the Product ``g`` adds to this sum: 2-D factors, the same result shape and dtype."""
+        return g.left.ndim == 2 and g.right.ndim == 2 and g.shape == self.shape and g.dtype == self.dtype
+
+    def add(self, g):
+        """Add the Product ``g`` (``takes(g)``); returns self."""
+        self.lefts.append(g.left)
+        self.rights.append(g.right)
+        self.inner += g.left.shape[1]
+        if self.inner >= self.shape[1]:   # the factors outgrow the result: multiply them out
+            self._flush()
+        return self
+
+    def _flush(self):
+        if not self.lefts:
+            return
+        left = self.lefts[0] if len(self.lefts) == 1 else np.concatenate(self.lefts, axis=1)
+        right = self.rights[0] if len(self.rights) == 1 else np.concatenate(self.rights, axis=0)
+        product = left @ right
+        if self.base is None:
+            self.base = product
+        else:
+            self.base += product
+        self.lefts, self.rights, self.inner = [], [], 0
+
+    def dense(self):
+        """The sum as an ndarray (it owns it: later ``add``s would add into it)."""
+        self._flush()
+        return self.base
+
+    def add_into(self, out):
+        out += self.dense()
+
+
 class Buffer:
     """A gradient array the accumulator allocated itself, so further contributions may add in place."""
     __slots__ = ("array",)
@@ -95,12 +146,20 @@ class Buffer:
         self.array = array
 
 
-LAZY = (Scatter, Product)  # gradients that stand for an array and can add themselves into one
+LAZY = (Scatter, Product, ProductSum)  # gradients that stand for an array and can add themselves into one
 
 
 def accumulate(total, g):
-    """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product`` or ``Buffer``), in
-    place when the accumulator owns the buffer. ``g`` is what a rule returned: never a ``Buffer``."""
+    """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product``, ``ProductSum`` or
+    ``Buffer``), in place when the accumulator owns the buffer; 2-D Products of one shape are summed
+    as a ``ProductSum``. ``g`` is what a rule returned: never a ``Buffer`` or a ``ProductSum``."""
+    if type(g) is Product and g.left.ndim == 2 and g.right.ndim == 2:
+        kind = type(total)
+        if kind is Product and total.left.ndim == 2 and total.right.ndim == 2:
+            total = ProductSum(total)
+            kind = ProductSum
+        if kind is ProductSum and total.takes(g):
+            return total.add(g)
     if type(total) is not Buffer:
         if type(total) in LAZY:
             total = Buffer(total.dense())
@@ -128,6 +187,6 @@ def for_rule(g, op):
     kind = type(g)
     if kind is Buffer:
         return g.array
-    if kind is Scatter or (kind is Product and (op is None or not op.lazy_grad)):
+    if kind is Scatter or kind is ProductSum or (kind is Product and (op is None or not op.lazy_grad)):
         return g.dense()
     return g  # ndarray, numpy scalar, or a Product the op takes as it is

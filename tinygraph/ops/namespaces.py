@@ -13,7 +13,7 @@ differ from that default.
 import numpy as np
 
 from .base import apply, unbroadcast
-from .lazy import Scatter
+from .lazy import Product, Scatter
 from .shape import IndexAdd
 
 
@@ -69,6 +69,13 @@ class NUMPY_VJP(metaclass=_FallsBack):
     index_add = staticmethod(Scatter)  # lazy: the engine adds it where it is needed
 
     @staticmethod
+    def weight_grad(g, x):
+        """``g.T @ x`` for rows g (N, out) and x (N, in): a linear map's weight gradient (out, in),
+        left lazy (a ``Product``), so the accumulator sums a shared weight's per-step gradients in a
+        few large matmuls (``lazy.ProductSum``)."""
+        return Product(g.T, x)
+
+    @staticmethod
     def apply(op, *arrays):
         """``op``'s forward on arrays: the tangent rule of a linear op is the op itself."""
         return op.forward(*arrays)
@@ -116,6 +123,11 @@ class TENSOR_VJP(metaclass=_FallsBack):
     def broadcast_to(x, shape):
         """``tg.broadcast_to``: x broadcast to ``shape``."""
         return F.broadcast_to(x, shape)
+
+    @staticmethod
+    def weight_grad(g, x):
+        """``g.T @ x``, differentiable (NUMPY_VJP's lazy ``Product`` on Tensors)."""
+        return F.matmul(F.transpose(g, None), x)
 
     @staticmethod
     def index_add(shape, index, g, accumulate):
