@@ -135,6 +135,7 @@ class ProductSum:
         return self.base
 
     def add_into(self, out):
+        """Add the sum into the array ``out`` of its shape."""
         out += self.dense()
 
 
