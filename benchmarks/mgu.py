@@ -53,6 +53,7 @@ from rnn_models import Recurrent
 
 from . import machine, run, worker
 from .baselines import LR, _check_dtype, _sigmoid_, _softmax_xent_, make_data
+from .tinygraph_impl import sgd_step
 
 PARAM_NAMES = ("input.weight", "input.bias", "forget.weight", "candidate.weight", "head.weight",
                "head.bias")
@@ -265,15 +266,7 @@ def make_tinygraph_step(dtype, B, H, V, T, seed, lr=LR, compiled=False):
     """(model, step_fn): the same step as make_numpy_step, eager or through ``tg.compile``.
     (B and T are the data's; the eager step takes any.)"""
     model = build(init_params(H, V, seed, dtype), dtype)
-    optimizer = tg.optim.SGD(model.parameters(), lr=lr)
-
-    def step(x, targets):
-        loss = model.loss(tg.Tensor._wrap(x), targets)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss.item()
-    return model, tg.compile(step) if compiled else step
+    return model, sgd_step(model, lr, compiled)
 
 
 def tinygraph_loss_and_grads(params, x, targets):

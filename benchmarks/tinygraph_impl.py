@@ -52,7 +52,13 @@ def make_step(cell, dtype, B, H, V, T, seed, lr=LR, compiled=False):
     if compiled and not compile_available():
         raise NotAvailable("tinygraph.compile does not exist in this version of tinygraph")
     model = build(cell, init_params(cell, H, V, seed, dtype), dtype)
-    optimizer = tg.optim.SGD(model.parameters(), lr=lr)  # an update tg.compile replays as one unit
+    return model, sgd_step(model, lr, compiled)
+
+
+def sgd_step(model, lr, compiled=False):
+    """``step(x, targets) -> loss``: ``model.loss`` forward, backward and an SGD update through
+    ``tg.optim`` (an update ``tg.compile`` replays as one unit), eager or through ``tg.compile``."""
+    optimizer = tg.optim.SGD(model.parameters(), lr=lr)
 
     def step(x, targets):
         loss = model.loss(tg.Tensor._wrap(x), targets)
@@ -60,9 +66,7 @@ def make_step(cell, dtype, B, H, V, T, seed, lr=LR, compiled=False):
         optimizer.step()
         optimizer.zero_grad()
         return loss.item()
-    if compiled:
-        step = tg.compile(step)
-    return model, step
+    return tg.compile(step) if compiled else step
 
 
 def loss_and_grads(cell, params_np, x, targets):
