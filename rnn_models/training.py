@@ -182,9 +182,9 @@ class Trainer:
     ``tg.compile`` plan, traced on the first batch of each shape and replayed afterwards, about twice as
     fast at small sizes; the clip, the non-finite check and the update run in an ``io_callback`` at
     every replay. The numbers are the eager step's bit for bit, and the trainer checks that: the first
-    replay is undone and the batch run eagerly, and a plan that differs in any bit (or a trace that
-    warns or fails) sends the trainer back to eager steps for good, saying why in a ``RuntimeWarning``
-    and in ``compile_fallback``. ``compiled`` says which mode is running.
+    replay of each batch shape is undone and the batch run eagerly, and a plan that differs in any bit
+    (or a trace that warns or fails) sends the trainer back to eager steps for good, saying why in a
+    ``RuntimeWarning`` and in ``compile_fallback``. ``compiled`` says which mode is running.
 
     Stopping: ``request_stop()`` (e.g. from a SIGINT handler) makes ``train`` return after the step in
     progress. A step that raises (an interrupt, an error) before its first update is undone (the batch
@@ -225,7 +225,7 @@ class Trainer:
         compile = COMPILE[0] if compile is None else bool(compile)
         self._compiled = tg.compile(self._forward_backward) if compile else None
         self.compile_fallback = None   # why the trainer went back to eager steps, if it did
-        self._verified = False         # the first replay matched an eager run of the same batch
+        self._verified = set()         # signatures whose first replay matched an eager run
 
     @property
     def smoothed_loss(self):
@@ -321,8 +321,10 @@ class Trainer:
         sends the trainer back to eager steps for good, with the reason in ``compile_fallback``."""
         if self._compiled is None:
             return self._forward_backward(inputs, targets)
-        if self._compiled.traces and self._compiled.plan is not None and not self._verified:
-            return self._verified_replay(inputs, targets)
+        if len(self._verified) < len(self._compiled.plans):   # a plan not yet checked: is it this one?
+            signature = self._compiled.signature(inputs, targets)
+            if signature in self._compiled.plans and signature not in self._verified:
+                return self._verified_replay(inputs, targets, signature)
         traces = self._compiled.traces
         draws = tg.random.default_generator().bit_generator.state   # dropout masks drawn by the step
         refused = None
@@ -347,16 +349,13 @@ class Trainer:
             self._fall_back(str(problems[0].message))
         return result
 
-    def _verified_replay(self, inputs, targets):
-        """The first replay, checked: replayed, undone, run eagerly on the same batch, and compared bit
+    def _verified_replay(self, inputs, targets, signature):
+        """The first replay of a plan (one per batch shape), checked: replayed, undone, run eagerly on the same batch, and compared bit
         for bit (losses, gradient norms, parameters, optimiser state). A plan that differs — one that
         froze a value the step computed with numpy from its inputs, say — is dropped (the eager
         results stand); one that agrees is trusted from then on."""
         generator = tg.random.default_generator()
         before = self._snapshot(), generator.bit_generator.state, self._in_step, self.skipped_updates
-        signature = self._compiled._signature((inputs, targets))
-        if signature not in self._compiled.plans:   # a new shape: trace it first (the eager run)
-            return self._compiled(inputs, targets)
         try:
             replayed = self._compiled(inputs, targets), list(self._norms), self._snapshot(), None
         except Exception as exc:   # noqa: BLE001 - compared with what the eager step does below
@@ -376,7 +375,7 @@ class Trainer:
             self._fall_back("its first replay differed from the eager step on the same batch (a value "
                             "the step computed from its inputs outside ops was frozen at trace time)")
         else:
-            self._verified = True
+            self._verified.add(signature)
         return eager
 
     def _snapshot(self):

@@ -144,6 +144,11 @@ class CompiledStep:
         self.plan = plan
         return plan.run(args)
 
+    def signature(self, *args):
+        """The key ``plans`` is keyed by for a call with ``args``: a plan exists for it when
+        ``compiled.signature(*args) in compiled.plans`` (a call with it replays, others trace)."""
+        return self._signature(args)
+
     def _signature(self, args):
         key = []
         for i, a in enumerate(args):
