@@ -179,3 +179,21 @@ def test_the_command_line_default_and_no_compile_flag():
         assert make_trainer("sine", "rnn", {}, None).compiled
     finally:
         training.set_default_compile(True)
+
+
+class TwoShapeSine(SineTask):
+    """Batches of two sizes, alternating: two plans, each checked on its first replay."""
+    calls = 0
+
+    def batch(self, rng, batch_size, seq_len):
+        self.calls += 1
+        return super().batch(rng, batch_size if self.calls % 2 else batch_size - 1, seq_len)
+
+
+def test_each_batch_shape_gets_its_own_checked_plan():
+    eager = make_trainer(TwoShapeSine(), "lstm", {}, False)
+    eager.train(8)
+    compiled = make_trainer(TwoShapeSine(), "lstm", {}, True)
+    compiled.train(8)
+    assert compiled.compiled and len(compiled._compiled.plans) == 2 and len(compiled._verified) == 2
+    assert_same_run(eager, compiled)
