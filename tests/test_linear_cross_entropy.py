@@ -6,6 +6,7 @@ import pytest
 
 import tinygraph as tg
 from tinygraph.ops.lazy import Buffer, Product, Scatter, accumulate, materialize
+from tinygraph.ops import lazy
 from tinygraph.ops.head import LinearCrossEntropy
 from tinygraph.ops.shape import Stack
 
@@ -154,8 +155,10 @@ def test_through_a_stack_the_gradients_equal_the_composed_head():
 
 
 def test_the_sequence_gradient_is_multiplied_out_one_step_at_a_time(monkeypatch):
-    """Stack's rule receives the lazy Product, and every block the engine multiplies out is one step's
-    (B, H): materialising the (T, B, H) gradient at once would show up as a dense() of that shape."""
+    """Above ``lazy.DENSE_BELOW``, stack's rule receives the lazy Product, and every block the engine
+    multiplies out is one step's (B, H): materialising the (T, B, H) gradient at once would show up as
+    a dense() of that shape."""
+    monkeypatch.setattr(lazy, "DENSE_BELOW", 0)   # this problem is small: make it count as large
     received, multiplied = [], []
     stack_vjp, dense = Stack.vjp, Product.dense
 
@@ -171,6 +174,26 @@ def test_the_sequence_gradient_is_multiplied_out_one_step_at_a_time(monkeypatch)
     run_sequence(fused)
     assert received == [Product]
     assert multiplied == [(B, H)] * T
+
+
+def test_a_small_sequence_gradient_is_multiplied_out_at_once(monkeypatch):
+    """Below ``lazy.DENSE_BELOW`` bytes the (T, B, H) gradient is one matmul, not T small ones (each a
+    numpy call), and the gradients are the same as the lazy path's to rounding."""
+    received = []
+    stack_vjp = Stack.vjp
+
+    def spy_vjp(self, B_, g, out, *xs):
+        received.append(type(g))
+        return stack_vjp(self, B_, g, out, *xs)
+    monkeypatch.setattr(Stack, "vjp", spy_vjp)
+    assert T * B * H * 8 < lazy.DENSE_BELOW
+    loss, params = run_sequence(fused)
+    assert received == [np.ndarray]
+    monkeypatch.setattr(lazy, "DENSE_BELOW", 0)
+    lazy_loss, lazy_params = run_sequence(fused)
+    assert received == [np.ndarray, Product]
+    for p, ref in zip(params, lazy_params):
+        close(p.grad, ref.grad)
 
 
 def test_users_see_dense_gradients_of_a_lazily_fed_stack():

@@ -11,7 +11,7 @@ import numpy as np
 
 from .base import Cached, Op
 from .fused import plus
-from .lazy import Product
+from .lazy import product
 
 
 class LinearCrossEntropy(Op):
@@ -95,10 +95,10 @@ class LinearCrossEntropy(Op):
     def vjp_arrays(self, g, out, x, w, b, cache=None):
         """The same rule on arrays: the forward's dlogits (``cache``, (N, V)) scaled in place, recomputed
         when a backward has taken them; the gradient of x is left as a lazy ``Product`` multiplied out
-        per row block."""
+        per row block (``lazy.product``: dense at once when small)."""
         d = cache if cache is not None else self._dlogits_and_losses(x, w, b)[0]
         d *= self._scale(g)
-        dx = Product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
+        dx = product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
         return dx, d.T @ x.reshape(-1, x.shape[-1]), d.sum(axis=0)
 
     def explain(self, x, w, b):

@@ -9,6 +9,8 @@ A first-order rule may return, instead of an ndarray, a form that stands for one
   input gradient of a (T, B, H) stack at once; kept as ``dlogits (T, B, V) @ W (V, H)``, an op that
   only slices its upstream gradient hands each step ``Product(dlogits[t], W)``, and each (B, H) block
   is multiplied out only when that step is processed, so the full (T, B, H) array never exists.
+  ``product(left, right)`` makes one, or multiplies out at once a result under ``DENSE_BELOW`` bytes:
+  there one matmul costs less than T small ones, and the memory saved is not worth it.
 - ``ProductSum``: a sum of ``Product``s of one shape, ``sum_i left_i @ right_i``, multiplied out as
   one matmul of the concatenated factors, ``[left_1 ... left_n] @ [right_1; ...; right_n]``. A recurrent
   weight's gradient is one ``dgates_t.T @ h_t`` per step; T small matmuls and T full-size additions
@@ -25,6 +27,8 @@ The walk sees none of these types; it uses three functions:
   ``lazy_grad`` (it only indexes g along leading axes) and g is a ``Product``.
 """
 import numpy as np
+
+DENSE_BELOW = 1 << 20  # bytes: ``product`` multiplies out a result smaller than this at once
 
 
 class Scatter:
@@ -76,9 +80,9 @@ class Product:
         """``left @ right`` multiplied out, as an ndarray of ``shape``."""
         left = self.left
         if left.ndim == 2:  # a step's (B, V) slice: the common case, no reshapes
-            return left @ self.right
+            return _dot(left, self.right)
         # one 2-D matmul: BLAS on (rows, K) @ (K, M) beats numpy's stacked matmul over leading dims
-        return (left.reshape(-1, left.shape[-1]) @ self.right).reshape(self.shape)
+        return _dot(left.reshape(-1, left.shape[-1]), self.right).reshape(self.shape)
 
     def add_into(self, out):
         """Add the product into the array ``out`` (of ``shape``), in place."""
@@ -91,6 +95,21 @@ class Product:
             isinstance(p, slice) or (isinstance(p, (int, np.integer)) and not isinstance(p, bool))
             for p in parts)
         return Product(self.left[index], self.right) if leading else self.dense()[index]
+
+
+def _dot(left, right):
+    """``left @ right`` for 2-D factors: np.dot, the same product at under half of matmul's call time
+    on small blocks; matmul for the rest (1-D factors, other dtypes' promotion rules are the same)."""
+    return np.dot(left, right) if right.ndim == 2 and left.ndim == 2 else left @ right
+
+
+def product(left, right):
+    """``left @ right`` as a ``Product``, or multiplied out now when the result is smaller than
+    ``DENSE_BELOW`` bytes. left (..., K), right (K, M)."""
+    itemsize = np.result_type(left, right).itemsize
+    if np.prod(left.shape[:-1]) * right.shape[-1] * itemsize < DENSE_BELOW:
+        return Product(left, right).dense()
+    return Product(left, right)
 
 
 class ProductSum:
@@ -106,7 +125,9 @@ class ProductSum:
 
     def takes(self, g):
         """Whether the Product ``g`` adds to this sum: 2-D factors, the same result shape and dtype."""
-        return g.left.ndim == 2 and g.right.ndim == 2 and g.shape == self.shape and g.dtype == self.dtype
+        left, right = g.left, g.right
+        return (left.ndim == 2 and right.ndim == 2 and left.shape[0] == self.shape[0]
+                and right.shape[1] == self.shape[1] and np.result_type(left, right) == self.dtype)
 
     def add(self, g):
         """Add the Product ``g`` (``takes(g)``); returns self."""
@@ -122,11 +143,11 @@ class ProductSum:
             return
         left = self.lefts[0] if len(self.lefts) == 1 else np.concatenate(self.lefts, axis=1)
         right = self.rights[0] if len(self.rights) == 1 else np.concatenate(self.rights, axis=0)
-        product = left @ right
+        total = _dot(left, right)
         if self.base is None:
-            self.base = product
+            self.base = total
         else:
-            self.base += product
+            self.base += total
         self.lefts, self.rights, self.inner = [], [], 0
 
     def dense(self):
@@ -154,17 +175,23 @@ def accumulate(total, g):
     """``total + g`` for first-order gradients (ndarray, ``Scatter``, ``Product``, ``ProductSum`` or
     ``Buffer``), in place when the accumulator owns the buffer; 2-D Products of one shape are summed
     as a ``ProductSum``. ``g`` is what a rule returned: never a ``Buffer`` or a ``ProductSum``."""
-    if type(g) is Product and g.left.ndim == 2 and g.right.ndim == 2:
-        kind = type(total)
-        if kind is Product and total.left.ndim == 2 and total.right.ndim == 2:
+    kind, total_kind = type(g), type(total)
+    if kind is np.ndarray:          # the common cases first: this runs several times per time step
+        if total_kind is Buffer:
+            total.array += g
+            return total
+        if total_kind is np.ndarray:
+            return Buffer(total + g)
+    elif kind is Product and g.left.ndim == 2 and g.right.ndim == 2:
+        if total_kind is Product and total.left.ndim == 2 and total.right.ndim == 2:
             total = ProductSum(total)
-            kind = ProductSum
-        if kind is ProductSum and total.takes(g):
+            total_kind = ProductSum
+        if total_kind is ProductSum and total.takes(g):
             return total.add(g)
-    if type(total) is not Buffer:
-        if type(total) in LAZY:
+    if total_kind is not Buffer:
+        if total_kind in LAZY:
             total = Buffer(total.dense())
-        elif type(g) in LAZY:
+        elif kind in LAZY:
             total, g = Buffer(g.dense()), total
         else:
             return Buffer(total + g)
