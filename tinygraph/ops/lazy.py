@@ -26,6 +26,8 @@ The walk sees none of these types; it uses three functions:
 - ``for_rule(g, op)``: what ``op``'s first-order rule receives, dense unless the op declares
   ``lazy_grad`` (it only indexes g along leading axes) and g is a ``Product``.
 """
+import math
+
 import numpy as np
 
 DENSE_BELOW = 1 << 20  # bytes: ``product`` multiplies out a result smaller than this at once
@@ -107,7 +109,7 @@ def product(left, right):
     """``left @ right`` as a ``Product``, or multiplied out now when the result is smaller than
     ``DENSE_BELOW`` bytes. left (..., K), right (K, M)."""
     itemsize = np.result_type(left, right).itemsize
-    if np.prod(left.shape[:-1]) * right.shape[-1] * itemsize < DENSE_BELOW:
+    if math.prod(left.shape[:-1]) * right.shape[-1] * itemsize < DENSE_BELOW:
         return Product(left, right).dense()
     return Product(left, right)
 
