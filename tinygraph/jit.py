@@ -15,8 +15,9 @@ That record is planned into a ``Plan``: dead nodes dropped, the values each rule
 the ops' ``saves`` (the others are passed as ``Released`` placeholders, as the eager engine does), every
 value freed after its last use, and the whole step emitted as one straight-line Python function whose
 locals are the buffers: ``v12 = forward_12(v3, L0)`` ... ``r = rule_12(g7, v12, v3, P4)`` ...
-Later calls with inputs of the same shapes and dtypes copy the inputs into the trace's input buffers
-and run that function: no Tensor, no toposort, no gradient dict, no release sweep. The numbers are the
+Later calls with inputs of the same shapes and dtypes hand the inputs to that function (read in place,
+or copied into the trace's input buffers: see the rules below) and run it: no Tensor, no toposort, no
+gradient dict, no release sweep. The numbers are the
 eager step's, bit for bit (the same forwards and rules, called in the same order on the same arrays).
 Buffers an op was handed with ``out=`` (a recurrent layer's slab) are the trace's own and are reused
 by every replay.
@@ -37,10 +38,26 @@ The rules of the game (TinyJit's):
   runs once; one that writes into arrays tinygraph tracks (``p.data -= lr * p.grad``) is detected and
   warned about. Random values must come from ops (``tinygraph.ops.sources``: dropout's mask is one),
   which replay draws again from the same generator; an array drawn with numpy is a constant.
-- Inputs are positional ndarrays (copied into the plan's input buffers, in C order, so reshapes of
-  them inside the step stay views the replay writes) or static Python values
-  (numbers, strings, None: part of the cache key). A new shape, dtype or static value traces again;
-  every plan is kept (``compiled.plans``).
+- Inputs are positional ndarrays or static Python values (numbers, strings, None: part of the cache
+  key). A new shape, dtype or static value traces again; every plan is kept (``compiled.plans``).
+  The trace runs on a C-ordered copy of each array (the plan's input buffer). After it, the plan
+  decides per input how replays take it (``plan.inputs_in_place``, ``plan.inputs_copied`` with the
+  reason, both in ``repr(plan)``):
+
+  - *read in place*, without a copy, when everything the replay holds that refers to the buffer is
+    a leaf over it or over a view of it (``Tensor._wrap(x)``, ``x[a:b]`` taken with numpy), or the
+    source a leaf was copied from (``Tensor(x)``, an array operand of an op): the replay rebuilds
+    each such view — same offset, shape and strides — on the caller's array. It reads that array
+    through a read-only view while it runs and never writes into it; values it returns that are
+    views of it are copied, so changing the array afterwards changes no result. An argument that is
+    not C-contiguous (a slice, F order) is copied for that call only.
+  - *copied* into the buffer at every replay (C order, so reshapes of it inside the step stay views
+    the replay reads) otherwise: when an op keeps it as an attribute (cross-entropy's ``targets``, a
+    getitem's index array), an optimiser or ``io_callback`` function or the object it closes over
+    holds it, a module global or the step's result refers to it, an op writes into it (``out=``),
+    the step wrote into it while traced, or a leaf over it requires grad; and for non-number dtypes.
+    The check walks what the plan holds (op attributes, containers, bound methods, closures, the
+    data in functions' globals; not class attributes).
 - Arrays in what a replay returns may be buffers the next replay overwrites when they are views of
   them (they are copied), and leaves and op outputs made during the trace are not updated: only the
   values returned are.
@@ -50,7 +67,10 @@ The rules of the game (TinyJit's):
 """
 import builtins
 import functools
+import gc
+import sys
 import threading
+import types
 import warnings
 import weakref
 
@@ -192,7 +212,7 @@ class CompiledStep:
         finally:
             RECORDERS.remove(recorder)
         self.traces += 1
-        plan = Plan(recorder, result, buffers, getattr(self.step_fn, "__qualname__", "step"))
+        plan = Plan(recorder, result, buffers, getattr(self.step_fn, "__qualname__", "step"), args)
         return plan, result
 
     def __repr__(self):
@@ -438,25 +458,29 @@ class Plan:
         rules: gradient rules replayed; ``units``: optimiser calls; ``backwards``: backward() calls.
         buffers: value buffers (node outputs that own memory; views of a slab or of an input are
             not buffers of their own) and ``bytes`` their total size; ``peak_bytes``: the most of
-            them alive at once under the plan's frees; ``persistent_bytes``: the input buffers and
-            ``out=`` buffers (a recurrent layer's slab) every replay reuses. Gradient arrays, which
-            the rules allocate as they run and the plan drops after their last use, are not counted.
+            them alive at once under the plan's frees; ``persistent_bytes``: the buffers of the
+            inputs copied and ``out=`` buffers (a recurrent layer's slab) every replay reuses.
+            Gradient arrays, which the rules allocate as they run and the plan drops after their
+            last use, are not counted.
         leaves: leaf tensors read (parameters, constants). ``source``: the generated program.
+        inputs_in_place: the argument positions a replay reads in place (the caller's arrays, not
+            copied); ``inputs_copied``: ``{position: reason}`` of those copied into the plan's
+            buffers at every replay (see ``tinygraph.jit``).
         ops: ``{op name: count}`` of the replayed forward nodes.
     """
 
-    def __init__(self, recorder, result, buffers, name="step"):
+    def __init__(self, recorder, result, buffers, name="step", args=None):
         self.name = name
-        self._buffers = buffers
+        self._buffers = dict(buffers)   # the inputs copied at every replay (the others leave it)
         self.traced_nodes = len(recorder.nodes)
         self.backwards = recorder.backwards
         self._warn_uncaptured(recorder)
         self._template, self._returned_items = self._result_template(result, recorder)
-        stored = {leaf[1] for ev in recorder.program if ev[0] == "store" for leaf, _ in ev[1]
-                  if leaf[0] == "l"}
-        self._cleared = {j for j in stored if recorder.leaves[j].grad is None}
+        self._stored = {leaf[1] for ev in recorder.program if ev[0] == "store" for leaf, _ in ev[1]
+                        if leaf[0] == "l"}
+        self._cleared = {j for j in self._stored if recorder.leaves[j].grad is None}
         self._warn_items(recorder)
-        self._build(recorder)
+        self._build(recorder, args)
 
     # -- checks at trace time
     def _warn_uncaptured(self, rec):
@@ -508,7 +532,7 @@ class Plan:
         return walk(result, "the step's result"), returned
 
     # -- planning
-    def _build(self, rec):
+    def _build(self, rec, args):
         program, nodes = rec.program, rec.nodes
         # which forward nodes are needed: read by a rule, an item, the result or a later needed
         # node, or run for their effect (an out= buffer written, a random draw)
@@ -537,7 +561,92 @@ class Plan:
                 for a in nodes[k].args:
                     if a[0] == "n":
                         needed[a[1]] = True
+        self._place_inputs(rec, args)
         self._emit(rec, needed, results)
+
+    # -- inputs read in place
+    def _place_inputs(self, rec, args):
+        """Which inputs a replay reads in place (``inputs_in_place``) and which it copies into the
+        plan's buffer (``inputs_copied``, with the reason), from what the plan holds after the trace.
+
+        An input is read in place when every reference the replay has into its buffer is one the
+        replay can rebuild on the caller's array: a leaf over it (or over a view of it) that only
+        feeds ops, and the source of a leaf copied from it (``Tensor(x)``, an array operand of an
+        op). Anything else the replay reaches that holds the buffer or a view of it — an op's
+        attribute (cross-entropy's ``targets``), an object an optimiser or ``io_callback`` function
+        holds, a module global, the step's result — would keep reading the traced values, so that
+        input stays copied, as are inputs the trace wrote into and inputs that are not numbers.
+        """
+        copied, candidates = {}, {}        # position -> reason; id(buffer) -> position
+        for i, buf in self._buffers.items():
+            if buf.dtype.kind not in "biufc":
+                copied[i] = f"dtype {buf.dtype}: only number and bool arrays are read in place"
+            elif buf.size == 0:
+                copied[i] = "empty"
+            elif args is None or not _same_bytes(buf, args[i]):
+                copied[i] = "the traced step wrote into it"
+            else:
+                candidates[id(buf)] = i
+
+        def drop(array, reason):
+            i = candidates.pop(id(root(array)), None)
+            if i is not None:
+                copied[i] = reason
+        for n in rec.nodes:
+            out = getattr(n.op, "_out", None)
+            if isinstance(out, np.ndarray):
+                drop(out, f"op '{n.op.name}' writes into it (out=)")
+        rebound, holders = {}, []    # leaf j -> position; (object the replay holds, what it is)
+        for j, t in enumerate(rec.leaves):
+            if rec.leaf_of[id(t)] != ("l", j):
+                continue            # a leaf standing for a node's value: the replay reads the node
+            data = t._data
+            i = candidates.get(id(root(data))) if isinstance(data, np.ndarray) else None
+            if i is not None:
+                if not (t.requires_grad or j in self._stored):
+                    rebound[j] = i
+                    continue
+                drop(data, f"leaf {j} over it requires grad (the plan stores its .grad)")
+            holders.append((t, f"leaf {j} {t.shape}"))
+        for ev in rec.program:
+            if ev[0] == "call":
+                holders.append(((ev[1], ev[2]), ev[3]))
+            elif ev[0] == "host":
+                holders.append((ev[1], ev[3]))
+            elif ev[0] == "seed" and ev[3] is not None:
+                holders.append((ev[3], "backward's grad"))
+            elif ev[0] == "refresh" and not isinstance(ev[2], tuple) and \
+                    id(root(ev[2])) not in candidates:   # (a view of a candidate is rebuilt)
+                holders.append((ev[2], f"the array leaf {ev[1]} is copied from"))
+        holders += [(n.op, f"op '{n.op.name}'") for n in rec.nodes]
+        holders.append((self._template, "the step's result"))
+        if candidates:
+            buffers = {key: self._buffers[i] for key, i in candidates.items()}
+            for key, what in _reaching(holders, buffers).items():
+                i = candidates.pop(key)
+                copied[i] = f"{what} holds a reference to it"
+        if candidates:
+            drop_globals = _module_globals_holding([self._buffers[i] for i in candidates.values()])
+            for buf in drop_globals:
+                drop(buf, "a module global refers to it")
+        self.inputs_in_place = tuple(sorted(candidates.values()))
+        self.inputs_copied = dict(sorted(copied.items()))
+        self._in_place = {i: self._buffers.pop(i) for i in self.inputs_in_place}   # traced buffers
+        self._in_place_ids = {id(b): i for i, b in self._in_place.items()}
+        self._rebound = {j: i for j, i in rebound.items() if i in self._in_place}
+
+    def _view_of_input(self, array, i):
+        """Source text of ``array`` (a view of input i's traced buffer) rebuilt on the argument
+        ``A{i}``: the same offset, shape and strides."""
+        buf = self._in_place[i]
+        if array.shape == buf.shape and array.strides == buf.strides and \
+                _address(array) == _address(buf) and array.dtype == buf.dtype:
+            return f"A{i}"
+        names = self._env.setdefault("_dtypes", {})   # dtype -> its name in the source
+        key = names.setdefault(array.dtype, f"DT{len(names)}")
+        self._env[key] = array.dtype
+        return (f"ndarray({array.shape!r}, {key}, A{i}, {_address(array) - _address(buf)}, "
+                f"{array.strides!r})")
 
     @staticmethod
     def _collect(template, out):
@@ -563,9 +672,13 @@ class Plan:
         reads = {}          # value name -> index of the last statement reading it
         name = lambda v: f"v{v[1]}" if v[0] == "n" else f"L{v[1]}"  # noqa: E731
         leaves = rec.leaves
-        for j, t in enumerate(leaves):
-            env[f"T{j}"] = t
-        live_leaves = [j for j, t in enumerate(leaves) if rec.leaf_of[id(t)] == ("l", j)]
+        self._env = env
+        # a leaf standing for a node's value is read as the node's (v{k}); one over an input read in
+        # place is rebuilt on the argument A{i} (the plan does not hold its Tensor)
+        live_leaves = [j for j, t in enumerate(leaves) if rec.leaf_of[id(t)] == ("l", j)
+                       and j not in self._rebound]
+        for j in live_leaves:
+            env[f"T{j}"] = leaves[j]
 
         def emit(stmt, *values):
             for v in values:
@@ -575,6 +688,8 @@ class Plan:
         def read_leaves():
             for j in live_leaves:
                 emit(f"L{j} = T{j}._data")
+        for j, i in self._rebound.items():
+            emit(f"L{j} = {self._view_of_input(leaves[j]._data, i)}")
         read_leaves()
         cached_needed = set(ev[1] for ev in program if ev[0] == "rule" and ev[3])
         counts, self.ops = 0, {}
@@ -599,6 +714,9 @@ class Plan:
                 j, src = ev[1], ev[2]
                 if isinstance(src, tuple):
                     emit(f"copyto(T{j}._data, {name(src)}, casting='unsafe')", name(src))
+                elif id(root(src)) in self._in_place_ids:   # rebuilt on the argument read in place
+                    view = self._view_of_input(src, self._in_place_ids[id(root(src))])
+                    emit(f"copyto(T{j}._data, {view}, casting='unsafe')")
                 else:
                     env[f"S{j}"] = src
                     emit(f"copyto(T{j}._data, S{j}, casting='unsafe')")
@@ -679,9 +797,11 @@ class Plan:
             if i in free_after:
                 body.append(f"del {', '.join(free_after[i])}")
         body.append(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-        self.source = "def replay():\n" + "\n".join("    " + s for s in body) + "\n"
+        params = ", ".join(f"A{i}" for i in self.inputs_in_place)
+        self.source = f"def replay({params}):\n" + "\n".join("    " + s for s in body) + "\n"
         exec(builtins.compile(self.source, f"<tinygraph plan {self.name}>", "exec"), env)
         self._replay = env["replay"]
+        del self._env, self._in_place, self._in_place_ids   # the traced buffers are not kept
         self.nodes, self.rules, self.units = counts, rules, units
         self.leaves = len(leaves)
         owned = [(f"v{k}", n.nbytes) for k, n in enumerate(nodes) if needed[k] and n.owns]
@@ -715,8 +835,16 @@ class Plan:
         """Replay the step on ``args`` (same signature as the trace); returns the step's result."""
         for i, buf in self._buffers.items():
             np.copyto(buf, args[i])
+        bound = []
+        for i in self.inputs_in_place:
+            a = args[i]
+            # a read-only view: a replay never writes into the caller's array; an argument the
+            # views cannot be rebuilt on (not C-contiguous) is copied for this call
+            a = a.view(np.ndarray) if a.flags.c_contiguous else np.ascontiguousarray(a)
+            a.flags.writeable = False
+            bound.append(a)
         with no_grad():
-            values = self._replay()
+            values = self._replay(*bound)
         return self._rebuild(self._template, iter(values))
 
     def _rebuild(self, template, values):
@@ -737,7 +865,94 @@ class Plan:
         return (f"<Plan {self.name}: {self.nodes} nodes ({self.traced_nodes} traced; {top}), "
                 f"{self.rules} rules, {self.backwards} backward, {self.units} optimiser units, "
                 f"{self.buffers} buffers, {_mb(self.bytes)} ({_mb(self.peak_bytes)} peak, "
-                f"{_mb(self.persistent_bytes)} persistent), {self.leaves} leaves>")
+                f"{_mb(self.persistent_bytes)} persistent), {self.leaves} leaves, "
+                f"inputs {self._inputs_text()}>")
+
+    def _inputs_text(self):
+        """``"0 read in place, 1 copied (why)"``: how a replay takes each input."""
+        parts = [f"{i} read in place" for i in self.inputs_in_place]
+        parts += [f"{i} copied ({why})" for i, why in self.inputs_copied.items()]
+        return ", ".join(sorted(parts, key=lambda p: int(p.split()[0]))) or "none"
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+def _same_bytes(buffer, array):
+    """Whether the C-ordered ``buffer`` still holds ``array``'s bytes (nothing wrote into it)."""
+    a = np.ascontiguousarray(array)
+    return np.array_equal(buffer.reshape(-1).view(np.uint8), a.reshape(-1).view(np.uint8))
+
+
+_OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, bool, type(None),
+           types.CodeType, types.BuiltinFunctionType, types.WrapperDescriptorType,
+           types.MethodDescriptorType, types.GetSetDescriptorType, types.MemberDescriptorType)
+_REACH_LIMIT = 500_000   # objects walked before giving up (the inputs are then copied)
+
+
+def _extent(array):
+    """``(first, end)``: the addresses of the bytes ``array`` can read."""
+    first = end = _address(array)
+    for n, stride in zip(array.shape, array.strides):
+        if stride < 0:
+            first += stride * (n - 1)
+        else:
+            end += stride * (n - 1)
+    return first, end + array.itemsize
+
+
+def _reaching(holders, buffers):
+    """``{id(buffer): what}`` for the ``buffers`` (``{id: array}``) whose memory an ndarray reachable
+    from one of ``holders`` ((object, what it is) pairs) reads — a view of one, or any array over
+    its bytes — through attributes, containers, bound methods, partials and functions (closures,
+    defaults and the data in their globals); modules and classes are not entered. Every buffer is
+    returned when the walk grows too large."""
+    extents = {key: _extent(b) for key, b in buffers.items()}
+    found, seen, walked, made = {}, set(), 0, []   # made: objects made here, alive while ids are seen
+    for start, what in holders:
+        stack = [start]
+        while stack:
+            obj = stack.pop()
+            if id(obj) in seen or isinstance(obj, _OPAQUE):
+                continue
+            seen.add(id(obj))
+            walked += 1
+            if walked > _REACH_LIMIT:
+                return {key: f"a step too large to check ({_REACH_LIMIT} objects)" for key in buffers}
+            if isinstance(obj, np.ndarray):
+                key = id(root(obj))
+                if key in buffers:
+                    found.setdefault(key, what)
+                elif obj.size:   # an array over a buffer's bytes by another route (a memoryview)
+                    first, end = _extent(obj)
+                    for key, (lo, hi) in extents.items():
+                        if first < hi and lo < end:
+                            found.setdefault(key, what)
+                if obj.dtype.hasobject:
+                    made.append(obj.ravel().tolist())
+                    stack.extend(made[-1])
+                continue
+            if isinstance(obj, types.FunctionType):
+                stack += [obj.__closure__, obj.__defaults__, obj.__kwdefaults__, obj.__dict__]
+                if id(obj.__globals__) not in seen:   # the data a function's globals hold
+                    seen.add(id(obj.__globals__))
+                    stack += [v for v in obj.__globals__.values()
+                              if not isinstance(v, (types.FunctionType, types.BuiltinFunctionType))]
+                continue
+            stack += gc.get_referents(obj)
+    return found
+
+
+def _module_globals_holding(buffers):
+    """The ``buffers`` a module's globals refer to directly (code run at replays may read them)."""
+    modules = {id(vars(m)) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)}
+    ids = {id(b): b for b in buffers}
+    held = []
+    for ref in gc.get_referrers(*buffers):
+        if type(ref) is dict and id(ref) in modules:
+            held += [ids[id(v)] for v in ref.values() if id(v) in ids]
+    return held
 
 
 def _unwrap(value):
