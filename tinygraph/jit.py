@@ -14,7 +14,7 @@ engine did, in order:
 That record is planned into a ``Plan``: dead nodes dropped, the values each rule reads decided from
 the ops' ``saves`` (the others are passed as ``Released`` placeholders, as the eager engine does), every
 value freed after its last use, and the whole step emitted as one straight-line Python function whose
-locals are the buffers: ``v12 = forward_12(v3, L0)`` ... ``r = rule_12(g7, v12, v3, P4)`` ...
+locals are the buffers: ``v12 = OP12.forward(v3, L0)`` ... ``r = OP12.vjp_arrays(g7, v12, v3, P4)``...
 Later calls with inputs of the same shapes and dtypes hand the inputs to that function (read in place,
 or copied into the trace's input buffers: see the rules below) and run it: no Tensor, no toposort, no
 gradient dict, no release sweep. The numbers are the
@@ -73,6 +73,7 @@ import threading
 import types
 import warnings
 import weakref
+import zlib
 
 import numpy as np
 
@@ -667,7 +668,7 @@ class Plan:
         nodes, program = rec.nodes, rec.program
         env = {"ndarray": np.ndarray, "Cached": Cached, "asarray": np.asarray, "ones_like": np.ones_like,
                "copyto": np.copyto, "for_rule": lazy.for_rule, "acc": lazy.accumulate,
-               "materialize": lazy.materialize, "store": _store, "unwrap": _unwrap}
+               "materialize": lazy.materialize, "store": _store, "unwrap": _unwrap, "NUMPY_VJP": NUMPY_VJP}
         lines = []          # (statement, values it reads)
         reads = {}          # value name -> index of the last statement reading it
         name = lambda v: f"v{v[1]}" if v[0] == "n" else f"L{v[1]}"  # noqa: E731
@@ -688,6 +689,19 @@ class Plan:
         def read_leaves():
             for j in live_leaves:
                 emit(f"L{j} = T{j}._data")
+
+        placeholders = {}   # (shape, dtype, op name) -> the name of its Released placeholder
+
+        def released(n):
+            # What a rule gets for a value it does not read (not in its op's saves): one placeholder
+            # per shape, dtype and op kind, not one per node, since the plan keeps them all; a rule
+            # reading one would have failed in the trace already, on the same path.
+            key = (n.shape, n.dtype, n.op.name)
+            if key not in placeholders:
+                placeholders[key] = f"P{len(placeholders)}"
+                env[placeholders[key]] = Released(n.shape, n.dtype, n.op.name,
+                                                  f"a node of compiled step {self.name}")
+            return placeholders[key]
         for j, i in self._rebound.items():
             emit(f"L{j} = {self._view_of_input(leaves[j]._data, i)}")
         read_leaves()
@@ -701,9 +715,9 @@ class Plan:
                 if not needed[k]:
                     continue
                 rec_k = nodes[k]
-                env[f"F{k}"] = rec_k.op.forward
+                env[f"OP{k}"] = rec_k.op
                 args = [name(a) for a in rec_k.args]
-                emit(f"v{k} = F{k}({', '.join(args)})", *args)
+                emit(f"v{k} = OP{k}.forward({', '.join(args)})", *args)
                 if k in cached_needed:
                     emit(f"v{k}, c{k} = unwrap(v{k})")
                 else:
@@ -746,25 +760,18 @@ class Plan:
                 rec_k = nodes[k]
                 op = rec_k.op
                 env[f"OP{k}"] = op
-                env[f"R{k}"] = op.vjp_arrays if op.vjp_arrays is not None else \
-                    functools.partial(op.vjp, NUMPY_VJP)
+                # the rule called on the op itself: no bound method or partial object per node
+                rule = f"OP{k}.vjp_arrays(" if op.vjp_arrays is not None else f"OP{k}.vjp(NUMPY_VJP, "
                 saved = op._saved_inputs
-                args = []
-                if op._saves_out:
-                    args.append(f"v{k}")
-                else:
-                    env[f"P{k}"] = Released(rec_k.shape, rec_k.dtype, op, rec_k.scope)
-                    args.append(f"P{k}")
+                args = [f"v{k}" if op._saves_out else released(rec_k)]
                 for pos, a in enumerate(rec_k.args):
                     if saved is None or pos in saved or a[0] == "l":
                         args.append(name(a))
                     else:
-                        src = nodes[a[1]]
-                        env[f"P{a[1]}"] = Released(src.shape, src.dtype, src.op, src.scope)
-                        args.append(f"P{a[1]}")
+                        args.append(released(nodes[a[1]]))
                 value_args = [a for a in args if a[0] in "vL"]
                 extra = f", cache=c{k}" if had_cache else ""
-                emit(f"r = R{k}(for_rule(g{gs}, OP{k}), {', '.join(args)}{extra})", *value_args)
+                emit(f"r = {rule}for_rule(g{gs}, OP{k}), {', '.join(args)}{extra})", *value_args)
                 lines.append(f"g{gs} = None")
                 for pos, dst, first in targets:
                     lines.append(f"g{dst} = r[{pos}]" if first else f"g{dst} = acc(g{dst}, r[{pos}])")
@@ -798,9 +805,14 @@ class Plan:
                 body.append(f"del {', '.join(free_after[i])}")
         body.append(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
         params = ", ".join(f"A{i}" for i in self.inputs_in_place)
-        self.source = f"def replay({params}):\n" + "\n".join("    " + s for s in body) + "\n"
-        exec(builtins.compile(self.source, f"<tinygraph plan {self.name}>", "exec"), env)
+        source = f"def replay({params}):\n" + "\n".join("    " + s for s in body) + "\n"
+        # The plan is held between steps, so its size counts (at T = 2000 the program has ~28000
+        # lines): the globals' names are interned, so the code object's names are the same strings,
+        # and the text is kept compressed (``source`` unpacks it).
+        env = {sys.intern(k): v for k, v in env.items()}
+        exec(builtins.compile(source, f"<tinygraph plan {self.name}>", "exec"), env)
         self._replay = env["replay"]
+        self._source = zlib.compress(source.encode())
         del self._env, self._in_place, self._in_place_ids   # the traced buffers are not kept
         self.nodes, self.rules, self.units = counts, rules, units
         self.leaves = len(leaves)
@@ -811,6 +823,11 @@ class Plan:
         self.persistent_bytes = sum(b.nbytes for b in self._buffers.values()) + sum(
             {id(root(n.op._out)): root(n.op._out).nbytes for n in nodes
              if isinstance(getattr(n.op, "_out", None), np.ndarray)}.values())
+
+    @property
+    def source(self):
+        """The generated program: one function, ``replay(A0, ...)``, taking the inputs read in place."""
+        return zlib.decompress(self._source).decode()
 
     @staticmethod
     def _peak(body, sizes):
