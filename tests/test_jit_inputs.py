@@ -111,9 +111,10 @@ def test_the_plan_does_not_keep_the_traced_buffer_of_an_input_read_in_place():
     assert compiled.plan.persistent_bytes == targets[0].nbytes    # the copied targets' buffer only
 
 
-@pytest.mark.parametrize("layout", ["sliced", "fortran", "read-only"])
-def test_arguments_that_are_not_c_contiguous_or_are_read_only(layout):
-    """A slice or an F-ordered array is copied for that call only; a read-only array is read."""
+@pytest.mark.parametrize("layout", ["sliced", "fortran", "unaligned", "read-only"])
+def test_arguments_that_are_not_c_contiguous_unaligned_or_read_only(layout):
+    """A slice, an F-ordered or an unaligned array is copied for that call only; a read-only array is
+    read."""
     def arrange(x):
         if layout == "sliced":
             wide = np.zeros(x.shape[:-1] + (2 * V,))
@@ -121,11 +122,17 @@ def test_arguments_that_are_not_c_contiguous_or_are_read_only(layout):
             return wide[..., ::2]
         if layout == "fortran":
             return np.asfortranarray(x)
+        if layout == "unaligned":
+            raw = np.zeros(x.nbytes + 1, np.uint8)
+            moved = np.frombuffer(raw.data, x.dtype, x.size, offset=1).reshape(x.shape)
+            moved[...] = x
+            return moved
         x = x.copy()
         x.flags.writeable = False
         return x
     batches = [(arrange(x), t) for x, t in (data(s) for s in range(4))]
-    assert layout == "read-only" or not batches[1][0].flags.c_contiguous
+    flags = batches[1][0].flags
+    assert layout == "read-only" or not (flags.c_contiguous and flags.aligned)
     compiled = same_run(lambda: trainer(RNN), batches)
     assert compiled.plan.inputs_in_place == (0,)
 

@@ -50,7 +50,7 @@ The rules of the game (TinyJit's):
     each such view — same offset, shape and strides — on the caller's array. It reads that array
     through a read-only view while it runs and never writes into it; values it returns that are
     views of it are copied, so changing the array afterwards changes no result. An argument that is
-    not C-contiguous (a slice, F order) is copied for that call only.
+    not C-contiguous (a slice, F order) or not aligned is copied for that call only.
   - *copied* into the buffer at every replay (C order, so reshapes of it inside the step stay views
     the replay reads) otherwise: when an op keeps it as an attribute (cross-entropy's ``targets``, a
     getitem's index array), an optimiser or ``io_callback`` function or the object it closes over
@@ -856,8 +856,10 @@ class Plan:
         for i in self.inputs_in_place:
             a = args[i]
             # a read-only view: a replay never writes into the caller's array; an argument the
-            # views cannot be rebuilt on (not C-contiguous) is copied for this call
-            a = a.view(np.ndarray) if a.flags.c_contiguous else np.ascontiguousarray(a)
+            # views cannot be rebuilt on as traced (not C-contiguous, or unaligned) is copied for
+            # this call
+            flags = a.flags
+            a = a.view(np.ndarray) if flags.c_contiguous and flags.aligned else np.array(a, order="C")
             a.flags.writeable = False
             bound.append(a)
         with no_grad():
