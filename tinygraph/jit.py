@@ -623,7 +623,10 @@ class Plan:
         holders.append((self._template, "the step's result"))
         if candidates:
             buffers = {key: self._buffers[i] for key, i in candidates.items()}
-            for key, what in _reaching(holders, buffers).items():
+            with warnings.catch_warnings():   # objects the walk touches may warn when read (deprecated)
+                warnings.simplefilter("ignore")
+                reached = _reaching(holders, buffers)
+            for key, what in reached.items():
                 i = candidates.pop(key)
                 copied[i] = f"{what} holds a reference to it"
         if candidates:

@@ -95,14 +95,6 @@ class Affine(Op):
                 f"the input's last dimension must equal in={w.shape[-1] if w.ndim else '?'}")
 
 
-ACTIVATIONS = {
-    # name: (forward on an array in place, derivative written from the output y, for any namespace)
-    "tanh": (lambda a: np.tanh(a, out=a), lambda y: 1 - y * y),
-    "relu": (lambda a: np.maximum(a, 0, out=a), lambda y: (y > 0).astype(y.dtype)),
-    "sigmoid": (sigmoid_, lambda y: y * (1 - y)),
-}
-
-
 def _tanh_slope(y):
     s = np.multiply(y, y)
     return np.subtract(1, s, out=s)
@@ -114,8 +106,17 @@ def _sigmoid_slope(y):
     return s
 
 
-# name: the derivative from the output y as a new array, in as few numpy calls as numpy allows
-ACTIVATION_SLOPES = {"tanh": _tanh_slope, "relu": lambda y: (y > 0).astype(y.dtype), "sigmoid": _sigmoid_slope}
+def _relu_slope(y):
+    return (y > 0).astype(y.dtype)
+
+
+ACTIVATIONS = {
+    # name: (forward on an array in place, derivative from the output y for any namespace, the same
+    # derivative on arrays as a new array in as few numpy calls as numpy allows)
+    "tanh": (lambda a: np.tanh(a, out=a), lambda y: 1 - y * y, _tanh_slope),
+    "relu": (lambda a: np.maximum(a, 0, out=a), _relu_slope, _relu_slope),
+    "sigmoid": (sigmoid_, lambda y: y * (1 - y), _sigmoid_slope),
+}
 
 
 class CellBlock(Op):
@@ -159,7 +160,7 @@ class RNNCellBlock(CellBlock):
 
     def vjp_arrays(self, g, out, p, h, w_hh, b_hh):
         """The same rule on arrays: the activation's slope computed in one buffer, in place."""
-        da = ACTIVATION_SLOPES[self.nonlinearity](out)
+        da = ACTIVATIONS[self.nonlinearity][2](out)
         da *= g
         return da, np.dot(da, w_hh), Product(da.T, h), row_sum(da)  # Product: NUMPY_VJP.weight_grad
 

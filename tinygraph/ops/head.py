@@ -3,7 +3,8 @@
 Composed, ``cross_entropy(affine(h, W, b))`` keeps the (N, V) logits for backward and allocates a
 second (N, V) array for their gradient, then a dense (N, H) gradient of ``h``. The fused op turns its
 logits buffer into the gradient ``softmax - onehot`` during forward, so only one (N, V) array ever
-exists, and returns the gradient of ``h`` as a lazy ``Product`` that a ``stack`` hands out per step.
+exists, and returns the gradient of ``h`` as a lazy ``Product`` that a ``stack`` hands out per step
+(multiplied out at once when it is small: ``lazy.product``).
 """
 import math
 
