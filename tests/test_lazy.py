@@ -45,6 +45,9 @@ def test_other_contributions_and_other_shapes_fall_back_to_a_buffer():
         accumulate(ProductSum(a), other_shape)
     float32 = Product(a.left.astype(np.float32), a.right.astype(np.float32))
     assert type(accumulate(ProductSum(a), float32)) is Buffer        # another dtype: not one matmul
+    mixed = Product(a.left.astype(np.float32), a.right)              # float32 @ float64 is float64
+    assert ProductSum(a).takes(mixed) and not ProductSum(float32).takes(a)
+    np.testing.assert_allclose(accumulate(ProductSum(a), mixed).dense(), 2 * (a.left @ a.right), rtol=1e-6)
     assert type(for_rule(accumulate(a, b), None)) is np.ndarray      # a rule or a leaf gets an array
 
 

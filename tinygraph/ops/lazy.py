@@ -128,8 +128,11 @@ class ProductSum:
     def takes(self, g):
         """Whether the Product ``g`` adds to this sum: 2-D factors, the same result shape and dtype."""
         left, right = g.left, g.right
-        return (left.ndim == 2 and right.ndim == 2 and left.shape[0] == self.shape[0]
-                and right.shape[1] == self.shape[1] and np.result_type(left, right) == self.dtype)
+        if not (left.ndim == 2 and right.ndim == 2 and left.shape[0] == self.shape[0]
+                and right.shape[1] == self.shape[1]):
+            return False
+        dtype = self.dtype  # factors of the sum's dtype (every step of a layer) skip result_type's cost
+        return (left.dtype is dtype and right.dtype is dtype) or np.result_type(left, right) == dtype
 
     def add(self, g):
         """Add the Product ``g`` (``takes(g)``); returns self."""
