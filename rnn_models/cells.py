@@ -19,10 +19,13 @@ with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or 3 (GRU: gates r, z, n). The equa
     GRU   r = σ(W_ir x + b_ir + W_hr h + b_hr)   z = σ(W_iz x + b_iz + W_hz h + b_hz)
           n = tanh(W_in x + b_in + r * (W_hn h + b_hn))             h' = (1 - z) * n + z * h
 
-A step is ``recurrent_step(project(x), state)``: ``project`` is the input projection
-``x @ W_ih.T + b_ih`` for all gates at once — it has no recurrence, so ``Recurrent.unroll`` computes
-it for the whole sequence in one node — and ``recurrent_step`` adds ``h @ W_hh.T + b_hh`` and applies
-the gates. Two forms of ``recurrent_step`` compute the same numbers:
+A step is ``recurrent_step(project(x), state)``: ``project`` is the input projection for all gates at
+once — it has no recurrence, so ``Recurrent.unroll`` computes it for the whole sequence in one node —
+and ``recurrent_step`` adds ``h @ W_hh.T`` and applies the gates. For RNN and LSTM the recurrent bias
+only ever adds to the projection, so ``project`` adds both biases, ``x @ W_ih.T + (b_ih + b_hh)``
+(their sum is one node per sequence, not one addition per step; the hand-written baselines and JAX do
+the same). GRU's b_hn sits inside ``r * (W_hn h + b_hn)``: its ``project`` adds b_ih only and its
+``recurrent_step`` adds b_hh. Two forms of ``recurrent_step`` compute the same numbers:
 
 - ``fused=True`` (default): one fused op per step (``tg.functional.rnn_cell/lstm_cell/gru_cell``),
   fast and lean — the form to train with.
@@ -62,13 +65,14 @@ def init_parameters(num_gates, input_size, hidden_size, bias=True, dtype=np.floa
 
 def affine(x, weight, bias):
     """``x @ weight.T + bias`` (bias may be None): (..., in) -> (..., out), one node."""
-    return x @ weight.T if bias is None else F.affine(x, weight, bias)
+    return F.affine(x, weight, bias)
 
 
 class RecurrentCell(Module):
     """Base class: parameters, shape checks and the state protocol. Subclasses define ``step``."""
     num_gates = 1
     state_names = ("h",)
+    folds_recurrent_bias = True  # b_hh only adds to the projection: ``project`` adds it (not GRU)
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True,
                  **options):
@@ -139,20 +143,30 @@ class RecurrentCell(Module):
         """The step math on already checked tensors: ``recurrent_step(project(x), state)``."""
         return self.recurrent_step(self.project(x), state)
 
-    def project(self, x, out=None):
-        """Input projection of every gate, ``x @ W_ih.T + b_ih``: (..., input_size) -> (..., G*H).
+    def projection_bias(self):
+        """The input projection's bias (G*H,): ``b_ih + b_hh`` (one node, named "b_ih+b_hh") where
+        ``folds_recurrent_bias``, else ``b_ih``; None for a cell without biases."""
+        if self.bias_ih is None or not self.folds_recurrent_bias:
+            return self.bias_ih
+        return named(self.bias_ih + self.bias_hh, "b_ih+b_hh")
+
+    def project(self, x, out=None, bias=None):
+        """Input projection of every gate, ``x @ W_ih.T + projection_bias()``: (..., input_size) ->
+        (..., G*H).
 
         ``out`` (N, G*H), N the product of x's leading dimensions: where to write it (needs biases,
-        see ``slab_block``).
+        see ``slab_block``). ``bias``: ``projection_bias()`` already computed, for a sequence
+        projected in chunks (one bias node for all of them).
         """
+        bias = self.projection_bias() if bias is None else bias
         if out is not None:
-            return F.affine(x, self.weight_ih, self.bias_ih, out=out)
-        return affine(x, self.weight_ih, self.bias_ih)
+            return F.affine(x, self.weight_ih, bias, out=out)
+        return affine(x, self.weight_ih, bias)
 
     def recurrent_step(self, p, state, out=None):
         """The recurrent part of a step: projection p (B, G*H) and state -> new state.
 
-        The fused ops include the recurrent bias, so a cell without biases runs the gate form.
+        A cell without biases runs the gate form.
         ``out`` (B, width*H): the fused op's output buffer (only with ``slab_block``).
         """
         if self.slab_block is not None:
@@ -237,11 +251,11 @@ class RNNCell(RecurrentCell):
     def fused_step(self, p, h, out=None):
         """The step as one ``rnn_cell`` op: projection p (B, H) and h (B, H) -> h' (B, H), named "h";
         ``out`` (B, H): where to write h' (see ``tg.functional.rnn_cell``)."""
-        return named(F.rnn_cell(p, h, self.weight_hh, self.bias_hh, self.nonlinearity, out), "h")
+        return named(F.rnn_cell(p, h, self.weight_hh, None, self.nonlinearity, out), "h")
 
     def gate_step(self, p, h):
-        """The step from primitives: act(p + h @ W_hh.T + b_hh), p and h (B, H) -> h' (B, H)."""
-        pre = p + affine(h, self.weight_hh, self.bias_hh)
+        """The step from primitives: act(p + h @ W_hh.T), p (with both biases) and h (B, H) -> h'."""
+        pre = p + affine(h, self.weight_hh, None)
         return named(NONLINEARITIES[self.nonlinearity](pre), "h")
 
     def extra_repr(self):
@@ -266,14 +280,15 @@ class LSTMCell(RecurrentCell):
     def fused_step(self, p, state, out=None):
         """The step as one ``lstm_cell`` op: projection p (B, 4H) and (h, c), each (B, H) -> (h', c')
         named "h" and "c"; ``out`` (B, 6H): the op's output buffer (see ``tg.functional.lstm_cell``)."""
-        h, c = F.lstm_cell(p, state[0], state[1], self.weight_hh, self.bias_hh, out)
+        h, c = F.lstm_cell(p, state[0], state[1], self.weight_hh, None, out)
         return named(h, "h"), named(c, "c")
 
     def gate_step(self, p, state):
         """The step from primitives, each gate in its scope (``input_gate``, ``forget_gate``,
-        ``cell_gate``, ``output_gate``): p (B, 4H) and (h, c) -> (h', c'), each (B, H)."""
+        ``cell_gate``, ``output_gate``): p (B, 4H, with both biases) and (h, c) -> (h', c'), each
+        (B, H)."""
         h, c = state
-        pre = p + affine(h, self.weight_hh, self.bias_hh)
+        pre = p + affine(h, self.weight_hh, None)
         with tg.scope("input_gate"):
             i = F.sigmoid(self._gate(pre, 0))
         with tg.scope("forget_gate"):
@@ -292,6 +307,7 @@ class GRUCell(RecurrentCell):
     ``cell(x, h) -> h'``: x (B, input_size), h and h' (B, hidden_size), h' = (1 - z) * n + z * h.
     """
     num_gates = 3
+    folds_recurrent_bias = False  # b_hn is multiplied by r: it cannot join the projection
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64, rng=None, fused=True):
         super().__init__(input_size, hidden_size, bias, dtype, rng, fused)

@@ -419,10 +419,11 @@ class Recurrent(Module):
         first = block.gate_offset * H
         gates = slab.reshape(steps * batch, block.width * H)[:, first:first + cell.num_gates * H]
         size = max(1, PROJECTION_CHUNK_BYTES // max(1, gates[:batch].nbytes))    # steps per chunk
-        chunks = []
+        chunks, bias = [], cell.projection_bias()  # one bias node for every chunk
         for start in range(0, steps, size):
             stop = min(start + size, steps)
-            chunk = cell.project(xs if size >= steps else xs[start:stop], out=gates[start * batch:stop * batch])
+            chunk = cell.project(xs if size >= steps else xs[start:stop], out=gates[start * batch:stop * batch],
+                                 bias=bias)
             chunk.name = "x@W_ih" if size >= steps else f"x@W_ih[{start}:{stop}]"
             chunks.append(chunk)
 

@@ -141,8 +141,8 @@ def _arg_reduce(fn):
     return arg
 
 
-def _lstm_cell(a, p, h, c, w, b):
-    """[h' | c' | i f g o], as ``tinygraph.ops.fused.LSTMCellBlock``."""
+def _lstm_cell(a, p, h, c, w, b=None):
+    """[h' | c' | i f g o], as ``tinygraph.ops.fused.LSTMCellBlock`` (its recurrent bias optional)."""
     i, f, g, o = (p + TF.linear(h, w, b)).chunk(4, dim=-1)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c_new = f * c + i * g
@@ -189,8 +189,8 @@ TORCH_OPS.update({
     "pow_const": lambda a, x: torch.pow(x, a["exponent"]),
     "nan_to_num": lambda a, x: torch.nan_to_num(x, a["nan"], a["posinf"], a["neginf"]),
     "where": lambda a, cond, x, y: torch.where(cond.bool(), x, y),
-    "affine": lambda a, x, w, b: TF.linear(x, w, b),
-    "rnn_cell": lambda a, p, h, w, b: ACTIVATIONS[a["nonlinearity"]](p + TF.linear(h, w, b)),
+    "affine": lambda a, x, w, b=None: TF.linear(x, w, b),
+    "rnn_cell": lambda a, p, h, w, b=None: ACTIVATIONS[a["nonlinearity"]](p + TF.linear(h, w, b)),
     "lstm_cell": _lstm_cell,
     "gru_cell": _gru_cell,
     "cross_entropy": lambda a, x: _cross_entropy(a, x),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
-from rnn_models import GRUCell, LSTMCell, RNNCell
+from rnn_models import GRUCell, LSTMCell, Recurrent, RNNCell
 
 I, H, B = 3, 4, 2
 CELLS = [(RNNCell, 1, {}), (RNNCell, 1, {"nonlinearity": "relu"}), (RNNCell, 1, {"nonlinearity": "sigmoid"}),
@@ -180,3 +180,43 @@ def test_cells_equal_pytorch(torch_name, cls, options, bias):
     torch_params = dict(ref.named_parameters())
     for name, p in cell.named_parameters():
         np.testing.assert_allclose(p.grad, torch_params[name].grad.numpy(), rtol=0, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_the_recurrent_bias_enters_once_per_sequence_where_it_only_adds(kind):
+    """RNN and LSTM add b_hh to the input projection (one add node for the whole sequence, as the
+    hand-written baselines do), so no step reads it; GRU's b_hn sits inside r * (...): every step
+    reads b_hh. The numbers are PyTorch's either way (``test_cells_equal_pytorch``)."""
+    cls = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}[kind]
+    tg.manual_seed(0)
+    cell = cls(I, H)
+    T = 5
+    xs = tg.tensor(np.random.default_rng(0).standard_normal((T, B, I)))
+    outputs, _ = Recurrent(cell)(xs)
+    graph = tg.Graph.of(outputs[-1])
+    bias = graph.index(cell.bias_hh)
+    readers = [graph.nodes[d] for s, d, _ in graph.edges if s == bias]
+    if kind == "gru":
+        assert len(readers) == T and all(n.op.name == "gru_cell" for n in readers)
+    else:
+        assert [n.name for n in readers] == ["b_ih+b_hh"]
+        assert graph.op_counts()["add"] == 1
+
+
+def test_a_recurrent_bias_of_the_wrong_shape_is_refused_naming_the_op():
+    p, h, w = np.ones((2, 4)), np.ones((2, 4)), np.ones((4, 4))
+    with pytest.raises(tg.ShapeError, match=r"rnn_cell: .*bias_hh \(1\*H,\) or None; .*bias_hh \(3,\)"):
+        tg.functional.rnn_cell(p, h, w, np.ones(3))
+    with pytest.raises(tg.ShapeError, match=r"lstm_cell: .*bias_hh \(1,\)"):
+        tg.functional.lstm_cell(np.ones((2, 16)), h, h, np.ones((16, 4)), np.ones(1))
+    # a (1,)-shaped bias would broadcast silently in numpy; here it is an error, not a wrong answer
+
+
+def test_affine_without_bias_is_one_node_equal_to_the_matmul():
+    x = tg.tensor(np.random.default_rng(1).standard_normal((3, 2, I)), requires_grad=True)
+    w = tg.tensor(np.random.default_rng(2).standard_normal((H, I)), requires_grad=True)
+    y = tg.functional.affine(x, w)
+    assert tg.Graph.of(y).op_counts() == {"affine": 1}
+    np.testing.assert_array_equal(y.data, (x.data.reshape(-1, I) @ w.data.T).reshape(3, 2, H))
+    y.sum().backward()
+    np.testing.assert_allclose(w.grad.data, np.ones((6, H)).T @ x.data.reshape(-1, I), rtol=1e-15)

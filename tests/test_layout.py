@@ -183,14 +183,37 @@ def test_what_no_step_made_is_drawn_outside_every_step(tmp_path):
         assert [picture.step_of(n) for n in outer] == [None] * len(outer), level
 
 
-def test_a_window_puts_the_ellipsis_between_the_steps_it_stands_for(tmp_path, capsys):
-    for level in ("op", "cell"):
-        picture, _ = render(["--steps", "20", "--level", level, "--window", "0:2,-2:"], tmp_path, capsys)
-        assert [t for t, _ in picture.steps] == [0, 1, 18, 19]
-        (dots,) = [n for n, v in picture.nodes.items() if v[0] == "elision"]
-        x = picture.centre(dots)[0]
-        before, after = picture.steps[1][1], picture.steps[2][1]
-        assert before[2] <= x <= after[0], (level, before, x, after)
+@pytest.mark.parametrize("argv,kept", [
+    (["--steps", "20", "--level", "op", "--window", "0:2,-2:"], [0, 1, 18, 19]),
+    (["--steps", "20", "--level", "cell", "--window", "0:2,-2:"], [0, 1, 18, 19]),
+    (["--cell", "lstm", "--steps", "30", "--level", "op", "--window", "0:2,-2:"], [0, 1, 28, 29]),
+    # the README's picture
+    (["--cell", "lstm", "--steps", "40", "--level", "cell", "--grads", "--window", "0:3,-3:"],
+     [0, 1, 2, 37, 38, 39]),
+], ids=["rnn-op", "rnn-cell", "lstm-op", "lstm-cell-readme"])
+def test_a_window_puts_the_ellipsis_between_the_steps_it_stands_for(argv, kept, tmp_path, capsys):
+    picture, _ = render(argv, tmp_path, capsys)
+    assert [t for t, _ in picture.steps] == kept
+    lefts = [box[0] for _, box in picture.steps]
+    assert lefts == sorted(lefts)
+    (dots,) = [n for n, v in picture.nodes.items() if v[0] == "elision"]
+    x = picture.centre(dots)[0]
+    gap = next(k for k in range(len(kept)) if kept[k + 1] != kept[k] + 1)
+    before, after = picture.steps[gap][1], picture.steps[gap + 1][1]
+    assert before[2] <= x <= after[0], (before, x, after)
+
+
+def test_the_bias_sum_is_drawn_where_the_projection_is():
+    """The projection's bias b_ih + b_hh is drawn at the op level, where the projection x@W_ih is a
+    node; the collapsed levels draw the projection inside each box (x@W_ih[t]), and its bias sum
+    with it, not as a node with no edge out."""
+    tg.manual_seed(0)
+    layer = rnn_models.Recurrent(rnn_models.LSTMCell(2, 3))
+    outputs, _ = layer(tg.tensor(np.random.default_rng(0).standard_normal((3, 1, 2)), name="x"))
+    loss = (outputs[-1] ** 2).sum()
+    for level in visualize.LEVELS:
+        source = visualize.to_dot(loss, level=level).source
+        assert ("<B>b_ih+b_hh</B>" in source) == (level == "op"), level
 
 
 def test_stacked_layers_are_drawn_bottom_up_with_their_edges(tmp_path, capsys):

@@ -234,8 +234,10 @@ def test_minimal_gated_unit_exports_as_scan_of_its_folded_step(dtype):
     scans = [n for n in proto.graph.node if n.op_type == "Scan"]
     assert len(scans) == 4
     body = onnx.helper.get_attribute_value(next(a for a in scans[1].attribute if a.name == "body"))
-    # the folded step: two Linear layers without bias (MatMul), the input Linear (Gemm), sigmoid, tanh
-    assert {"Gemm", "MatMul", "Sigmoid", "Tanh"} <= set(op_types(body))
+    # the folded step: three Linear layers (Gemm; the two without bias have no C input), sigmoid, tanh
+    assert {"Gemm", "Sigmoid", "Tanh"} <= set(op_types(body))
+    gemms = [n for n in body.node if n.op_type == "Gemm"]
+    assert sorted(len(n.input) for n in gemms) == [2, 2, 3]
     assert [dims(i) for i in body.input] == [["batch", 6], ["batch", 3]]      # h[t-1], x[t]
     directions = [onnx.helper.get_attribute_value(a) for a in scans[1].attribute
                   if a.name in ("scan_input_directions", "scan_output_directions")]

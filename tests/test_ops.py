@@ -273,9 +273,9 @@ def _linear_cross_entropy_reference(op, x, w, b):
     return {"none": losses.reshape(x.shape[:-1]), "sum": losses.sum(), "mean": losses.mean()}[op.reduction]
 
 
-def _lstm_reference(op, p, h, c, w_hh, b_hh):
-    """PyTorch's LSTM equations; the op returns [h' | c' | i f g o]."""
-    i, f, g, o = np.split(p + h @ w_hh.T + b_hh, 4, axis=-1)
+def _lstm_reference(op, p, h, c, w_hh, *b_hh):
+    """PyTorch's LSTM equations (b_hh optional); the op returns [h' | c' | i f g o]."""
+    i, f, g, o = np.split(p + h @ w_hh.T + sum(b_hh), 4, axis=-1)
     i, f, g, o = _sigmoid(i), _sigmoid(f), np.tanh(g), _sigmoid(o)
     c_new = f * c + i * g
     return np.concatenate([o * np.tanh(c_new), c_new, i, f, g, o], axis=-1)
@@ -330,8 +330,8 @@ NUMPY_REFERENCE = {
     "concat": lambda op, *xs: np.concatenate(xs, axis=op.axis),
     "astype": lambda op, x: x.astype(op.dtype),
     "stack": lambda op, *xs: np.stack(xs, axis=op.axis),
-    "affine": lambda op, x, w, b: x @ w.T + b,
-    "rnn_cell": lambda op, p, h, w_hh, b_hh: ACTIVATIONS[op.nonlinearity](p + h @ w_hh.T + b_hh),
+    "affine": lambda op, x, w, *b: x @ w.T + sum(b),
+    "rnn_cell": lambda op, p, h, w_hh, *b_hh: ACTIVATIONS[op.nonlinearity](p + h @ w_hh.T + sum(b_hh)),
     "lstm_cell": _lstm_reference,
     "gru_cell": _gru_reference,
     "cross_entropy": _cross_entropy_reference,

@@ -122,20 +122,20 @@ def test_a_million_steps_render_in_seconds(capsys, tmp_path):
     code, out, err = render_cli(["--steps", "1000000", "-o", str(tmp_path / "m.svg")], capsys)
     seconds = time.perf_counter() - begin
     assert code == 0 and out.startswith("wrote") and seconds < 30     # about 1.5 s on 2 busy cores
-    # 355 steps fit --max-nodes, but time runs in one row: 48 keep it within 20,000 pt
-    assert err.count("\n") == 1 and err.startswith("tinygraph render: note: drawing 48 of 1000000 time "
-                                                   "steps (t=0…23, 999976…999999)")
+    # 355 steps fit --max-nodes, but time runs in one row: 70 keep it within 20,000 pt
+    assert err.count("\n") == 1 and err.startswith("tinygraph render: note: drawing 70 of 1000000 time "
+                                                   "steps (t=0…34, 999965…999999)")
     assert "within 20000 pt wide" in err and "only the drawn steps were unrolled" in err
     text = (tmp_path / "m.svg").read_text()
-    assert text.count('class="cluster step"') == 48 and "t=24…999975 elided" in text
-    assert ">t=999999<" in text and "x[0:24, 999976:1000000]" in text
+    assert text.count('class="cluster step"') == 70 and "t=35…999964 elided" in text
+    assert ">t=999999<" in text and "x[0:35, 999965:1000000]" in text
 
 
 @pytest.mark.parametrize("flag", ["--grads", "--values"])
 def test_painting_a_million_steps_is_refused_before_unrolling(flag, capsys, tmp_path):
     code, out, err = render_cli(["--steps", "1000000", flag, "-o", str(tmp_path / "m.svg")], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert f"{flag} needs the whole unroll, and --steps 1000000 would be ~4000015 nodes" in err
+    assert f"{flag} needs the whole unroll, and --steps 1000000 would be ~4000016 nodes" in err
     assert "lower --steps to about 12499" in err and f"drop {flag}" in err
     assert list(tmp_path.iterdir()) == []
 

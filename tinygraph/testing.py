@@ -342,19 +342,22 @@ def _astype(draw, op_cls, dtype):
 @_sampler("affine")
 @st.composite
 def _affine(draw, op_cls, dtype):
-    """x (..., in), W (out, in), b (out,)."""
+    """x (..., in), W (out, in), b (out,) — or no b."""
     n_in, n_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     batch = draw(shapes(max_dims=2))
-    return op_cls(), draw(_op_inputs(op_cls, [batch + (n_in,), (n_out, n_in), (n_out,)], dtype))
+    bias = [(n_out,)] if draw(st.booleans()) else []
+    return op_cls(), draw(_op_inputs(op_cls, [batch + (n_in,), (n_out, n_in), *bias], dtype))
 
 
 @st.composite
-def _recurrent_block(draw, op_cls, dtype, gates, with_cell=False):
-    """p (B, gates*H), h (B, H)[, c (B, H)], W_hh (gates*H, H), b_hh (gates*H,); values in [-1, 1] so
-    the gates are not all saturated (a saturated gate has a near-zero gradient and checks nothing)."""
+def _recurrent_block(draw, op_cls, dtype, gates, with_cell=False, optional_bias=False):
+    """p (B, gates*H), h (B, H)[, c (B, H)], W_hh (gates*H, H), b_hh (gates*H,) — left out half the
+    time with ``optional_bias``; values in [-1, 1] so the gates are not all saturated (a saturated
+    gate has a near-zero gradient and checks nothing)."""
     batch, hidden = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     state = [(batch, hidden)] * (2 if with_cell else 1)
-    shapes_ = [(batch, gates * hidden), *state, (gates * hidden, hidden), (gates * hidden,)]
+    bias = [(gates * hidden,)] if not optional_bias or draw(st.booleans()) else []
+    shapes_ = [(batch, gates * hidden), *state, (gates * hidden, hidden), *bias]
     return draw(_op_inputs(op_cls, shapes_, dtype, low=-1.0, high=1.0))
 
 
@@ -362,18 +365,18 @@ def _recurrent_block(draw, op_cls, dtype, gates, with_cell=False):
 @st.composite
 def _rnn_cell(draw, op_cls, dtype):
     nonlinearity = draw(st.sampled_from(["tanh", "relu", "sigmoid"]))
-    p, h, w_hh, b_hh = draw(_recurrent_block(op_cls, dtype, gates=1))
+    p, h, w_hh, *b_hh = draw(_recurrent_block(op_cls, dtype, gates=1, optional_bias=True))
     if nonlinearity == "relu":  # keep the pre-activation away from relu's kink by moving p
-        rest = h @ w_hh.T + b_hh
+        rest = h @ w_hh.T + sum(b_hh)
         pre = np.vectorize(lambda v: _push_away(v, (0.0,), 0.05, -np.inf, np.inf))(p + rest)
         p = (pre - rest).astype(dtype)
-    return op_cls(nonlinearity), [p, h, w_hh, b_hh]
+    return op_cls(nonlinearity), [p, h, w_hh, *b_hh]
 
 
 @_sampler("lstm_cell")
 @st.composite
 def _lstm_cell(draw, op_cls, dtype):
-    return op_cls(), draw(_recurrent_block(op_cls, dtype, gates=4, with_cell=True))
+    return op_cls(), draw(_recurrent_block(op_cls, dtype, gates=4, with_cell=True, optional_bias=True))
 
 
 @_sampler("gru_cell")

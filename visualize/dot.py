@@ -473,6 +473,7 @@ class _Drawing:
         if collapsed:
             self._plan_groups(is_drawn)
         pipe = self._layer_pipes() if collapsed else set()
+        feeding = self._feeding_hidden_inputs() if collapsed else set()
         for pos in range(len(graph.nodes)):
             if not is_drawn(pos):
                 continue
@@ -484,6 +485,8 @@ class _Drawing:
                 continue   # listed in the boxes that read it
             elif pos in pipe:
                 continue   # drawn as the layer edges (``_connect_boxes``)
+            elif pos in feeding:
+                continue   # part of an input the steps' boxes show as their own (b_ih + b_hh)
             elif pos in idx.shared and (self.view == "unrolled" or collapsed):
                 if self.level == "op" or any(idx.home[d] is None for d, _ in idx.consumers[pos]):
                     self.rep[pos] = self.real_node(pos, self.outer_path(pos))
@@ -541,6 +544,22 @@ class _Drawing:
             if graph.step_of[d] is None:
                 fed[d] = fed[d] | ({made[s]} if s in made else fed[s] if graph.step_of[s] is None else set())
         return fed
+
+    def _feeding_hidden_inputs(self):
+        """Collapsed levels: the outer op nodes whose values only go into shared inputs the steps
+        read, which these levels draw inside each box (``x@W_ih[t]``) rather than as a node: the
+        projection's bias sum ``b_ih + b_hh``. Drawn, they would hang with no edge out."""
+        idx, hidden = self.index, set()
+        for pos in idx.shared:
+            if all(idx.home[d] is not None for d, _ in idx.consumers[pos]):
+                hidden.add(pos)
+        feeding = set()
+        for pos in reversed(range(len(self.graph.nodes))):
+            readers = idx.consumers[pos]
+            if idx.home[pos] is None and self.graph.nodes[pos].op is not None and pos not in hidden \
+                    and readers and all(d in hidden or d in feeding for d, _ in readers):
+                feeding.add(pos)
+        return feeding
 
     def _layer_pipes(self):
         """Collapsed levels: the outer nodes that only carry one layer's outputs into the layer
@@ -793,7 +812,12 @@ class _Drawing:
         for k, anchor in enumerate(self.timeline):
             if k:
                 dot.edge(f"tl{k - 1}", f"tl{k}", style="invis")
-            dot.edge(f"tl{k}", anchor, style="invis")
+            # At the op level a "…" one rank up, off the steps' bottom row of shared-input references,
+            # among which crossing minimisation may push it past the next step's box (measured on
+            # windowed RNN, LSTM and GRU pictures; at the cell and layer levels the bottom row holds
+            # one input per step, and lifting the "…" there misplaces it instead)
+            lift = {"minlen": "2"} if self.level == "op" and self.nodes[anchor].kind == "elision" else {}
+            dot.edge(f"tl{k}", anchor, style="invis", **lift)
 
     def _emit_items(self, dot, scale):
         """Write the nodes and the nested clusters into ``dot``, each cluster's items in order.

@@ -214,11 +214,12 @@ def _matmul(b, op, inputs, out):
 
 @rule("affine")
 def _affine(b, op, inputs, out):
-    """x @ W.T + b: Gemm for a 2-D x, else MatMul and Add."""
-    x, w, bias = _as(b, inputs, out.dtype)
+    """x @ W.T [+ b]: Gemm for a 2-D x, else MatMul (and Add)."""
+    x, w, *bias = _as(b, inputs, out.dtype)
     if inputs[0].ndim == 2:
-        return b.node("Gemm", [x, w, bias], transB=1)
-    return b.node("Add", [b.node("MatMul", [x, b.node("Transpose", [w], perm=[1, 0])]), bias])
+        return b.node("Gemm", [x, w, *bias], transB=1)
+    y = b.node("MatMul", [x, b.node("Transpose", [w], perm=[1, 0])])
+    return b.node("Add", [y, *bias]) if bias else y
 
 
 @rule("astype")
@@ -596,16 +597,16 @@ def _split(b, x, parts, size):
 
 @rule("rnn_cell")
 def _rnn_cell(b, op, inputs, out):
-    p, h, w, bias = _as(b, inputs, out.dtype)
-    pre = b.node("Add", [p, b.node("Gemm", [h, w, bias], transB=1)])
+    p, h, w, *bias = _as(b, inputs, out.dtype)  # the recurrent bias is optional (Gemm's C too)
+    pre = b.node("Add", [p, b.node("Gemm", [h, w, *bias], transB=1)])
     return b.node(ACTIVATIONS[op.nonlinearity], [pre])
 
 
 @rule("lstm_cell")
 def _lstm_cell(b, op, inputs, out):
-    p, h, c, w, bias = _as(b, inputs, out.dtype)
+    p, h, c, w, *bias = _as(b, inputs, out.dtype)
     H = inputs[1].shape[-1]
-    gates = b.node("Add", [p, b.node("Gemm", [h, w, bias], transB=1)])
+    gates = b.node("Add", [p, b.node("Gemm", [h, w, *bias], transB=1)])
     i, f, g, o = _split(b, gates, 4, H)
     i, f, g, o = b.node("Sigmoid", [i]), b.node("Sigmoid", [f]), b.node("Tanh", [g]), b.node("Sigmoid", [o])
     c_new = b.node("Add", [b.node("Mul", [f, c]), b.node("Mul", [i, g])])

@@ -48,9 +48,7 @@ class Linear(Module):
                              f"or the module with .to(np.{x.dtype})")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear: expected input of shape (..., {self.in_features}), got {x.shape}")
-        if self.bias is None:
-            return x @ self.weight.T
-        return F.affine(x, self.weight, self.bias)
+        return F.affine(x, self.weight, self.bias)  # one node, with or without the bias
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

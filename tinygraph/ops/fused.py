@@ -38,9 +38,10 @@ def times(tangent, factor):
 
 
 def recurrent_pre(B, tangents, h, w_hh):
-    """The tangent of ``p + h @ W_hh.T + b_hh`` from the tangents (tp, th, tW, tb): (B, G*H) or None."""
-    tp, th, tw, tb = tangents
-    pre = plus(tp, times(th, w_hh.T), None if tw is None else h @ tw.T, tb)
+    """The tangent of ``p + h @ W_hh.T [+ b_hh]`` from the tangents (tp, th, tW[, tb]): (B, G*H) or
+    None."""
+    tp, th, tw, *tb = tangents
+    pre = plus(tp, times(th, w_hh.T), None if tw is None else h @ tw.T, *tb)
     if pre is not None and len(pre.shape) == 1:  # only the bias moves: the same for every row
         pre = B.broadcast_to(pre, h.shape[:1] + pre.shape)
     return pre
@@ -61,7 +62,7 @@ def sigmoid_(a):
 
 
 class Affine(Op):
-    """x @ W.T + b.  x (..., in), W (out, in), b (out,) -> (..., out).  ``nn.Linear``'s op.
+    """x @ W.T [+ b].  x (..., in), W (out, in), b (out,) optional -> (..., out).  ``nn.Linear``'s op.
 
     ``input_grad=False`` (x is data, e.g. the one-hot inputs of a sequence) skips the gradient of x:
     for an input projection over a whole sequence it is as large as the forward matmul.
@@ -76,22 +77,25 @@ class Affine(Op):
 
     # Leading dimensions are flattened into one 2-D matmul: BLAS is faster on one (T*B, in) block
     # than numpy's stacked matmul over T (B, in) blocks with a transposed weight.
-    def forward(self, x, w, b):
+    def forward(self, x, w, *b):
         out = np.matmul(x.reshape(-1, x.shape[-1]), w.T, out=self._out)
-        out += b
+        if b:
+            out += b[0]
         return out.reshape(x.shape[:-1] + (w.shape[0],))
 
-    def vjp(self, B, g, out, x, w, b):
+    def vjp(self, B, g, out, x, w, *b):
         rows = g.reshape((-1, g.shape[-1]))
         dx = (rows @ w).reshape(x.shape) if self._input_grad else None
-        return dx, rows.T @ x.reshape((-1, x.shape[-1])), rows.sum(axis=0)
+        grads = dx, rows.T @ x.reshape((-1, x.shape[-1]))
+        return grads + (rows.sum(axis=0),) if b else grads
 
-    def jvp(self, B, tangents, out, x, w, b):
-        tx, tw, tb = tangents
-        return plus(times(tx, w.T), None if tw is None else x @ tw.T, tb)
+    def jvp(self, B, tangents, out, x, w, *b):
+        tx, tw, *tb = tangents
+        return plus(times(tx, w.T), None if tw is None else x @ tw.T, *tb)
 
-    def explain(self, x, w, b):
-        return (f"affine: input {x.shape} does not fit weight {w.shape} (out, in) and bias {b.shape}; "
+    def explain(self, x, w, *b):
+        bias = f" and bias {b[0].shape}" if b else ""
+        return (f"affine: input {x.shape} does not fit weight {w.shape} (out, in){bias}; "
                 f"the input's last dimension must equal in={w.shape[-1] if w.ndim else '?'}")
 
 
@@ -136,7 +140,8 @@ class CellBlock(Op):
 
 
 class RNNCellBlock(CellBlock):
-    """h = act(p + h_prev @ W_hh.T + b_hh).  p, h_prev (B, H); W_hh (H, H); b_hh (H,) -> h (B, H)."""
+    """h = act(p + h_prev @ W_hh.T [+ b_hh]).  p, h_prev (B, H); W_hh (H, H); b_hh (H,), optional:
+    a layer adds it to the projection once per sequence instead -> h (B, H)."""
     name = "rnn_cell"
     saves = ("out", "h", "w_hh")
     sample = "rnn_cell"
@@ -147,23 +152,25 @@ class RNNCellBlock(CellBlock):
         self.nonlinearity = nonlinearity
 
     # np.dot, not @, for the 2-D products of every step: under half the call time (see lazy._dot)
-    def forward(self, p, h, w_hh, b_hh):
+    def forward(self, p, h, w_hh, *b_hh):
         a = np.add(p, np.dot(h, w_hh.T), out=self.output_buffer(h, p, w_hh))  # may be p itself
-        a += b_hh
+        if b_hh:
+            a += b_hh[0]
         ACTIVATIONS[self.nonlinearity][0](a)
         return a
 
-    def vjp(self, B, g, out, p, h, w_hh, b_hh):
+    def vjp(self, B, g, out, p, h, w_hh, *b_hh):
         da = g * ACTIVATIONS[self.nonlinearity][1](out)
-        return da, da @ w_hh, B.weight_grad(da, h), da.sum(axis=0)
+        return (da, da @ w_hh, B.weight_grad(da, h)) + ((da.sum(axis=0),) if b_hh else ())
 
-    def vjp_arrays(self, g, out, p, h, w_hh, b_hh):
+    def vjp_arrays(self, g, out, p, h, w_hh, *b_hh):
         """The same rule on arrays: the activation's slope computed in one buffer, in place."""
         da = ACTIVATIONS[self.nonlinearity][2](out)
         da *= g
-        return da, np.dot(da, w_hh), Product(da.T, h), row_sum(da)  # Product: NUMPY_VJP.weight_grad
+        grads = da, np.dot(da, w_hh), Product(da.T, h)  # Product: NUMPY_VJP.weight_grad
+        return grads + (row_sum(da),) if b_hh else grads
 
-    def jvp(self, B, tangents, out, p, h, w_hh, b_hh):
+    def jvp(self, B, tangents, out, p, h, w_hh, *b_hh):
         da = recurrent_pre(B, tangents, h, w_hh)
         return None if da is None else da * ACTIVATIONS[self.nonlinearity][1](out)
 
@@ -192,8 +199,8 @@ def _gate_affine(H, dtype):
 class LSTMCellBlock(CellBlock):
     """LSTM step, gates i, f, g, o (PyTorch order).
 
-    p (B, 4H) input projection, h_prev, c_prev (B, H), W_hh (4H, H), b_hh (4H,)
-    -> (B, 6H) = [h | c | i f g o], with i, f, o = sigmoid, g = tanh, c = f*c_prev + i*g,
+    p (B, 4H) input projection, h_prev, c_prev (B, H), W_hh (4H, H), b_hh (4H,) optional (as for
+    ``RNNCellBlock``) -> (B, 6H) = [h | c | i f g o], with i, f, o = sigmoid, g = tanh, c = f*c_prev + i*g,
     h = o * tanh(c).
     """
     name = "lstm_cell"
@@ -201,11 +208,12 @@ class LSTMCellBlock(CellBlock):
     sample = "lstm_cell"
     width, gate_offset = 6, 2
 
-    def forward(self, p, h, c, w_hh, b_hh):
+    def forward(self, p, h, c, w_hh, *b_hh):
         H = h.shape[-1]
         out = self.output_buffer(h, p, c, w_hh)
         gates = np.add(p, np.dot(h, w_hh.T), out=out[:, 2 * H:])  # the gate columns may be p itself
-        gates += b_hh
+        if b_hh:
+            gates += b_hh[0]
         # All four activations in one pass: sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5 (``sigmoid_``) on
         # i, f, o and 1 * tanh(1 * a) + 0 on g, by per-column scale and shift (4 numpy calls, not 9)
         scale, shift, _ = _gate_affine(H, gates.dtype)
@@ -220,7 +228,7 @@ class LSTMCellBlock(CellBlock):
         np.multiply(o, np.tanh(c_new), out=h_new)
         return out
 
-    def vjp(self, B, g, out, p, h, c, w_hh, b_hh):
+    def vjp(self, B, g, out, p, h, c, w_hh, *b_hh):
         # g covers the whole output; its gate part is zero unless something reads the gates (as a
         # double backward does), so it is included to keep the rule exact.
         H = h.shape[-1]
@@ -232,13 +240,14 @@ class LSTMCellBlock(CellBlock):
                            (dc * c + gf) * f * (1 - f),
                            (dc * i + gg) * (1 - g_act * g_act),
                            (gh * tanh_c + go) * o * (1 - o)], axis=-1)
-        return dgates, dgates @ w_hh, dc * f, B.weight_grad(dgates, h), dgates.sum(axis=0)
+        grads = dgates, dgates @ w_hh, dc * f, B.weight_grad(dgates, h)
+        return grads + (dgates.sum(axis=0),) if b_hh else grads
 
-    def jvp(self, B, tangents, out, p, h, c, w_hh, b_hh):
-        tp, th, tc, tw, tb = tangents
+    def jvp(self, B, tangents, out, p, h, c, w_hh, *b_hh):
+        tp, th, tc, tw, *tb = tangents
         H = h.shape[-1]
         c_new, i, f, g_act, o = (out[:, k * H:(k + 1) * H] for k in range(1, 6))
-        pre = recurrent_pre(B, (tp, th, tw, tb), h, w_hh)
+        pre = recurrent_pre(B, (tp, th, tw, *tb), h, w_hh)
         if pre is None:  # only c carries a tangent: the gates do not move
             dc = f * tc
             tanh_c = B.tanh(c_new)
@@ -251,7 +260,7 @@ class LSTMCellBlock(CellBlock):
         dh = do * tanh_c + o * (1 - tanh_c * tanh_c) * dc
         return B.concat([dh, dc, di, df, dg, do], axis=-1)
 
-    def vjp_arrays(self, g, out, p, h, c, w_hh, b_hh):
+    def vjp_arrays(self, g, out, p, h, c, w_hh, *b_hh):
         """The same rule on arrays, each gate's gradient written into its block of one buffer."""
         H = h.shape[-1]
         gh, gc, c_new, gates = g[:, :H], g[:, H:2 * H], out[:, H:2 * H], out[:, 2 * H:]
@@ -273,7 +282,8 @@ class LSTMCellBlock(CellBlock):
         dgates *= slope
         dgates *= np.add(gates, _gate_affine(H, gates.dtype)[2], out=slope)
         dc *= f
-        return dgates, np.dot(dgates, w_hh), dc, Product(dgates.T, h), row_sum(dgates)
+        grads = dgates, np.dot(dgates, w_hh), dc, Product(dgates.T, h)
+        return grads + (row_sum(dgates),) if b_hh else grads
 
 
 class GRUCellBlock(CellBlock):
