@@ -27,8 +27,9 @@ setup-browser: setup
 demo: setup
 	$(PYTHON) -m tinygraph_app demo
 
+# One pytest worker per core (pytest-xdist): the suite is ~650 s of CPU on one core of the 2-core machine.
 test: setup-browser
-	$(PYTHON) -m pytest -q --hypothesis-profile=$(HYPOTHESIS_PROFILE)
+	$(PYTHON) -m pytest -q -n auto --hypothesis-profile=$(HYPOTHESIS_PROFILE)
 
 bench: setup
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[bench]'
