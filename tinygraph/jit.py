@@ -774,7 +774,9 @@ class Plan:
                         args.append(released(nodes[a[1]]))
                 value_args = [a for a in args if a[0] in "vL"]
                 extra = f", cache=c{k}" if had_cache else ""
-                emit(f"r = {rule}for_rule(g{gs}, OP{k}), {', '.join(args)}{extra})", *value_args)
+                # an ndarray gradient (the common case) is what for_rule would hand on: no call
+                grad = f"(g{gs} if g{gs}.__class__ is ndarray else for_rule(g{gs}, OP{k}))"
+                emit(f"r = {rule}{grad}, {', '.join(args)}{extra})", *value_args)
                 lines.append(f"g{gs} = None")
                 for pos, dst, first in targets:
                     lines.append(f"g{dst} = r[{pos}]" if first else f"g{dst} = acc(g{dst}, r[{pos}])")

@@ -150,13 +150,16 @@ class RNNCellBlock(CellBlock):
     def __init__(self, nonlinearity="tanh", out=None):
         super().__init__(out)
         self.nonlinearity = nonlinearity
+        # the array forms, looked up once: this op runs every time step
+        self._activate, _, self._slope = ACTIVATIONS[nonlinearity]
 
     # np.dot, not @, for the 2-D products of every step: under half the call time (see lazy._dot)
     def forward(self, p, h, w_hh, *b_hh):
-        a = np.add(p, np.dot(h, w_hh.T), out=self.output_buffer(h, p, w_hh))  # may be p itself
-        if b_hh:
+        out = self._out
+        a = np.add(p, np.dot(h, w_hh.T), out=self.output_buffer(h, p, w_hh) if out is None else out)
+        if b_hh:   # (out may be p itself)
             a += b_hh[0]
-        ACTIVATIONS[self.nonlinearity][0](a)
+        self._activate(a)
         return a
 
     def vjp(self, B, g, out, p, h, w_hh, *b_hh):
@@ -165,7 +168,7 @@ class RNNCellBlock(CellBlock):
 
     def vjp_arrays(self, g, out, p, h, w_hh, *b_hh):
         """The same rule on arrays: the activation's slope computed in one buffer, in place."""
-        da = ACTIVATIONS[self.nonlinearity][2](out)
+        da = self._slope(out)
         da *= g
         grads = da, np.dot(da, w_hh), Product(da.T, h)  # Product: NUMPY_VJP.weight_grad
         return grads + (row_sum(da),) if b_hh else grads

@@ -188,6 +188,9 @@ def accumulate(total, g):
             return total
         if total_kind is np.ndarray:
             return Buffer(total + g)
+    elif kind is Scatter and total_kind is Buffer:   # a step's slice of a sequence's gradient
+        g.add_into(total.array)
+        return total
     elif kind is Product and g.left.ndim == 2 and g.right.ndim == 2:
         if total_kind is Product and total.left.ndim == 2 and total.right.ndim == 2:
             total = ProductSum(total)
