@@ -154,8 +154,8 @@ class RecurrentCell(Module):
         """Input projection of every gate, ``x @ W_ih.T + projection_bias()``: (..., input_size) ->
         (..., G*H).
 
-        ``out`` (N, G*H), N the product of x's leading dimensions: where to write it (needs biases,
-        see ``slab_block``). ``bias``: ``projection_bias()`` already computed, for a sequence
+        ``out`` (N, G*H), N the product of x's leading dimensions: where to write it (a fused
+        cell's sequence slab, see ``slab_block``). ``bias``: ``projection_bias()`` already computed, for a sequence
         projected in chunks (one bias node for all of them).
         """
         bias = self.projection_bias() if bias is None else bias
@@ -166,7 +166,8 @@ class RecurrentCell(Module):
     def recurrent_step(self, p, state, out=None):
         """The recurrent part of a step: projection p (B, G*H) and state -> new state.
 
-        A cell without biases runs the gate form.
+        A GRU cell without biases runs the gate form (its fused op takes b_hh); RNN and LSTM cells
+        run fused with or without them.
         ``out`` (B, width*H): the fused op's output buffer (only with ``slab_block``).
         """
         if self.slab_block is not None:
@@ -177,7 +178,8 @@ class RecurrentCell(Module):
     def slab_block(self):
         """The fused op class a step runs as (its ``width`` and ``gate_offset`` lay out a sequence
         slab, see ``tinygraph.ops.fused``), or None when the step is built from primitives."""
-        return self.block if self.fused and self.bias_hh is not None else None
+        fusable = self.bias_hh is not None or self.folds_recurrent_bias
+        return self.block if self.fused and fusable else None
 
     def check_input(self, x, what="input"):
         """``x`` as a Tensor of the cell's dtype, shape (B, input_size), else ``ShapeError``."""

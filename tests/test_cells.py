@@ -220,3 +220,20 @@ def test_affine_without_bias_is_one_node_equal_to_the_matmul():
     np.testing.assert_array_equal(y.data, (x.data.reshape(-1, I) @ w.data.T).reshape(3, 2, H))
     y.sum().backward()
     np.testing.assert_allclose(w.grad.data, np.ones((6, H)).T @ x.data.reshape(-1, I), rtol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_cells_without_biases_run_fused_where_the_op_takes_no_bias(kind):
+    """rnn_cell and lstm_cell take their bias optional, so bias-free RNN and LSTM layers run one
+    fused op per step (and the sequence slab); gru_cell needs b_hh, so a bias-free GRU runs the gate
+    form. Either way the numbers are the gate form's."""
+    cls = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}[kind]
+    tg.manual_seed(1)
+    fused = cls(I, H, bias=False)
+    gates = cls.from_parameters(fused.weight_ih, fused.weight_hh, fused=False)
+    xs = tg.tensor(np.random.default_rng(2).standard_normal((4, B, I)))
+    out_fused, _ = Recurrent(fused).sequence(xs)
+    out_gates, _ = Recurrent(gates).sequence(xs)
+    counts = tg.Graph.of(out_fused).op_counts()
+    assert (counts.get(f"{kind}_cell", 0) == 4) == (kind != "gru"), counts
+    np.testing.assert_allclose(out_fused.data, out_gates.data, rtol=1e-13, atol=1e-15)
