@@ -63,11 +63,6 @@ def init_parameters(num_gates, input_size, hidden_size, bias=True, dtype=np.floa
     return {name: Parameter(uniform(shape, bound, dtype, rng)) for name, shape in shapes.items()}
 
 
-def affine(x, weight, bias):
-    """``x @ weight.T + bias`` (bias may be None): (..., in) -> (..., out), one node."""
-    return F.affine(x, weight, bias)
-
-
 class RecurrentCell(Module):
     """Base class: parameters, shape checks and the state protocol. Subclasses define ``step``."""
     num_gates = 1
@@ -158,10 +153,7 @@ class RecurrentCell(Module):
         cell's sequence slab, see ``slab_block``). ``bias``: ``projection_bias()`` already computed, for a sequence
         projected in chunks (one bias node for all of them).
         """
-        bias = self.projection_bias() if bias is None else bias
-        if out is not None:
-            return F.affine(x, self.weight_ih, bias, out=out)
-        return affine(x, self.weight_ih, bias)
+        return F.affine(x, self.weight_ih, self.projection_bias() if bias is None else bias, out=out)
 
     def recurrent_step(self, p, state, out=None):
         """The recurrent part of a step: projection p (B, G*H) and state -> new state.
@@ -257,7 +249,7 @@ class RNNCell(RecurrentCell):
 
     def gate_step(self, p, h):
         """The step from primitives: act(p + h @ W_hh.T), p (with both biases) and h (B, H) -> h'."""
-        pre = p + affine(h, self.weight_hh, None)
+        pre = p + F.affine(h, self.weight_hh)
         return named(NONLINEARITIES[self.nonlinearity](pre), "h")
 
     def extra_repr(self):
@@ -290,7 +282,7 @@ class LSTMCell(RecurrentCell):
         ``cell_gate``, ``output_gate``): p (B, 4H, with both biases) and (h, c) -> (h', c'), each
         (B, H)."""
         h, c = state
-        pre = p + affine(h, self.weight_hh, None)
+        pre = p + F.affine(h, self.weight_hh)
         with tg.scope("input_gate"):
             i = F.sigmoid(self._gate(pre, 0))
         with tg.scope("forget_gate"):
@@ -324,7 +316,7 @@ class GRUCell(RecurrentCell):
     def gate_step(self, pre_x, h):
         """The step from primitives, each gate in its scope (``reset_gate``, ``update_gate``,
         ``new_gate``): projection pre_x (B, 3H) and h (B, H) -> h' (B, H)."""
-        pre_h = affine(h, self.weight_hh, self.bias_hh)
+        pre_h = F.affine(h, self.weight_hh, self.bias_hh)
         with tg.scope("reset_gate"):
             r = F.sigmoid(self._gate(pre_x, 0) + self._gate(pre_h, 0))
         with tg.scope("update_gate"):

@@ -653,30 +653,30 @@ def affine(x, weight, bias=None, out=None):
     ``out``: an ndarray (N, out) to write into, N the product of x's leading dimensions (it may be a
     strided view, e.g. a recurrent slab's gate columns); the node's value is a view of it.
     """
-    x, weight = as_tensor(x), as_tensor(weight)
-    bias = () if bias is None else (as_tensor(bias),)
+    x, weight, bias = as_tensor(x), as_tensor(weight), _optional(bias)
     if out is not None:
         _check_out("affine", out, (int(np.prod(x.shape[:-1])), weight.shape[0]),
                    np.result_type(x.dtype, weight.dtype, *(b.dtype for b in bias)))
     return apply(FU.Affine(input_grad=x.requires_grad, out=out), x, weight, *bias)
 
 
+def _optional(t):
+    """An optional input (a bias) as the op's trailing inputs: (), or (the tensor,)."""
+    return () if t is None else (as_tensor(t),)
+
+
 def _check_cell(op_name, gates, p, state, weight_hh, bias_hh):
+    """``bias_hh``: the op's trailing bias inputs, () or (b,)."""
     if state[0].ndim == 2:  # runs every time step: plain comparisons, no temporaries
         B, H = state[0].shape
         if p.shape == (B, gates * H) and weight_hh.shape == (gates * H, H) and \
-                all(s.shape == (B, H) for s in state) and (bias_hh is None or bias_hh.shape == (gates * H,)):
+                all(s.shape == (B, H) for s in state) and all(b.shape == (gates * H,) for b in bias_hh):
             return
     states = ", ".join(str(s.shape) for s in state)
-    bias = "" if bias_hh is None else f", bias_hh {bias_hh.shape}"
+    bias = "".join(f", bias_hh {b.shape}" for b in bias_hh)
     raise ShapeError(f"{op_name}: expected input projection (B, {gates}*H), state(s) (B, H), "
                      f"weight_hh ({gates}*H, H) and bias_hh ({gates}*H,) or None; got projection "
                      f"{p.shape}, state(s) {states}, weight_hh {weight_hh.shape}{bias}")
-
-
-def _bias_inputs(bias_hh):
-    """The optional recurrent bias as the op's trailing inputs: (), or (bias_hh,)."""
-    return () if bias_hh is None else (bias_hh,)
 
 
 def _cell_out(op_cls, out, h):
@@ -694,11 +694,10 @@ def rnn_cell(p, h, weight_hh, bias_hh=None, nonlinearity="tanh", out=None):
     """
     if nonlinearity not in FU.ACTIVATIONS:
         raise ValueError(f"rnn_cell: nonlinearity must be one of {sorted(FU.ACTIVATIONS)}, got {nonlinearity!r}")
-    p, h, weight_hh = map(as_tensor, (p, h, weight_hh))
-    bias_hh = None if bias_hh is None else as_tensor(bias_hh)
+    p, h, weight_hh, bias_hh = *map(as_tensor, (p, h, weight_hh)), _optional(bias_hh)
     _check_cell("rnn_cell", 1, p, (h,), weight_hh, bias_hh)
     op = FU.RNNCellBlock(nonlinearity, _cell_out(FU.RNNCellBlock, out, h))
-    return apply(op, p, h, weight_hh, *_bias_inputs(bias_hh))
+    return apply(op, p, h, weight_hh, *bias_hh)
 
 
 def lstm_cell(p, h, c, weight_hh, bias_hh=None, out=None):
@@ -707,12 +706,10 @@ def lstm_cell(p, h, c, weight_hh, bias_hh=None, out=None):
     bias_hh (4H,) or None (already in p, as ``LSTMCell`` adds it). ``out`` (B, 6H): where to write
     [h' | c' | i f g o] (its gate columns may be p itself).
     """
-    p, h, c, weight_hh = map(as_tensor, (p, h, c, weight_hh))
-    bias_hh = None if bias_hh is None else as_tensor(bias_hh)
+    p, h, c, weight_hh, bias_hh = *map(as_tensor, (p, h, c, weight_hh)), _optional(bias_hh)
     _check_cell("lstm_cell", 4, p, (h, c), weight_hh, bias_hh)
     H = h.shape[-1]
-    block = apply(FU.LSTMCellBlock(_cell_out(FU.LSTMCellBlock, out, h)), p, h, c, weight_hh,
-                  *_bias_inputs(bias_hh))
+    block = apply(FU.LSTMCellBlock(_cell_out(FU.LSTMCellBlock, out, h)), p, h, c, weight_hh, *bias_hh)
     return block[:, :H], block[:, H:2 * H]
 
 
@@ -722,7 +719,7 @@ def gru_cell(p, h, weight_hh, bias_hh, out=None):
     ``out`` (B, 5H): where to write [h' | r z n | hn] (columns H:4H may be p itself).
     """
     p, h, weight_hh, bias_hh = map(as_tensor, (p, h, weight_hh, bias_hh))
-    _check_cell("gru_cell", 3, p, (h,), weight_hh, bias_hh)
+    _check_cell("gru_cell", 3, p, (h,), weight_hh, (bias_hh,))
     block = apply(FU.GRUCellBlock(_cell_out(FU.GRUCellBlock, out, h)), p, h, weight_hh, bias_hh)
     return block[:, :h.shape[-1]]
 

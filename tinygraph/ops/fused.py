@@ -155,16 +155,16 @@ class RNNCellBlock(CellBlock):
 
     # np.dot, not @, for the 2-D products of every step: under half the call time (see lazy._dot)
     def forward(self, p, h, w_hh, *b_hh):
-        out = self._out
-        a = np.add(p, np.dot(h, w_hh.T), out=self.output_buffer(h, p, w_hh) if out is None else out)
-        if b_hh:   # (out may be p itself)
+        a = np.add(p, np.dot(h, w_hh.T), out=self.output_buffer(h, p, w_hh))  # may be p itself
+        if b_hh:
             a += b_hh[0]
         self._activate(a)
         return a
 
     def vjp(self, B, g, out, p, h, w_hh, *b_hh):
         da = g * ACTIVATIONS[self.nonlinearity][1](out)
-        return (da, da @ w_hh, B.weight_grad(da, h)) + ((da.sum(axis=0),) if b_hh else ())
+        grads = da, da @ w_hh, B.weight_grad(da, h)
+        return grads + (da.sum(axis=0),) if b_hh else grads
 
     def vjp_arrays(self, g, out, p, h, w_hh, *b_hh):
         """The same rule on arrays: the activation's slope computed in one buffer, in place."""

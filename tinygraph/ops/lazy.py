@@ -130,10 +130,8 @@ class ProductSum:
     def takes(self, g):
         """Whether the Product ``g`` adds to this sum: 2-D factors, the same result shape and dtype."""
         left, right = g.left, g.right
-        if not (left.ndim == 2 and right.ndim == 2 and left.shape[0] == self.shape[0]
-                and right.shape[1] == self.shape[1]):
-            return False
-        return g.dtype == self.dtype
+        return (left.ndim == 2 and right.ndim == 2 and left.shape[0] == self.shape[0]
+                and right.shape[1] == self.shape[1] and g.dtype == self.dtype)
 
     def add(self, g):
         """Add the Product ``g`` (``takes(g)``); returns self."""
