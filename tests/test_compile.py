@@ -5,6 +5,8 @@ compiled (the first call traces, the others replay) from the same global generat
 compares every returned value and every parameter after every step with ``array_equal``.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -419,3 +421,40 @@ def test_inputs_in_fortran_order_are_replayed_through_reshapes():
     for _ in range(3):
         targets = np.asfortranarray(rng.integers(0, 4, (3, 2)))
         assert compiled(targets) == step(targets)
+
+
+def test_a_layers_step_gradients_are_accumulated_without_calls():
+    """The plan adds up what the trace saw: each step's slice of the projection gradient added into one
+    buffer in place (no getitem rule, no Scatter), the recurrent weight's per-step Products summed in
+    groups, a hidden state's two contributions with one ``+``; still the eager step's bits."""
+    step = check(trainer(lambda: RNN(V, H)))
+    source = step.plan.source
+    assert source.count("] += ") == T and "Scatter" not in source
+    assert "sum_group(" in source and "append(r[" in source
+    assert source.count(" + r[") == T - 1         # h_t's gradient: from its output and from step t+1
+    assert step.plan.ops["getitem"] == T
+    selected = re.findall(r"v(\d+) = v\d+\[IDX\1\]", source)
+    assert len(selected) == T and not any(f"OP{k}.forward" in source or f"OP{k}.vjp" in source
+                                          for k in selected)      # indexed here, no call
+
+
+@pytest.mark.parametrize("index", [(slice(None), 1), 2, (0, 1), ([0, 2, 0],)])
+def test_selections_of_one_tensor_bit_for_bit(index):
+    """Several getitems of one tensor, basic (added in place by the plan, a 0-d one too) or advanced
+    (repeated rows: the op's own rule with np.add.at), in a compiled step equal the eager step."""
+    def make():
+        w = tg.Tensor(np.random.default_rng(3).standard_normal((3, 4)), requires_grad=True)
+        opt = tg.optim.SGD([w], lr=0.1)
+        model = tg.nn.Module()
+        model.w = w
+
+        def step(x):
+            a = (w * tg.Tensor._wrap(x)).tanh()
+            loss = (a[index] * 2).sum() + (a[index] ** 2).sum() + a[0].sum()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss.item()
+        return model, step
+    rng = np.random.default_rng(0)
+    check(make, [(rng.standard_normal((3, 4)),) for _ in range(3)])

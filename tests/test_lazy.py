@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import tinygraph as tg
 from rnn_models import GRU, LSTM, RNN
-from tinygraph.ops.lazy import Buffer, Product, ProductSum, accumulate, for_rule, materialize
+from tinygraph.ops.lazy import (Buffer, Product, ProductSum, accumulate, for_rule, group_flushes, materialize,
+                                 sum_group)
 
 
 def products(rng, count, m, n, k, dtype=np.float64):
@@ -71,3 +72,39 @@ def test_recurrent_weight_gradients_equal_the_generic_rules(layer, monkeypatch):
     assert len(adds) == 30 - 1                           # the fused run's W_hh: 30 steps, one sum
     for name in grads[0]:
         np.testing.assert_allclose(grads[0][name], grads[1][name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@given(inners=st.lists(st.integers(1, 5), min_size=1, max_size=30), m=st.integers(1, 5),
+       n=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_groups_summed_at_once_equal_the_accumulator_bit_for_bit(inners, m, n, seed):
+    """A compiled plan collects a slot's Products and sums each group in one call (``sum_group``) where
+    ``group_flushes`` says the accumulator closes it: the same matmuls and additions in the same order,
+    so the very same bits, and no more factors held than the accumulator holds."""
+    rng = np.random.default_rng(seed)
+    items = [Product(rng.standard_normal((k, m)).T, rng.standard_normal((k, n))) for k in inners]
+    total = None
+    for g in items:
+        total = g if total is None else accumulate(total, g)
+    closes = group_flushes(inners, n)
+    base, group = None, []
+    for g, close in zip(items, closes):
+        group.append(g)
+        if close:
+            assert sum(p.left.shape[1] for p in group) >= n    # where ProductSum flushes
+            base, group = sum_group(base, group), []
+    if group:
+        base = sum_group(base, group)
+    assert np.array_equal(base, materialize(total))
+    assert not closes[0]                                       # a first Product is never summed alone
+
+
+def test_a_group_with_another_form_is_added_one_by_one_into_an_owned_array():
+    rng = np.random.default_rng(1)
+    a, b = products(rng, 2, 3, 4, 2)
+    dense = rng.standard_normal((3, 4))
+    out = sum_group(None, [dense, a, b])
+    np.testing.assert_allclose(out, dense + a.left @ a.right + b.left @ b.right)
+    out += 1                                              # owned: the rule's array is untouched
+    assert not np.shares_memory(out, dense)
+    base = np.ones((3, 4))
+    assert sum_group(base, [a]) is base                   # the running sum adds in place

@@ -15,6 +15,13 @@ That record is planned into a ``Plan``: dead nodes dropped, the values each rule
 the ops' ``saves`` (the others are passed as ``Released`` placeholders, as the eager engine does), every
 value freed after its last use, and the whole step emitted as one straight-line Python function whose
 locals are the buffers: ``v12 = OP12.forward(v3, L0)`` ... ``r = OP12.vjp_arrays(g7, v12, v3, P4)``...
+The gradients are added up as the trace saw them arrive: a slot that only ever receives 2-D
+``Product``s of one shape (a recurrent weight's, one per time step) collects them in a list and sums
+each group in one call where the eager accumulator would close it (``lazy.sum_group``: the same
+matmuls and additions in the same order); one that receives the slices of ops that select blocks of
+it (``Op.selection``: each step's row of an input projection) is one zeroed buffer each slice is added
+into in place, with the selections indexed in the plan rather than called; and one with exactly two
+array contributions is one ``+``. Any other slot goes through ``lazy.accumulate``, as eagerly.
 Later calls with inputs of the same shapes and dtypes hand the inputs to that function (read in place,
 or copied into the trace's input buffers: see the rules below) and run it: no Tensor, no toposort, no
 gradient dict, no release sweep. The numbers are the
@@ -418,7 +425,7 @@ class _Recorder:
                 if tg is None or not t.requires_grad:
                     continue
                 s = slot(t)
-                targets.append((k, s, s not in contributed))
+                targets.append((k, s, s not in contributed, _form(tg)))
                 contributed.add(s)
             recorder.program.append(("rule", ref[0], slot(node), had_cache, tuple(targets)))
             return results
@@ -434,6 +441,56 @@ class _Recorder:
             while found:
                 _store(*found.popitem(), False)
         self.backwards += 1
+
+
+def _form(g):
+    """How a rule's gradient for one input looked in the trace, for the plan's accumulation:
+    ("product", K, shape, dtype) for a ``Product`` of 2-D factors (left (M, K)), "array" for an
+    ndarray, None for any other form."""
+    kind = type(g)
+    if kind is np.ndarray:
+        return "array"
+    if kind is lazy.Product and g.left.ndim == 2 and g.right.ndim == 2:
+        return ("product", g.left.shape[1], g.shape, g.dtype)
+    if kind is lazy.Scatter and not g.accumulate:
+        return ("scatter", g.shape, g.values.dtype)
+    return None
+
+
+def _accumulation(program, nodes):
+    """How the plan adds up each gradient slot with several contributions, from the forms the trace
+    saw: ``(grouped, paired, scattered)``. ``scattered``: slot -> (shape, dtype) for a slot whose
+    contributions all come from ops that select a block of it (``Op.selection``: the steps of a
+    sequence sliced out of one projection), added into one zeroed buffer in place, as the eager
+    accumulator adds their ``Scatter``s. ``grouped``: slot -> per contribution whether it closes a group, for
+    a slot whose contributions are all 2-D Products of one shape and dtype (a recurrent weight's
+    gradient, one per time step): the plan collects them in a list and sums each group in one call
+    (``lazy.sum_group``) where the eager accumulator closes it, the same sums in the same order.
+    ``paired``: slots with exactly two array contributions (a hidden state's gradient, from its
+    output and from the next step), added with one ``+`` as ``accumulate`` does, without a call."""
+    forms, seeded, by_selection = {}, set(), {}
+    for ev in program:
+        if ev[0] == "seed":
+            seeded.add(ev[1])
+        elif ev[0] == "rule":
+            selects = nodes[ev[1]].op.selection() is not None
+            for _, dst, _, form in ev[4]:
+                forms.setdefault(dst, []).append(form)
+                by_selection[dst] = by_selection.get(dst, True) and selects
+    grouped, paired, scattered = {}, set(), {}
+    for slot, seen in forms.items():
+        if slot in seeded or len(seen) < 2:
+            continue
+        first = seen[0]
+        if seen == ["array", "array"]:
+            paired.add(slot)
+        elif any(type(f) is not tuple or f[0] != first[0] for f in seen):
+            continue
+        elif first[0] == "product" and all(f[2:] == first[2:] for f in seen):
+            grouped[slot] = lazy.group_flushes([f[1] for f in seen], first[2][1])
+        elif first[0] == "scatter" and by_selection[slot] and all(f == first for f in seen):
+            scattered[slot] = first[1:]
+    return grouped, paired, scattered
 
 
 class _RecordingMode:
@@ -670,8 +727,8 @@ class Plan:
         """The program as Python source (one function), its constants, and the statistics."""
         nodes, program = rec.nodes, rec.program
         env = {"ndarray": np.ndarray, "Cached": Cached, "asarray": np.asarray, "ones_like": np.ones_like,
-               "copyto": np.copyto, "for_rule": lazy.for_rule, "acc": lazy.accumulate,
-               "materialize": lazy.materialize, "store": _store, "unwrap": _unwrap, "NUMPY_VJP": NUMPY_VJP}
+               "copyto": np.copyto, "zeros": np.zeros, "for_rule": lazy.for_rule, "acc": lazy.accumulate,
+               "materialize": lazy.materialize, "sum_group": lazy.sum_group, "store": _store, "unwrap": _unwrap, "NUMPY_VJP": NUMPY_VJP}
         lines = []          # (statement, values it reads)
         reads = {}          # value name -> index of the last statement reading it
         name = lambda v: f"v{v[1]}" if v[0] == "n" else f"L{v[1]}"  # noqa: E731
@@ -709,6 +766,15 @@ class Plan:
             emit(f"L{j} = {self._view_of_input(leaves[j]._data, i)}")
         read_leaves()
         cached_needed = set(ev[1] for ev in program if ev[0] == "rule" and ev[3])
+        grouped, paired, scattered = _accumulation(program, nodes)
+        added = {}          # grouped slot -> contributions emitted so far
+
+        def close_group(slot):
+            # the Products collected since the last group closed, summed before the slot is read
+            closes = grouped.get(slot)
+            if closes is not None and not closes[-1]:
+                lines.append(f"g{slot} = sum_group(g{slot}, F{slot})")
+                lines.append(f"del F{slot}")
         counts, self.ops = 0, {}
         rules = units = 0
         for ev in program:
@@ -720,11 +786,18 @@ class Plan:
                 rec_k = nodes[k]
                 env[f"OP{k}"] = rec_k.op
                 args = [name(a) for a in rec_k.args]
-                emit(f"v{k} = OP{k}.forward({', '.join(args)})", *args)
-                if k in cached_needed:
-                    emit(f"v{k}, c{k} = unwrap(v{k})")
+                selection = rec_k.op.selection()
+                if selection is not None:   # a view: indexed here, without a call
+                    env[f"IDX{k}"] = selection
+                    emit(f"v{k} = {args[0]}[IDX{k}]", *args)
+                    if rec_k.shape == ():   # a numpy scalar, of which apply makes an array
+                        emit(f"v{k} = asarray(v{k})")
                 else:
-                    emit(f"if v{k}.__class__ is not ndarray: v{k} = unwrap(v{k})[0]")
+                    emit(f"v{k} = OP{k}.forward({', '.join(args)})", *args)
+                    if k in cached_needed:
+                        emit(f"v{k}, c{k} = unwrap(v{k})")
+                    else:
+                        emit(f"if v{k}.__class__ is not ndarray: v{k} = unwrap(v{k})[0]")
                 counts += 1
                 self.ops[rec_k.op.name] = self.ops.get(rec_k.op.name, 0) + 1
             elif kind == "refresh":
@@ -776,16 +849,43 @@ class Plan:
                 extra = f", cache=c{k}" if had_cache else ""
                 # an ndarray gradient (the common case) is what for_rule would hand on: no call
                 grad = f"(g{gs} if g{gs}.__class__ is ndarray else for_rule(g{gs}, OP{k}))"
+                close_group(gs)
+                if targets and targets[0][1] in scattered:   # its Scatter added into the buffer here
+                    _, dst, first, _ = targets[0]
+                    if first:
+                        env[f"SHAPE{dst}"], env[f"DTYPE{dst}"] = scattered[dst]
+                        lines.append(f"g{dst} = zeros(SHAPE{dst}, DTYPE{dst})")
+                    lines.append(f"g{dst}[IDX{k}] += {grad}")
+                    lines.append(f"g{gs} = None")
+                    rules += 1
+                    continue
                 emit(f"r = {rule}{grad}, {', '.join(args)}{extra})", *value_args)
                 lines.append(f"g{gs} = None")
-                for pos, dst, first in targets:
-                    lines.append(f"g{dst} = r[{pos}]" if first else f"g{dst} = acc(g{dst}, r[{pos}])")
+                for pos, dst, first, _ in targets:
+                    closes = grouped.get(dst)
+                    if closes is not None:
+                        i = added[dst] = added.get(dst, -1) + 1
+                        if i == 0:
+                            lines.append(f"g{dst} = None")
+                        lines.append(f"F{dst} = [r[{pos}]]" if i == 0 or closes[i - 1]
+                                     else f"F{dst}.append(r[{pos}])")
+                        if closes[i]:
+                            lines.append(f"g{dst} = sum_group(g{dst}, F{dst})")
+                            lines.append(f"del F{dst}")
+                    elif first:
+                        lines.append(f"g{dst} = r[{pos}]")
+                    elif dst in paired:
+                        lines.append(f"g{dst} = g{dst} + r[{pos}] if g{dst}.__class__ is ndarray is "
+                                     f"r[{pos}].__class__ else acc(g{dst}, r[{pos}])")
+                    else:
+                        lines.append(f"g{dst} = acc(g{dst}, r[{pos}])")
                 rules += 1
             elif kind == "store":
                 for leaf, gs in ev[1]:
                     j = leaf[1] if leaf[0] == "l" else None
                     if j is None:   # a leaf aliasing a node: find its tensor
                         continue
+                    close_group(gs)
                     lines.append(f"store(T{j}, materialize(for_rule(g{gs}, None)), False)")
                     lines.append(f"g{gs} = None")
         for j in sorted(self._cleared):   # .grad dropped by code the plan does not replay (p.grad = None)

@@ -116,6 +116,13 @@ class Op:
         from ..forward import derived_jvp
         return derived_jvp(self, B, tangents, out, inputs)
 
+    def selection(self):
+        """The basic index ``i`` when this op's output is ``x[i]`` of its one input (a view) and its
+        gradient adds ``g`` back into x's at ``i`` (a ``Scatter``); None, the default, for every other
+        op. A compiled plan then indexes in place of the forward call and adds each step's gradient
+        into one buffer in place of the rule and the accumulation (``tinygraph.jit``)."""
+        return None
+
     def explain(self, *arrays):
         """A readable reason why ``forward`` rejected these arrays (only called on failure)."""
         shapes = ", ".join(str(a.shape) for a in arrays)

@@ -143,16 +143,9 @@ class ProductSum:
         return self
 
     def _flush(self):
-        if not self.lefts:
-            return
-        left = self.lefts[0] if len(self.lefts) == 1 else np.concatenate(self.lefts, axis=1)
-        right = self.rights[0] if len(self.rights) == 1 else np.concatenate(self.rights, axis=0)
-        total = _dot(left, right)
-        if self.base is None:
-            self.base = total
-        else:
-            self.base += total
-        self.lefts, self.rights, self.inner = [], [], 0
+        if self.lefts:
+            self.base = add_group(self.base, self.lefts, self.rights)
+            self.lefts, self.rights, self.inner = [], [], 0
 
     def dense(self):
         """The sum as an ndarray (it owns it: later ``add``s would add into it)."""
@@ -162,6 +155,47 @@ class ProductSum:
     def add_into(self, out):
         """Add the sum into the array ``out`` of its shape."""
         out += self.dense()
+
+
+def add_group(base, lefts, rights):
+    """``base + [lefts...] @ [rights...]`` (``base`` None: 0), the concatenated factors multiplied out
+    in one matmul and added into ``base`` in place: a ``ProductSum``'s flush, in one function that the
+    eager accumulator and a compiled plan (``sum_group``) share, so both sum in the same order."""
+    left = lefts[0] if len(lefts) == 1 else np.concatenate(lefts, axis=1)
+    right = rights[0] if len(rights) == 1 else np.concatenate(rights, axis=0)
+    total = _dot(left, right)
+    if base is None:
+        return total
+    base += total
+    return base
+
+
+def group_flushes(inners, columns):
+    """For Products with 2-D factors of inner sizes ``inners`` (K_i) and ``columns`` (N) result
+    columns, accumulated in this order, which ones close a group that ``ProductSum`` multiplies out
+    (its ``add`` flushes once the held factors reach N inner columns; the first never does alone)."""
+    closes, inner = [], 0
+    for i, k in enumerate(inners):
+        inner += k
+        closes.append(i > 0 and inner >= columns)
+        if closes[-1]:
+            inner = 0
+    return closes
+
+
+def sum_group(base, products):
+    """``base`` (None: 0) plus the Products of one group, as the eager accumulator sums them: a
+    compiled plan collects a gradient's Products in lists at the trace's group boundaries
+    (``group_flushes``) and sums each list in one call, instead of one ``accumulate`` per
+    contribution. Anything else among them (a rule that returned another form at this replay) is
+    added one by one, as ``accumulate`` would."""
+    if all(p.__class__ is Product and p.left.ndim == 2 and p.right.ndim == 2 for p in products):
+        return add_group(base, [p.left for p in products], [p.right for p in products])
+    total = None if base is None else Buffer(base)
+    for g in products:
+        total = g if total is None else accumulate(total, g)
+    # owned, since a later group adds into it in place (a rule's array may be a view of another's)
+    return total.array if total.__class__ is Buffer else np.array(materialize(total))
 
 
 class Buffer:

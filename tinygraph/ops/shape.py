@@ -122,6 +122,7 @@ class GetItem(Op):
     def jvp(self, B, tangents, out, x):
         t, = tangents
         return None if t is None else t[self.index]
+    def selection(self): return None if self.advanced else self.index
     def explain(self, x):
         return f"getitem: index {self.index!r} is not valid for a tensor of shape {x.shape}"
 
