@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 import tinygraph as tg
 from rnn_models import GRU, LSTM, RNN
-from tinygraph.ops.lazy import (Buffer, Product, ProductSum, accumulate, for_rule, group_flushes, materialize,
-                                 sum_group)
+from tinygraph.ops import lazy
+from tinygraph.ops.lazy import (Buffer, Product, ProductSum, accumulate, flush_at, for_rule, group_flushes,
+                                materialize, sum_group)
 
 
 def products(rng, count, m, n, k, dtype=np.float64):
@@ -17,16 +18,30 @@ def products(rng, count, m, n, k, dtype=np.float64):
             for _ in range(count)]
 
 
+class group_bytes:
+    """``lazy.GROUP_BYTES`` set for a block (0: groups close at N inner columns, as for a large result)."""
+    def __init__(self, value):
+        self.value = value
+
+    def __enter__(self):
+        self.saved, lazy.GROUP_BYTES = lazy.GROUP_BYTES, self.value
+
+    def __exit__(self, *exc):
+        lazy.GROUP_BYTES = self.saved
+
+
 @given(count=st.integers(1, 40), m=st.integers(1, 6), n=st.integers(1, 9), k=st.integers(1, 4),
-       seed=st.integers(0, 2**16))
-def test_a_sum_of_products_is_their_sum_and_holds_at_most_the_results_size(count, m, n, k, seed):
+       seed=st.integers(0, 2**16), limit=st.sampled_from([0, 256, lazy.GROUP_BYTES]))
+def test_a_sum_of_products_is_their_sum_and_holds_at_most_the_results_size(count, m, n, k, seed, limit):
     items = products(np.random.default_rng(seed), count, m, n, k)
     total = None
-    for g in items:
-        total = g if total is None else accumulate(total, g)
-        if isinstance(total, ProductSum):
-            assert total.inner < n               # what it holds unmultiplied stays under one result
-            assert sum(left.size for left in total.lefts) < m * n + m * k
+    with group_bytes(limit):
+        for g in items:
+            total = g if total is None else accumulate(total, g)
+            if isinstance(total, ProductSum):    # what it holds unmultiplied: one result, or the limit
+                held = sum(a.size for a in total.lefts) + sum(b.size for b in total.rights)
+                assert total.inner < total.flush_at
+                assert held * 8 < max((m + n) * n * 8, limit) + (m + n) * k * 8
     expected = sum(g.left @ g.right for g in items)
     np.testing.assert_allclose(materialize(total), expected, rtol=1e-12, atol=1e-12)
     assert isinstance(total, Product if count == 1 else ProductSum)
@@ -75,22 +90,23 @@ def test_recurrent_weight_gradients_equal_the_generic_rules(layer, monkeypatch):
 
 
 @given(inners=st.lists(st.integers(1, 5), min_size=1, max_size=30), m=st.integers(1, 5),
-       n=st.integers(1, 9), seed=st.integers(0, 2**16))
-def test_groups_summed_at_once_equal_the_accumulator_bit_for_bit(inners, m, n, seed):
+       n=st.integers(1, 9), seed=st.integers(0, 2**16), limit=st.sampled_from([0, 256, lazy.GROUP_BYTES]))
+def test_groups_summed_at_once_equal_the_accumulator_bit_for_bit(inners, m, n, seed, limit):
     """A compiled plan collects a slot's Products and sums each group in one call (``sum_group``) where
     ``group_flushes`` says the accumulator closes it: the same matmuls and additions in the same order,
     so the very same bits, and no more factors held than the accumulator holds."""
     rng = np.random.default_rng(seed)
     items = [Product(rng.standard_normal((k, m)).T, rng.standard_normal((k, n))) for k in inners]
     total = None
-    for g in items:
-        total = g if total is None else accumulate(total, g)
-    closes = group_flushes(inners, n)
+    with group_bytes(limit):
+        for g in items:
+            total = g if total is None else accumulate(total, g)
+        closes = group_flushes(inners, flush_at((m, n), np.float64))
     base, group = None, []
     for g, close in zip(items, closes):
         group.append(g)
         if close:
-            assert sum(p.left.shape[1] for p in group) >= n    # where ProductSum flushes
+            assert sum(p.left.shape[1] for p in group) >= n    # where ProductSum flushes (>= N)
             base, group = sum_group(base, group), []
     if group:
         base = sum_group(base, group)

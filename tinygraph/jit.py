@@ -487,7 +487,7 @@ def _accumulation(program, nodes):
         elif any(type(f) is not tuple or f[0] != first[0] for f in seen):
             continue
         elif first[0] == "product" and all(f[2:] == first[2:] for f in seen):
-            grouped[slot] = lazy.group_flushes([f[1] for f in seen], first[2][1])
+            grouped[slot] = lazy.group_flushes([f[1] for f in seen], lazy.flush_at(first[2], first[3]))
         elif first[0] == "scatter" and by_selection[slot] and all(f == first for f in seen):
             scattered[slot] = first[1:]
     return grouped, paired, scattered

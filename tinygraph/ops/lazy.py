@@ -15,8 +15,8 @@ A first-order rule may return, instead of an ndarray, a form that stands for one
   one matmul of the concatenated factors, ``[left_1 ... left_n] @ [right_1; ...; right_n]``. A recurrent
   weight's gradient is one ``dgates_t.T @ h_t`` per step; T small matmuls and T full-size additions
   become a few large matmuls, as hand-written BPTT batches them. It multiplies out what it holds
-  whenever the factors it holds outgrow the result, so it never keeps much more than the result's
-  size besides its running sum.
+  whenever the factors it holds outgrow the result (or ``GROUP_BYTES``, for a small result), so it
+  never keeps much more than that besides its running sum.
 - ``Buffer``: an array the accumulator allocated itself, so further contributions add in place.
 
 The walk sees none of these types; it uses three functions:
@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 DENSE_BELOW = 1 << 20  # bytes: ``product`` multiplies out a result smaller than this at once
+GROUP_BYTES = 1 << 16  # bytes of factors a ``ProductSum`` may hold beyond its result's size
 
 
 class Scatter:
@@ -120,12 +121,14 @@ class ProductSum:
     """``base + sum_i lefts[i] @ rights[i]`` (``base`` None: 0): Products with 2-D factors, lefts
     (M, K_i) and rights (K_i, N), of one result shape (M, N) and dtype. ``add`` takes one more; the
     factors held are multiplied out, as one matmul of the concatenated factors, once the lefts hold as
-    many elements as the result (sum K_i >= N), and at the end (``dense``)."""
-    __slots__ = ("lefts", "rights", "inner", "base", "shape", "dtype")
+    many elements as the result (sum K_i >= N) or, for a small result, ``GROUP_BYTES`` of factors
+    (``flush_at``), and at the end (``dense``)."""
+    __slots__ = ("lefts", "rights", "inner", "base", "shape", "dtype", "flush_at")
 
     def __init__(self, first):
         self.lefts, self.rights, self.inner, self.base = [first.left], [first.right], first.left.shape[1], None
         self.shape, self.dtype = first.shape, first.dtype
+        self.flush_at = flush_at(self.shape, self.dtype)
 
     def takes(self, g):
         """Whether the Product ``g`` adds to this sum: 2-D factors, the same result shape and dtype."""
@@ -138,7 +141,7 @@ class ProductSum:
         self.lefts.append(g.left)
         self.rights.append(g.right)
         self.inner += g.left.shape[1]
-        if self.inner >= self.shape[1]:   # the factors outgrow the result: multiply them out
+        if self.inner >= self.flush_at:   # the factors outgrow the result: multiply them out
             self._flush()
         return self
 
@@ -170,14 +173,23 @@ def add_group(base, lefts, rights):
     return base
 
 
-def group_flushes(inners, columns):
-    """For Products with 2-D factors of inner sizes ``inners`` (K_i) and ``columns`` (N) result
-    columns, accumulated in this order, which ones close a group that ``ProductSum`` multiplies out
-    (its ``add`` flushes once the held factors reach N inner columns; the first never does alone)."""
+def flush_at(shape, dtype):
+    """How many inner columns a ``ProductSum`` of result ``shape`` (M, N) holds before multiplying
+    them out: N (the lefts then hold as many elements as the result), or more while the held factors
+    stay under ``GROUP_BYTES``: for a small result (a B = 1 step's (H, H) weight gradient) one matmul
+    over many steps costs less than one per N steps, and the memory is negligible."""
+    M, N = shape
+    return max(N, GROUP_BYTES // max(1, (M + N) * np.dtype(dtype).itemsize))
+
+
+def group_flushes(inners, threshold):
+    """For Products with 2-D factors of inner sizes ``inners`` (K_i), accumulated in this order, which
+    ones close a group that ``ProductSum`` multiplies out: its ``add`` flushes once the held factors
+    reach ``threshold`` (``flush_at``) inner columns; the first never does alone."""
     closes, inner = [], 0
     for i, k in enumerate(inners):
         inner += k
-        closes.append(i > 0 and inner >= columns)
+        closes.append(i > 0 and inner >= threshold)
         if closes[-1]:
             inner = 0
     return closes
