@@ -886,7 +886,8 @@ class Plan:
                     if j is None:   # a leaf aliasing a node: find its tensor
                         continue
                     close_group(gs)
-                    lines.append(f"store(T{j}, materialize(for_rule(g{gs}, None)), False)")
+                    lines.append(f"store(T{j}, g{gs} if g{gs}.__class__ is ndarray else "
+                                 f"materialize(for_rule(g{gs}, None)), False)")
                     lines.append(f"g{gs} = None")
         for j in sorted(self._cleared):   # .grad dropped by code the plan does not replay (p.grad = None)
             lines.append(f"T{j}.grad = None")

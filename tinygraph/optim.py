@@ -25,7 +25,7 @@ from .errors import ShapeError, StateDictError
 from .modes import enable_grad
 from .tensor import Tensor
 from .tracing import RECORDERS
-from .versions import record_write
+from .versions import record_writes
 
 
 def _parameter_list(params, owner):
@@ -128,15 +128,22 @@ class Optimizer:
         # Python floats keep float32 arithmetic float32 (a numpy float64 scalar would upcast).
         hp = {k: tuple(float(b) for b in v) if isinstance(v, tuple) else
               v if isinstance(v, bool) else float(v) for k, v in self.defaults.items()}
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            grad = p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
-            if grad.shape != p.shape:
-                raise ShapeError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its "
-                                 f"grad has shape {grad.shape}")
-            self._update(p._data, grad.astype(p.dtype, copy=False), self.state[i], hp)
-            record_write(p._data)  # a graph built before this step refuses to backward (versions)
+        written = []   # a graph built before this step refuses to backward (versions)
+        try:
+            for i, p in enumerate(self.params):
+                grad = p.grad
+                if grad is None:
+                    continue
+                grad = grad._data if isinstance(grad, Tensor) else np.asarray(grad)
+                data = p._data
+                if grad.shape != data.shape:
+                    raise ShapeError(f"{type(self).__name__}.step: params[{i}] has shape {p.shape} but its "
+                                     f"grad has shape {grad.shape}")
+                self._update(data, grad if grad.dtype == data.dtype else grad.astype(data.dtype),
+                             self.state[i], hp)
+                written.append(data)
+        finally:
+            record_writes(written)
 
     def state_dict(self):
         """``{str: ndarray or number}`` (copies): hyper-parameters, ``num_params``, ``state.<i>.<name>``."""

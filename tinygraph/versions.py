@@ -65,21 +65,28 @@ def _forget(key, ref):
 def record_write(array):
     """Record one in-place write to ``array``'s memory: every node made before now that saved a value
     living in this memory will refuse to backward."""
-    owner = root(array)
-    key = id(owner)
+    record_writes((array,))
+
+
+def record_writes(arrays):
+    """``record_write`` of each array in turn, under one acquisition of the lock (an optimiser's
+    step writes every parameter)."""
     with _lock:
-        CLOCK[0] += 1
-        record = _WRITTEN.get(key)
-        if record is None or _target(record) is not owner:
-            try:
-                ref = weakref.ref(owner, lambda ref, key=key: _forget(key, ref))
-            except TypeError:  # an owner that takes no weak reference (bytes): hold it
-                ref = _Strong(owner)
-            record = _WRITTEN[key] = _Record(ref)
-        record.version += 1
-        record.stamps.append(CLOCK[0])
-        if len(record.stamps) > 2 * _STAMPS_KEPT:
-            del record.stamps[:-_STAMPS_KEPT]
+        for array in arrays:
+            owner = root(array)
+            key = id(owner)
+            CLOCK[0] += 1
+            record = _WRITTEN.get(key)
+            if record is None or _target(record) is not owner:
+                try:
+                    ref = weakref.ref(owner, lambda ref, key=key: _forget(key, ref))
+                except TypeError:  # an owner that takes no weak reference (bytes): hold it
+                    ref = _Strong(owner)
+                record = _WRITTEN[key] = _Record(ref)
+            record.version += 1
+            record.stamps.append(CLOCK[0])
+            if len(record.stamps) > 2 * _STAMPS_KEPT:
+                del record.stamps[:-_STAMPS_KEPT]
 
 
 class _Strong:
