@@ -348,7 +348,7 @@ class Recurrent(Module):
         masked = lengths is not None  # masked outputs are new arrays; the slab must keep the cells' h
         if slab is None or masked:
             return F.stack(outputs), state
-        return F.stack(outputs, out=slab[..., :self.cell.hidden_size]), state
+        return F.stack(outputs, out=slab[..., :self.cell.hidden_size], assume_filled=True), state
 
     def _unroll(self, xs, state0, reverse, lengths, batch_first):
         """``(outputs, final_state, slab)``; see ``unroll`` and ``_projections``."""

@@ -138,3 +138,28 @@ def test_layer_output_is_a_slab_view_and_matches_the_unfused_layer():
 def test_bad_out_buffer_is_refused_with_the_expected_shape(call):
     with pytest.raises(tg.ShapeError, match=r"out must be an ndarray of the result's shape"):
         call()
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_the_sequence_stack_copies_nothing_and_keeps_its_promise(kind):
+    """The layer stacks its slab rows with ``assume_filled``: the stacked values are the steps' outputs
+    (checked against np.stack), and anomaly mode, which checks the promise, accepts it."""
+    fused, _ = cell_pair(kind)
+    xs = tg.Tensor(np.random.default_rng(3).normal(size=(T, B, I)))
+    outputs, _ = Recurrent(fused).unroll(xs)
+    expected = np.stack([o.data for o in outputs])
+    with tg.detect_anomaly():
+        out, _ = Recurrent(fused).sequence(xs)
+    np.testing.assert_array_equal(out.data, expected)
+    assert out.op.name == "stack" and out.op._filled
+
+
+def test_a_broken_fill_promise_is_an_anomaly_and_filled_needs_out():
+    out = np.zeros((2, 3))
+    inside, outside = tg.Tensor._wrap(out[0]), tg.Tensor(np.ones(3))
+    assert tg.stack([inside, outside], out=out, assume_filled=True).op._filled   # not checked
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match=r"input 1 \(3,\) is not the view out\[1\]"):
+        tg.stack([inside, outside], out=out, assume_filled=True)
+    np.testing.assert_array_equal(tg.stack([inside, outside], out=out).data, [[0, 0, 0], [1, 1, 1]])
+    with pytest.raises(ValueError, match="assume_filled=True needs out="):
+        tg.stack([inside, outside], assume_filled=True)

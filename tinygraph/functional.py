@@ -28,7 +28,8 @@ import sys
 
 import numpy as np
 
-from .errors import DTypeError, ShapeError
+from .errors import AnomalyError, DTypeError, ShapeError
+from .modes import is_anomaly_enabled
 from .ops import apply
 from .ops import fused as FU
 from .ops import head as HD
@@ -432,11 +433,15 @@ def concat(tensors, axis=0, *, dim=_UNSET):
     return apply(S.Concat(_axis("concat", axis, tensors[0].ndim)), *tensors)
 
 
-def stack(tensors, axis=0, out=None):
+def stack(tensors, axis=0, out=None, assume_filled=False):
     """Join same-shaped tensors along a new ``axis`` (one node).
 
     ``out``: an ndarray of the stacked shape to write into, as in numpy; inputs that are already
-    views of their place in it are not copied (a recurrent layer stacks its slab's rows this way).
+    views of their place in it cost no memory. ``assume_filled=True`` (with ``out``) is a promise,
+    like numpy's ``assume_unique``: every input *is* its slice of ``out``, written there in place by
+    the op that made it at every run of the graph (a recurrent layer's slab rows), so the forward
+    copies nothing (T copy calls fewer). Checking it costs what it saves, so only anomaly mode
+    (``tg.detect_anomaly``) checks it.
     """
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
@@ -448,7 +453,22 @@ def stack(tensors, axis=0, out=None):
     if out is not None:
         _check_out("stack", out, tensors[0].shape[:axis] + (len(tensors),) + tensors[0].shape[axis:],
                    tensors[0].dtype)
-    return apply(S.Stack(axis, out), *tensors)
+        if assume_filled and is_anomaly_enabled():
+            _check_filled(tensors, axis, out)
+    elif assume_filled:
+        raise ValueError("stack: assume_filled=True needs out= (the buffer the inputs already live in)")
+    return apply(S.Stack(axis, out, assume_filled), *tensors)
+
+
+def _check_filled(tensors, axis, out):
+    """Each tensor's array is exactly its slice of ``out`` along ``axis``: same memory, shape, strides."""
+    lead = (slice(None),) * axis
+    for k, t in enumerate(tensors):
+        place, array = out[lead + (k,)], t._data
+        if (array.ctypes.data, array.strides) != (place.ctypes.data, place.strides):
+            raise AnomalyError(f"stack(assume_filled=True): input {k} {t.shape} is not the view "
+                               f"out[{', '.join([':'] * axis + [str(k)])}] of out {out.shape}; "
+                               f"without assume_filled its values are copied into out")
 
 
 def _check_out(op_name, out, shape, dtype):

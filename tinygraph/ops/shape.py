@@ -170,11 +170,14 @@ class Stack(Op):
     saves = ()
     sample = "stack"
     lazy_grad = True  # g may be a lazy Product; g[lead + (k,)] slices it without multiplying out
-    def __init__(self, axis, out=None): self.axis, self._out = axis, out
+    def __init__(self, axis, out=None, filled=False):
+        self.axis, self._out, self._filled = axis, out, filled   # buffers and flags: not in attrs
 
     def forward(self, *xs):
         if self._out is None:
             return np.stack(xs, axis=self.axis)
+        if self._filled:   # the inputs are out's slices, written in place by the ops that made them
+            return self._out
         # ``out`` is a buffer the inputs may already live in (a recurrent layer's slab): copying a
         # view onto itself is a no-op in numpy, so the stacked sequence costs no memory.
         lead = (slice(None),) * self.axis
