@@ -728,7 +728,8 @@ class Plan:
         nodes, program = rec.nodes, rec.program
         env = {"ndarray": np.ndarray, "Cached": Cached, "asarray": np.asarray, "ones_like": np.ones_like,
                "copyto": np.copyto, "zeros": np.zeros, "for_rule": lazy.for_rule, "acc": lazy.accumulate,
-               "materialize": lazy.materialize, "sum_group": lazy.sum_group, "store": _store, "unwrap": _unwrap, "NUMPY_VJP": NUMPY_VJP}
+               "materialize": lazy.materialize, "sum_group": lazy.sum_group, "store": _store,
+               "unwrap": _unwrap, "NUMPY_VJP": NUMPY_VJP}
         lines = []          # (statement, values it reads)
         reads = {}          # value name -> index of the last statement reading it
         name = lambda v: f"v{v[1]}" if v[0] == "n" else f"L{v[1]}"  # noqa: E731
