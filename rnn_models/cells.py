@@ -150,8 +150,8 @@ class RecurrentCell(Module):
         (..., G*H).
 
         ``out`` (N, G*H), N the product of x's leading dimensions: where to write it (a fused
-        cell's sequence slab, see ``slab_block``). ``bias``: ``projection_bias()`` already computed, for a sequence
-        projected in chunks (one bias node for all of them).
+        cell's sequence slab, see ``slab_block``). ``bias``: ``projection_bias()`` already computed,
+        for a sequence projected in chunks (one bias node for all of them).
         """
         return F.affine(x, self.weight_ih, self.projection_bias() if bias is None else bias, out=out)
 

@@ -480,15 +480,14 @@ class _Drawing:
             home = idx.home[pos]
             if home is not None and self.kept is not None and home[1] not in self.kept:
                 self.rep[pos] = self.elision[home[1]]
-            elif collapsed and home is None and self.is_param[pos] and all(
-                    idx.home[d] is not None for d, _ in idx.consumers[pos]):
+            elif collapsed and home is None and self.is_param[pos] and self._read_in_steps_only(pos):
                 continue   # listed in the boxes that read it
             elif pos in pipe:
                 continue   # drawn as the layer edges (``_connect_boxes``)
             elif pos in feeding:
                 continue   # part of an input the steps' boxes show as their own (b_ih + b_hh)
             elif pos in idx.shared and (self.view == "unrolled" or collapsed):
-                if self.level == "op" or any(idx.home[d] is None for d, _ in idx.consumers[pos]):
+                if self.level == "op" or not self._read_in_steps_only(pos):
                     self.rep[pos] = self.real_node(pos, self.outer_path(pos))
             elif collapsed and home is not None:
                 self.rep[pos] = self._collapsed_rep(pos)
@@ -545,14 +544,17 @@ class _Drawing:
                 fed[d] = fed[d] | ({made[s]} if s in made else fed[s] if graph.step_of[s] is None else set())
         return fed
 
+    def _read_in_steps_only(self, pos):
+        """Whether every reader of node ``pos`` is inside a time step (an outer input the steps share)."""
+        idx = self.index
+        return all(idx.home[d] is not None for d, _ in idx.consumers[pos])
+
     def _feeding_hidden_inputs(self):
         """Collapsed levels: the outer op nodes whose values only go into shared inputs the steps
         read, which these levels draw inside each box (``x@W_ih[t]``) rather than as a node: the
         projection's bias sum ``b_ih + b_hh``. Drawn, they would hang with no edge out."""
-        idx, hidden = self.index, set()
-        for pos in idx.shared:
-            if all(idx.home[d] is not None for d, _ in idx.consumers[pos]):
-                hidden.add(pos)
+        idx = self.index
+        hidden = {pos for pos in idx.shared if self._read_in_steps_only(pos)}
         feeding = set()
         for pos in reversed(range(len(self.graph.nodes))):
             readers = idx.consumers[pos]
@@ -570,7 +572,7 @@ class _Drawing:
             if idx.home[pos] is not None or not self.fed_by[pos] or pos in self.initial:
                 continue
             readers = idx.consumers[pos]
-            if pos in idx.shared and all(idx.home[d] is not None for d, _ in readers):
+            if pos in idx.shared and self._read_in_steps_only(pos):
                 pipe.add(pos)
             elif readers and all(d in pipe for d, _ in readers):
                 pipe.add(pos)

@@ -170,8 +170,8 @@ class Stack(Op):
     saves = ()
     sample = "stack"
     lazy_grad = True  # g may be a lazy Product; g[lead + (k,)] slices it without multiplying out
-    def __init__(self, axis, out=None, filled=False):
-        self.axis, self._out, self._filled = axis, out, filled   # buffers and flags: not in attrs
+    def __init__(self, axis, out=None, assume_filled=False):   # see functional.stack
+        self.axis, self._out, self._filled = axis, out, assume_filled   # buffers and flags: not in attrs
 
     def forward(self, *xs):
         if self._out is None:
