@@ -16,9 +16,10 @@ training steps are checked against (b) in a worker of its own; a mismatch stops 
 Each measurement runs in its own process, rounds interleaved across implementations; every process
 gets the same thread settings (one BLAS/torch/XLA thread, and with one thread the process binds
 itself to one CPU, which is what holds XLA to one core) and allocator setting; medians over all
-timed steps after warm-up. The result JSON also holds the machine (``benchmarks.machine``), the load
-average before and after, the checks, and per implementation the CPU time / wall time of its timed
-steps (at most 1 when one core did the work).
+timed steps after warm-up, each round at least half a second of steps (``ROUND_SECONDS``). The
+result JSON also holds the machine (``benchmarks.machine``), the load average before and after, the
+checks, and per implementation the CPU time / wall time of its timed steps (at most 1 when one core
+did the work).
 """
 import argparse
 import datetime
@@ -99,8 +100,20 @@ def check_impls(impls, cells, dtypes, threads, log=print):
 DIFFERENCES = ("loss", "grads", "step_losses", "step_params")
 
 
+# A round times at least ``budget``'s steps and at least ROUND_SECONDS of them (at most MAX_STEPS),
+# after at least ten warm-up steps and WARMUP_SECONDS: this host's speed changes in phases of a few
+# hundred ms (one process's B = 1 steps alternated between 44 and 85 ms), so a round of 20 steps of
+# 0.25 ms, 5 ms in all, measured whichever phase it fell in, and two implementations' medians of 60
+# such steps could differ by the phase alone (one row's (c) median: 18.2 ms in one run, 8.9 in the
+# next). Rounds of half a second cover several phases, alike for every implementation.
+ROUND_SECONDS = {"full": 0.5, "smoke": 0.0}
+WARMUP_SECONDS = {"full": 0.2, "smoke": 0.0}
+MAX_STEPS = 20000
+
+
 def budget(B, H, V, T):
-    """(warm-up steps, timed steps per round) so each round takes roughly a second at most.
+    """(warm-up steps, timed steps per round): at least this many, and in the full grid at least
+    ``ROUND_SECONDS`` of them; a round of the largest points takes roughly a second.
 
     Ten warm-up steps, the same for every implementation: a fresh process's heap reaches its steady
     state only after the second step of an implementation that allocates per step (measured at
@@ -125,7 +138,8 @@ def run(grid, rounds, threads, cells, dtypes, impls, default_malloc=False, point
                 for _ in range(rounds):  # interleaved: every impl once per round
                     for impl in impls:
                         spec = dict(impl=impl, cell=cell, dtype=dtype, B=B, H=H, V=V, T=T, seed=0,
-                                    warmup=warmup, steps=steps)
+                                    warmup=warmup, steps=steps, seconds=ROUND_SECONDS[grid],
+                                    warmup_seconds=WARMUP_SECONDS[grid], max_steps=MAX_STEPS)
                         outs[impl].append(measure(spec, threads, default_malloc))
                 row = dict(cell=cell, dtype=dtype, B=B, H=H, V=V, T=T,
                            ms={i: statistics.median(t for o in outs[i] for t in o["ms"]) for i in impls},
@@ -151,7 +165,8 @@ def run(grid, rounds, threads, cells, dtypes, impls, default_malloc=False, point
             entry["peak_mb"][impl] = measure(spec, threads, default_malloc)["peak_bytes"] / 2**20
         peaks.append(entry)
         log(format_memory(entry))
-    return {"threads": threads, "rounds": rounds, "keep_freed_memory": not default_malloc,
+    return {"threads": threads, "rounds": rounds, "round_seconds": ROUND_SECONDS[grid],
+            "warmup_seconds": WARMUP_SECONDS[grid], "keep_freed_memory": not default_malloc,
             "pinned_to_one_cpu": threads == 1, "xla_flags": worker_env(threads)["XLA_FLAGS"],
             "rows": rows, "memory": peaks}
 

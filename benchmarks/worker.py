@@ -152,14 +152,20 @@ def main(spec):
     step, extra, _ = make(spec)
     x, targets = make_data(spec["B"], spec["V"], spec["T"], spec["seed"] + 1, spec["dtype"])
     first_ms = None
-    for k in range(spec["warmup"]):
+    start = time.perf_counter()
+    k = 0
+    while k < spec["warmup"] or time.perf_counter() - start < spec.get("warmup_seconds", 0):
         t0 = time.perf_counter()
         step(x, targets)
         if k == 0:
             first_ms = (time.perf_counter() - t0) * 1e3
+        k += 1
     times = []
     ticks0, cpu0, wall0 = thread_ticks(), time.process_time(), time.perf_counter()
-    for _ in range(spec["steps"]):
+    # at least ``steps`` steps and ``seconds`` of them (at most ``max_steps``): a round of 20 steps of
+    # 0.2 ms would sample 4 ms of a host whose speed changes in phases of a few hundred ms
+    seconds, most = spec.get("seconds", 0), spec.get("max_steps", spec["steps"])
+    while len(times) < spec["steps"] or (time.perf_counter() - wall0 < seconds and len(times) < most):
         t0 = time.perf_counter()
         step(x, targets)
         times.append((time.perf_counter() - t0) * 1e3)

@@ -12,7 +12,9 @@ import numpy as np
 
 from .base import Cached, Op
 from .fused import plus
-from .lazy import product
+from . import lazy
+
+_ROWS = {}   # N -> arange(N), read-only: each target's row, for the fancy indexing of every call
 
 
 class LinearCrossEntropy(Op):
@@ -40,7 +42,7 @@ class LinearCrossEntropy(Op):
         if self.reduction == "none":
             out = losses.reshape(x.shape[:-1])
         else:
-            total = losses.sum()
+            total = np.add.reduce(losses)
             out = total / len(losses) if self.reduction == "mean" else total
         return Cached(out, dlogits)  # (N, V) dlogits stay on the node until its first backward
 
@@ -49,17 +51,23 @@ class LinearCrossEntropy(Op):
         if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1] or b.shape != w.shape[:1] \
                 or math.prod(x.shape[:-1]) != len(self.targets):
             raise ValueError("shapes do not fit")  # apply() turns this into explain()'s message
-        H = x.shape[-1]
-        d = x.reshape(-1, H) @ w.T
+        # np.dot and the ufuncs' reduce: the same arithmetic as @, max and sum at a smaller call cost
+        # (a B = 1 sequence's head is called on (T, V) blocks of a few hundred elements)
+        targets = self.targets
+        rows = _ROWS.get(len(targets))
+        if rows is None:
+            rows = _ROWS[len(targets)] = np.arange(len(targets))
+            rows.flags.writeable = False
+        d = np.dot(x.reshape(-1, x.shape[-1]), w.T)
         d += b
-        rows = np.arange(len(d))
-        d -= d.max(axis=-1, keepdims=True)    # exp cannot overflow
-        target = d[rows, self.targets]         # fancy indexing copies: read before d is overwritten
+        d -= np.maximum.reduce(d, axis=-1, keepdims=True)    # exp cannot overflow
+        target = d[rows, targets]              # fancy indexing copies: read before d is overwritten
         np.exp(d, out=d)
-        sums = d.sum(axis=-1)
-        losses = np.log(sums) - target
+        sums = np.add.reduce(d, axis=-1)
+        losses = np.log(sums)
+        losses -= target
         d /= sums[:, None]
-        d[rows, self.targets] -= 1
+        d[rows, targets] -= 1
         return d, losses
 
     def _scale(self, g):
@@ -99,8 +107,12 @@ class LinearCrossEntropy(Op):
         per row block (``lazy.product``: dense at once when small)."""
         d = cache if cache is not None else self._dlogits_and_losses(x, w, b)[0]
         d *= self._scale(g)
-        dx = product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
-        return dx, d.T @ x.reshape(-1, x.shape[-1]), d.sum(axis=0)
+        N, V = d.shape
+        if N * w.shape[1] * d.itemsize < lazy.DENSE_BELOW:   # small: multiplied out now (``lazy.product``)
+            dx = np.dot(d, w).reshape(x.shape)
+        else:
+            dx = lazy.Product(d.reshape(x.shape[:-1] + (V,)), w)
+        return dx, np.dot(d.T, x.reshape(N, x.shape[-1])), np.add.reduce(d, axis=0)
 
     def explain(self, x, w, b):
         V, H = w.shape if w.ndim == 2 else ("V", "H")

@@ -186,6 +186,8 @@ class Stack(Op):
         return self._out
 
     def vjp(self, B, g, out, *xs):
+        if self.axis == 0 and g.__class__ is np.ndarray:
+            return tuple(g)   # the same views g[k], made by one iteration in C
         lead = (slice(None),) * self.axis
         return tuple(g[lead + (k,)] for k in range(len(xs)))
 
