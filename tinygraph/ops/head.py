@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import Cached, Op
 from .fused import plus
-from . import lazy
+from .lazy import product
 
 _ROWS = {}   # N -> arange(N), read-only: each target's row, for the fancy indexing of every call
 
@@ -107,12 +107,8 @@ class LinearCrossEntropy(Op):
         per row block (``lazy.product``: dense at once when small)."""
         d = cache if cache is not None else self._dlogits_and_losses(x, w, b)[0]
         d *= self._scale(g)
-        N, V = d.shape
-        if N * w.shape[1] * d.itemsize < lazy.DENSE_BELOW:   # small: multiplied out now (``lazy.product``)
-            dx = np.dot(d, w).reshape(x.shape)
-        else:
-            dx = lazy.Product(d.reshape(x.shape[:-1] + (V,)), w)
-        return dx, np.dot(d.T, x.reshape(N, x.shape[-1])), np.add.reduce(d, axis=0)
+        dx = product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
+        return dx, np.dot(d.T, x.reshape(-1, x.shape[-1])), np.add.reduce(d, axis=0)
 
     def explain(self, x, w, b):
         V, H = w.shape if w.ndim == 2 else ("V", "H")

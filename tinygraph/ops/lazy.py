@@ -111,10 +111,13 @@ def _dot(left, right):
 def product(left, right):
     """``left @ right`` as a ``Product``, or multiplied out now when the result is smaller than
     ``DENSE_BELOW`` bytes. left (..., K), right (K, M)."""
-    itemsize = np.result_type(left, right).itemsize
-    if math.prod(left.shape[:-1]) * right.shape[-1] * itemsize < DENSE_BELOW:
-        return Product(left, right).dense()
-    return Product(left, right)
+    dtype = left.dtype   # one dtype on both sides (a model's): no result_type call
+    itemsize = (dtype if dtype is right.dtype else np.result_type(left, right)).itemsize
+    if math.prod(left.shape[:-1]) * right.shape[-1] * itemsize >= DENSE_BELOW:
+        return Product(left, right)
+    if left.ndim == 2:   # the common case, as Product.dense multiplies it, without the object
+        return _dot(left, right)
+    return _dot(left.reshape(-1, left.shape[-1]), right).reshape(left.shape[:-1] + right.shape[-1:])
 
 
 class ProductSum:
