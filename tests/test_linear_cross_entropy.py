@@ -280,3 +280,32 @@ def test_accumulate_adds_a_product_to_every_gradient_form(product, other, produc
     close(total.array, expected)
     if other == "buffer":
         assert total is g  # the engine's own buffer is added to in place
+
+
+def test_the_head_on_hidden_states_viewed_in_a_slab_copies_none_of_them():
+    """A layer's hidden states are often a strided view ((T, B, H) rows of an [h, c] slab); np.dot
+    would copy such a factor whole (memory the benchmark's bar counts), matmul hands BLAS the stride.
+    Forward and rule allocate the (N, V) dlogits, the gradients and O(N) vectors, not another (N, H)."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    T, B, H, V = 200, 8, 128, 4               # dx (N, H) is 1.6 MB: left as a Product
+    slab = rng.standard_normal((T, B, 2 * H))
+    hs = slab[:, :, :H]                       # every row strided by 2H
+    w, b = rng.standard_normal((V, H)), rng.standard_normal(V)
+    targets = rng.integers(0, V, (T, B))
+    op = LinearCrossEntropy(targets.reshape(-1), "sum")
+    op.vjp_arrays(1.0, None, hs, w, b, op.forward(hs, w, b).cache)   # warm caches
+    tracemalloc.start()
+    try:
+        cached = op.forward(hs, w, b)
+        dx, dw, db = op.vjp_arrays(1.0, None, hs, w, b, cached.cache)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    copy_of_hs = T * B * H * 8
+    assert peak < copy_of_hs, (peak, copy_of_hs)
+    assert isinstance(dx, Product)
+    dense = op.forward(np.ascontiguousarray(hs), w, b)
+    np.testing.assert_allclose(cached.value, dense.value, rtol=1e-13)
+    np.testing.assert_allclose(dx.dense(), dense.cache.reshape(T, B, V) @ w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, dense.cache.T @ np.ascontiguousarray(hs).reshape(-1, H), rtol=1e-12)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import Cached, Op
 from .fused import plus
-from .lazy import product
+from .lazy import _dot, product
 
 _ROWS = {}   # N -> arange(N), read-only: each target's row, for the fancy indexing of every call
 
@@ -51,14 +51,15 @@ class LinearCrossEntropy(Op):
         if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1] or b.shape != w.shape[:1] \
                 or math.prod(x.shape[:-1]) != len(self.targets):
             raise ValueError("shapes do not fit")  # apply() turns this into explain()'s message
-        # np.dot and the ufuncs' reduce: the same arithmetic as @, max and sum at a smaller call cost
-        # (a B = 1 sequence's head is called on (T, V) blocks of a few hundred elements)
+        # _dot (np.dot where it copies nothing) and the ufuncs' reduce: the same arithmetic as
+        # @, max and sum at a smaller call cost (a B = 1 sequence's head is called on (T, V) blocks of a
+        # few hundred elements)
         targets = self.targets
         rows = _ROWS.get(len(targets))
         if rows is None:
             rows = _ROWS[len(targets)] = np.arange(len(targets))
             rows.flags.writeable = False
-        d = np.dot(x.reshape(-1, x.shape[-1]), w.T)
+        d = _dot(x.reshape(-1, x.shape[-1]), w.T)
         d += b
         d -= np.maximum.reduce(d, axis=-1, keepdims=True)    # exp cannot overflow
         target = d[rows, targets]              # fancy indexing copies: read before d is overwritten
@@ -108,7 +109,7 @@ class LinearCrossEntropy(Op):
         d = cache if cache is not None else self._dlogits_and_losses(x, w, b)[0]
         d *= self._scale(g)
         dx = product(d.reshape(x.shape[:-1] + (w.shape[0],)), w)
-        return dx, np.dot(d.T, x.reshape(-1, x.shape[-1])), np.add.reduce(d, axis=0)
+        return dx, _dot(d.T, x.reshape(-1, x.shape[-1])), np.add.reduce(d, axis=0)
 
     def explain(self, x, w, b):
         V, H = w.shape if w.ndim == 2 else ("V", "H")
